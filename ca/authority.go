@@ -1,0 +1,89 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// Error classes. Backends wrap one of these so callers can use errors.Is.
+var (
+	// ErrUnavailable means the CA could not be reached or did not answer;
+	// the request may succeed later.
+	ErrUnavailable = errors.New("ca: unavailable")
+	// ErrInvalidRequest means the request can never succeed as made.
+	ErrInvalidRequest = errors.New("ca: invalid request")
+	// ErrNotSupported means the backend does not offer the operation.
+	ErrNotSupported = errors.New("ca: not supported")
+	// ErrBadCertificate means the CA returned a certificate that breaks the
+	// X.509-SVID profile; it was not handed out.
+	ErrBadCertificate = errors.New("ca: certificate violates the X.509-SVID profile")
+)
+
+// X509SVIDRequest asks for an X.509-SVID.
+type X509SVIDRequest struct {
+	ID spiffeid.ID
+	// Key is the SVID's key pair. Backends use its public half, and may sign
+	// a CSR with it; the private key is never sent anywhere.
+	Key crypto.Signer
+	// TTL is the requested lifetime; the CA may shorten it (never past its
+	// own NotAfter).
+	TTL      time.Duration
+	DNSNames []string
+}
+
+// Authority issues X.509-SVIDs.
+type Authority interface {
+	// SignX509SVID returns the SVID's chain, leaf first, without the root.
+	SignX509SVID(ctx context.Context, req X509SVIDRequest) ([]*x509.Certificate, error)
+	// Authorities returns what workloads must trust right now.
+	Authorities() Authorities
+	// Changed returns a channel that is closed at the next change of
+	// Authorities (a new CA published, one activated or retired).
+	Changed() <-chan struct{}
+}
+
+// Authorities is a snapshot of a CA's trust state.
+type Authorities struct {
+	// X509 holds every CA certificate workloads must trust: the one that
+	// signs, any published ahead of activation and any retired one that
+	// still has valid SVIDs.
+	X509 []*x509.Certificate
+	// Signing identifies the CA that signs new SVIDs; a change means every
+	// SVID should be re-issued. Empty when the backend cannot tell.
+	Signing string
+}
+
+// Rotator is implemented by backends whose CA sworn can rotate.
+type Rotator interface {
+	// PrepareCA publishes a new CA that is trusted but does not sign yet.
+	PrepareCA(ctx context.Context) (Info, error)
+	// ActivateCA makes the prepared CA the signing one.
+	ActivateCA(ctx context.Context) (Info, error)
+}
+
+// Describer is implemented by backends that can list their CAs.
+type Describer interface {
+	DescribeCAs(ctx context.Context) ([]Info, error)
+}
+
+// State of a CA certificate in a rotation.
+type State string
+
+// States of a CA, in the order a CA passes through them.
+const (
+	StatePrepared State = "prepared" // trusted, not signing yet
+	StateActive   State = "active"   // signing
+	StateRetired  State = "retired"  // trusted until its SVIDs expire
+)
+
+// Info describes one CA certificate.
+type Info struct {
+	ID          string // backend-specific reference, e.g. a serial or issuer ID
+	State       State
+	Certificate *x509.Certificate
+}

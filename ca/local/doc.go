@@ -1,0 +1,21 @@
+// Package local is sworn's embedded certificate authority, for a single
+// machine and for trying sworn out. Production clusters use ca/vault.
+//
+// It keeps a self-signed root per rotation period. Keys are PKCS#8, stored
+// in the configured directory in files of mode 0600 written by atomic rename,
+// and reused after a restart.
+//
+// Rotation keeps an overlap so no workload ever sees an SVID its bundle
+// cannot verify:
+//   - at half the active CA's life a successor is prepared: it is published
+//     in Authorities at once but signs nothing;
+//   - at five sixths of that life (or when an operator calls ActivateCA) the
+//     successor becomes the signing CA and the old one is retired;
+//   - a retired CA stays in Authorities until its NotAfter. SVIDs are never
+//     issued past their CA's NotAfter, so by then every SVID it signed has
+//     expired.
+//
+// Every CA certificate carries the URI SAN spiffe://<trust-domain> and a URI
+// name constraint to the trust domain, so a verifier that honours name
+// constraints refuses anything it might sign for another trust domain.
+package local

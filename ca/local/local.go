@@ -1,0 +1,425 @@
+package local
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"k8s.io/utils/clock"
+
+	"github.com/sworn-id/sworn/ca"
+)
+
+// DefaultTTL is the lifetime of each CA certificate.
+const DefaultTTL = 7 * 24 * time.Hour
+
+// backdate is how far NotBefore is set in the past, for peers whose clocks
+// lag a little.
+const backdate = 10 * time.Second
+
+// Config configures a CA.
+type Config struct {
+	TrustDomain spiffeid.TrustDomain
+	// Dir holds the CA keys and certificates; empty keeps them in memory.
+	Dir string
+	// TTL is the lifetime of each CA certificate; 0 means DefaultTTL.
+	TTL     time.Duration
+	KeyType ca.KeyType
+	Clock   clock.Clock
+	Logger  *slog.Logger
+}
+
+// CA is the embedded certificate authority. It implements ca.Authority,
+// ca.Rotator and ca.Describer.
+type CA struct {
+	cfg   Config
+	store *store
+	wake  chan struct{}
+
+	mu      sync.RWMutex
+	cas     []*authority // by NotBefore, oldest first
+	active  *authority
+	next    *authority // prepared successor, if any
+	changed chan struct{}
+}
+
+type authority struct {
+	id   string // hex SubjectKeyId
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+var (
+	_ ca.Authority = (*CA)(nil)
+	_ ca.Rotator   = (*CA)(nil)
+	_ ca.Describer = (*CA)(nil)
+)
+
+// New loads the CAs persisted in cfg.Dir, dropping expired ones, or creates
+// the first one.
+func New(cfg Config) (*CA, error) {
+	if cfg.TrustDomain.IsZero() {
+		return nil, fmt.Errorf("local ca: trust domain is required")
+	}
+	if err := cfg.KeyType.Validate(); err != nil {
+		return nil, fmt.Errorf("local ca: %w", err)
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.TTL < time.Hour {
+		return nil, fmt.Errorf("local ca: ttl %v is shorter than the 1h minimum", cfg.TTL)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &CA{cfg: cfg, store: &store{dir: cfg.Dir}, wake: make(chan struct{}, 1), changed: make(chan struct{})}
+	cas, st, err := c.store.load()
+	if err != nil {
+		return nil, fmt.Errorf("local ca: %w", err)
+	}
+	now := cfg.Clock.Now()
+	for _, a := range cas {
+		if a.cert.URIs[0].String() != cfg.TrustDomain.IDString() {
+			return nil, fmt.Errorf("local ca: %s holds a CA for %s, not %s", cfg.Dir, a.cert.URIs[0], cfg.TrustDomain.ID())
+		}
+		switch {
+		case !now.Before(a.cert.NotAfter):
+		case a.id == st.Active:
+			c.active = a
+		case a.id == st.Prepared:
+			c.next = a
+		}
+	}
+	c.cas = cas
+	if len(cas) > 0 {
+		cfg.Logger.Info("loaded persisted CAs", "count", len(cas), "dir", cfg.Dir)
+	}
+	if err := c.maintain(now); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SignX509SVID signs a leaf for req.Key's public key with the active CA.
+func (c *CA) SignX509SVID(_ context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	if req.ID.IsZero() || req.ID.TrustDomain() != c.cfg.TrustDomain {
+		return nil, fmt.Errorf("local ca: %w: %q is not in trust domain %q", ca.ErrInvalidRequest, req.ID, c.cfg.TrustDomain)
+	}
+	if req.TTL <= 0 || req.Key == nil {
+		return nil, fmt.Errorf("local ca: %w: a key and a positive ttl are required", ca.ErrInvalidRequest)
+	}
+	c.mu.RLock()
+	active := c.active
+	c.mu.RUnlock()
+
+	now := c.cfg.Clock.Now()
+	notAfter := now.Add(req.TTL)
+	if notAfter.After(active.cert.NotAfter) {
+		notAfter = active.cert.NotAfter
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, fmt.Errorf("local ca: %w", err)
+	}
+	usage := x509.KeyUsageDigitalSignature
+	if _, isRSA := req.Key.Public().(*rsa.PublicKey); isRSA {
+		usage |= x509.KeyUsageKeyEncipherment
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{Organization: []string{"sworn"}},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              notAfter,
+		KeyUsage:              usage,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		URIs:                  []*url.URL{req.ID.URL()},
+		DNSNames:              req.DNSNames,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, active.cert, req.Key.Public(), active.key)
+	if err != nil {
+		return nil, fmt.Errorf("local ca: sign %s: %w", req.ID, err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("local ca: parse signed leaf: %w", err)
+	}
+	return []*x509.Certificate{leaf}, nil
+}
+
+// Authorities returns every CA certificate that is not expired.
+func (c *CA) Authorities() ca.Authorities {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	certs := make([]*x509.Certificate, len(c.cas))
+	for i, a := range c.cas {
+		certs[i] = a.cert
+	}
+	return ca.Authorities{X509: certs, Signing: c.active.id}
+}
+
+// Changed is closed at the next change of Authorities.
+func (c *CA) Changed() <-chan struct{} {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.changed
+}
+
+// DescribeCAs lists the CAs, oldest first.
+func (c *CA) DescribeCAs(context.Context) ([]ca.Info, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	infos := make([]ca.Info, len(c.cas))
+	for i, a := range c.cas {
+		infos[i] = ca.Info{ID: a.id, State: c.stateOf(a), Certificate: a.cert}
+	}
+	return infos, nil
+}
+
+// stateOf needs c.mu held.
+func (c *CA) stateOf(a *authority) ca.State {
+	switch a {
+	case c.active:
+		return ca.StateActive
+	case c.next:
+		return ca.StatePrepared
+	default:
+		return ca.StateRetired
+	}
+}
+
+// PrepareCA publishes a successor CA now, unless one is already prepared,
+// in which case that one is returned.
+func (c *CA) PrepareCA(context.Context) (ca.Info, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.next; p != nil {
+		return ca.Info{ID: p.id, State: ca.StatePrepared, Certificate: p.cert}, nil
+	}
+	p, err := c.prepare(c.cfg.Clock.Now())
+	if err != nil {
+		return ca.Info{}, err
+	}
+	c.notify()
+	return ca.Info{ID: p.id, State: ca.StatePrepared, Certificate: p.cert}, nil
+}
+
+// ActivateCA makes the prepared CA the signing one. It refuses when no CA
+// has been prepared, so that no CA ever signs before it was published.
+func (c *CA) ActivateCA(context.Context) (ca.Info, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.next
+	if p == nil {
+		return ca.Info{}, fmt.Errorf("local ca: %w: no CA is prepared; prepare one first so workloads trust it before it signs", ca.ErrInvalidRequest)
+	}
+	if err := c.activate(p); err != nil {
+		return ca.Info{}, err
+	}
+	c.notify()
+	return ca.Info{ID: p.id, State: ca.StateActive, Certificate: p.cert}, nil
+}
+
+// Run rotates the CA on schedule until ctx ends.
+func (c *CA) Run(ctx context.Context) error {
+	for {
+		now := c.cfg.Clock.Now()
+		if err := c.maintain(now); err != nil {
+			c.cfg.Logger.Error("CA maintenance failed; retrying in a minute", "error", err)
+		}
+		wait := time.Minute
+		if next := c.nextEvent(); next.After(now) && next.Sub(now) < wait {
+			wait = next.Sub(now)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.cfg.Clock.After(wait):
+		}
+	}
+}
+
+// maintain prunes expired CAs and prepares or activates on schedule.
+func (c *CA) maintain(now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := false
+	live := c.cas[:0]
+	for _, a := range c.cas {
+		if now.Before(a.cert.NotAfter) {
+			live = append(live, a)
+			continue
+		}
+		changed = true
+		if err := c.store.remove(a); err != nil {
+			c.cfg.Logger.Warn("could not remove expired CA", "ca", a.id, "error", err)
+		}
+		c.cfg.Logger.Info("removed expired CA", "ca", a.id, "not_after", a.cert.NotAfter)
+	}
+	c.cas = live
+	if c.next != nil && !now.Before(c.next.cert.NotAfter) {
+		c.next = nil
+	}
+	if c.active != nil && !now.Before(c.active.cert.NotAfter) {
+		c.active = nil
+	}
+	if c.active == nil {
+		// First start, or the agent was off past the active CA's life.
+		if c.next == nil {
+			if _, err := c.prepare(now); err != nil {
+				return err
+			}
+		}
+		if err := c.activate(c.next); err != nil {
+			return err
+		}
+		changed = true
+	}
+	prepareAt, activateAt := c.schedule()
+	p := c.next
+	if p == nil && !now.Before(prepareAt) {
+		var err error
+		if p, err = c.prepare(now); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if p != nil && !now.Before(activateAt) {
+		if err := c.activate(p); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if changed {
+		c.notify()
+	}
+	return nil
+}
+
+// schedule returns when the active CA gets a successor and when that
+// successor takes over; c.mu must be held.
+func (c *CA) schedule() (prepareAt, activateAt time.Time) {
+	nb := c.active.cert.NotBefore
+	life := c.active.cert.NotAfter.Sub(nb)
+	return nb.Add(life / 2), nb.Add(life * 5 / 6)
+}
+
+func (c *CA) nextEvent() time.Time {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	prepareAt, activateAt := c.schedule()
+	next := activateAt
+	if c.next == nil {
+		next = prepareAt
+	}
+	for _, a := range c.cas {
+		if a.cert.NotAfter.Before(next) {
+			next = a.cert.NotAfter
+		}
+	}
+	return next
+}
+
+// prepare creates, persists and publishes a new CA; c.mu must be held.
+func (c *CA) prepare(now time.Time) (*authority, error) {
+	a, err := newAuthority(c.cfg.TrustDomain, c.cfg.KeyType, now, c.cfg.TTL)
+	if err != nil {
+		return nil, fmt.Errorf("local ca: %w", err)
+	}
+	if err := c.store.save(a); err != nil {
+		return nil, fmt.Errorf("local ca: %w", err)
+	}
+	if err := c.store.saveState(c.stateFile(c.active, a)); err != nil {
+		return nil, fmt.Errorf("local ca: %w", err)
+	}
+	c.next = a
+	c.cas = append(c.cas, a)
+	slices.SortStableFunc(c.cas, func(x, y *authority) int { return x.cert.NotBefore.Compare(y.cert.NotBefore) })
+	c.cfg.Logger.Info("prepared CA", "ca", a.id, "not_before", a.cert.NotBefore, "not_after", a.cert.NotAfter)
+	return a, nil
+}
+
+// activate makes a the signing CA; c.mu must be held.
+func (c *CA) activate(a *authority) error {
+	if err := c.store.saveState(c.stateFile(a, nil)); err != nil {
+		return fmt.Errorf("local ca: %w", err)
+	}
+	c.active, c.next = a, nil
+	c.cfg.Logger.Info("activated CA", "ca", a.id, "not_after", a.cert.NotAfter)
+	return nil
+}
+
+func (c *CA) stateFile(active, next *authority) stateFile {
+	var st stateFile
+	if active != nil {
+		st.Active = active.id
+	}
+	if next != nil {
+		st.Prepared = next.id
+	}
+	return st
+}
+
+// notify needs c.mu held for writing.
+func (c *CA) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+func newAuthority(td spiffeid.TrustDomain, kt ca.KeyType, now time.Time, ttl time.Duration) (*authority, error) {
+	key, err := kt.Generate()
+	if err != nil {
+		return nil, err
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{Organization: []string{"sworn"}, CommonName: "sworn local CA " + serial.Text(16)[:8]},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(ttl),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+		URIs:                  []*url.URL{td.ID().URL()},
+		PermittedURIDomains:   []string{td.Name()},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("create CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse CA certificate: %w", err)
+	}
+	return &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key}, nil
+}
+
+// newSerial returns a random positive 128-bit serial number.
+func newSerial() (*big.Int, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("serial number: %w", err)
+	}
+	b[0] &= 0x7f
+	return new(big.Int).SetBytes(b[:]), nil
+}

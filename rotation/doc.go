@@ -1,0 +1,22 @@
+// Package rotation decides when short-lived credentials are renewed and runs
+// the renewals.
+//
+// Policy is pure arithmetic: a credential is renewed at a fraction of its
+// lifetime (half by default) shifted by a random jitter (±10% of the lifetime
+// by default), so that credentials issued together do not all come due in the
+// same instant. Backoff spaces retries after a failure exponentially, with
+// jitter, and never waits past the point where the credential would expire
+// unrenewed if a shorter wait still leaves time to recover.
+//
+// Scheduler applies a Policy to many keys. It guarantees that
+//   - at most Workers renewals run at once, however many come due together
+//     (after an outage every overdue key is retried, but never as a burst
+//     above that bound);
+//   - a failed renewal is retried with Backoff until it succeeds or the key
+//     is untracked, so a credential is never silently left to expire;
+//   - a key is never renewed twice concurrently; Force on a key that is
+//     being renewed renews it once more afterwards.
+//
+// Time comes from an injected clock so tests drive it deterministically. The
+// package imports nothing else of sworn's.
+package rotation

@@ -1,0 +1,206 @@
+package rotation_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/sworn-id/sworn/rotation"
+)
+
+// fakeRenewer records calls and answers with a fixed lifetime, or an error
+// while failing is set. It blocks each call until release allows it, so tests
+// can observe concurrency.
+type fakeRenewer struct {
+	clock    *clocktesting.FakeClock
+	lifetime time.Duration
+	failing  atomic.Bool
+	gate     chan struct{} // nil: never block
+
+	mu       sync.Mutex
+	calls    []string
+	inflight int
+	peak     int
+}
+
+func (f *fakeRenewer) Renew(ctx context.Context, key string) (rotation.Validity, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, key)
+	f.inflight++
+	f.peak = max(f.peak, f.inflight)
+	f.mu.Unlock()
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+		}
+	}
+	f.mu.Lock()
+	f.inflight--
+	f.mu.Unlock()
+	if f.failing.Load() {
+		return rotation.Validity{}, errors.New("ca unavailable")
+	}
+	now := f.clock.Now()
+	return rotation.Validity{NotBefore: now, NotAfter: now.Add(f.lifetime)}, nil
+}
+
+func (f *fakeRenewer) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+func startScheduler(t *testing.T, cfg rotation.Config) *rotation.Scheduler {
+	t.Helper()
+	s := rotation.New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return s
+}
+
+// eventually polls cond; the scheduler runs on its own goroutines, so the
+// tests wait for effects without asserting on wall-clock time.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func half() float64 { return 0.5 }
+
+func TestSchedulerRenewsAtHalfLife(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	r := &fakeRenewer{clock: clk, lifetime: time.Hour}
+	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half})
+	s.Track("a", rotation.Validity{NotBefore: t0, NotAfter: t0.Add(time.Hour)})
+
+	eventually(t, "timer armed", clk.HasWaiters)
+	clk.Step(29 * time.Minute)
+	time.Sleep(10 * time.Millisecond)
+	if n := r.count(); n != 0 {
+		t.Fatalf("renewed %d times before half life", n)
+	}
+	clk.Step(time.Minute)
+	eventually(t, "first renewal", func() bool { return r.count() == 1 })
+	due, _ := s.Due("a")
+	if want := t0.Add(30*time.Minute + 30*time.Minute); !due.Equal(want) {
+		t.Fatalf("next due %v, want %v", due, want)
+	}
+}
+
+func TestSchedulerBacksOffThenRecovers(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	r := &fakeRenewer{clock: clk, lifetime: time.Hour}
+	r.failing.Store(true)
+	var failures atomic.Int32
+	s := startScheduler(t, rotation.Config{
+		Renewer: r, Clock: clk, Rand: half,
+		Backoff:   rotation.Backoff{Initial: time.Second, Max: 8 * time.Second},
+		OnFailure: func(string, int, time.Time, error) { failures.Add(1) },
+	})
+	s.Track("a", rotation.Validity{NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)})
+	eventually(t, "overdue key renewed", func() bool { return r.count() == 1 })
+	eventually(t, "failure reported", func() bool { return failures.Load() == 1 })
+
+	// Retries come at 0.75s, 1.5s, 3s, 6s, 6s (capped) with r=0.5.
+	for i, step := range []time.Duration{750, 1500, 3000, 6000, 6000} {
+		due, _ := s.Due("a")
+		if got := due.Sub(clk.Now()); got != step*time.Millisecond {
+			t.Fatalf("retry %d due in %v, want %v", i+1, got, step*time.Millisecond)
+		}
+		clk.Step(step * time.Millisecond)
+		eventually(t, "retry", func() bool { return failures.Load() == int32(i+2) })
+	}
+
+	r.failing.Store(false)
+	clk.Step(6 * time.Second)
+	eventually(t, "recovery", func() bool { return r.count() == 7 })
+	eventually(t, "rescheduled at half life", func() bool {
+		due, _ := s.Due("a")
+		return due.Sub(clk.Now()) == 30*time.Minute
+	})
+}
+
+func TestSchedulerBoundsConcurrency(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	r := &fakeRenewer{clock: clk, lifetime: time.Hour, gate: make(chan struct{})}
+	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half, Workers: 3})
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} {
+		s.Track(k, rotation.Validity{NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Minute)})
+	}
+	for released := 0; released < 10; released++ {
+		eventually(t, "a renewal in flight", func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.inflight > 0
+		})
+		r.gate <- struct{}{}
+	}
+	eventually(t, "all renewed", func() bool { return r.count() == 10 })
+	if r.peak != 3 {
+		t.Fatalf("peak concurrency %d, want 3", r.peak)
+	}
+}
+
+func TestSchedulerForce(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	r := &fakeRenewer{clock: clk, lifetime: time.Hour}
+	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half})
+	v := rotation.Validity{NotBefore: t0, NotAfter: t0.Add(time.Hour)}
+	s.Track("a", v)
+	s.Track("b", v)
+
+	if n := s.Force("a", "unknown"); n != 1 {
+		t.Fatalf("Force scheduled %d keys, want 1", n)
+	}
+	eventually(t, "forced renewal", func() bool { return r.count() == 1 })
+	if n := s.Force(); n != 2 {
+		t.Fatalf("Force() scheduled %d keys, want 2", n)
+	}
+	eventually(t, "forced renewal of all", func() bool { return r.count() == 3 })
+
+	s.Untrack("b")
+	if n := s.Force(); n != 1 {
+		t.Fatalf("Force() after Untrack scheduled %d keys, want 1", n)
+	}
+	eventually(t, "forced renewal after untrack", func() bool { return r.count() == 4 })
+	if _, ok := s.Due("b"); ok {
+		t.Fatal("untracked key still scheduled")
+	}
+}
+
+func TestSchedulerForceWhileRunningRenewsAgain(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	r := &fakeRenewer{clock: clk, lifetime: time.Hour, gate: make(chan struct{})}
+	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half})
+	s.Track("a", rotation.Validity{NotBefore: t0, NotAfter: t0.Add(time.Hour)})
+	s.Force("a")
+	eventually(t, "renewal in flight", func() bool { return r.count() == 1 })
+	s.Force("a")
+	r.gate <- struct{}{}
+	eventually(t, "second renewal", func() bool { return r.count() == 2 })
+	r.gate <- struct{}{}
+	eventually(t, "back on schedule", func() bool {
+		due, _ := s.Due("a")
+		return due.Equal(t0.Add(30 * time.Minute))
+	})
+}
