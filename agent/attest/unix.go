@@ -1,0 +1,205 @@
+package attest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Unix attests the uid, gid, user, group, supplementary groups, executable
+// path and executable SHA-256 of a local process. Its selectors are:
+//
+//	unix:uid:<uid>               effective uid at connect time (SO_PEERCRED)
+//	unix:gid:<gid>               effective gid at connect time (SO_PEERCRED)
+//	unix:user:<name>             name of that uid, if it has one
+//	unix:group:<name>            name of that gid, if it has one
+//	unix:supplementary_gid:<gid> one per supplementary group
+//	unix:path:<path>             /proc/<pid>/exe as the process sees it
+//	unix:sha256:<hex>            digest of the executable's contents
+type Unix struct {
+	// ProcRoot is where procfs is mounted; empty means /proc.
+	ProcRoot string
+
+	names  nameCache
+	hashes hashCache
+}
+
+// Attest implements Attestor.
+func (u *Unix) Attest(_ context.Context, c Caller) ([]Selector, error) {
+	proc := filepath.Join(u.procRoot(), strconv.Itoa(int(c.PID)))
+	sel := []Selector{
+		{Type: "unix", Value: "uid:" + strconv.FormatUint(uint64(c.UID), 10)},
+		{Type: "unix", Value: "gid:" + strconv.FormatUint(uint64(c.GID), 10)},
+	}
+	if name, ok := u.names.user(c.UID); ok {
+		sel = append(sel, Selector{Type: "unix", Value: "user:" + name})
+	}
+	if name, ok := u.names.group(c.GID); ok {
+		sel = append(sel, Selector{Type: "unix", Value: "group:" + name})
+	}
+	groups, err := supplementaryGroups(filepath.Join(proc, "status"))
+	if err != nil {
+		return nil, fmt.Errorf("attest: unix: %w", err)
+	}
+	for _, g := range groups {
+		sel = append(sel, Selector{Type: "unix", Value: "supplementary_gid:" + g})
+	}
+	exe := filepath.Join(proc, "exe")
+	path, err := os.Readlink(exe)
+	if err != nil {
+		return nil, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
+	}
+	sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
+	sum, err := u.hashes.sum(exe)
+	if err != nil {
+		return nil, fmt.Errorf("attest: unix: digest of pid %d's executable: %w", c.PID, err)
+	}
+	sel = append(sel, Selector{Type: "unix", Value: "sha256:" + sum})
+	return sel, nil
+}
+
+func (u *Unix) procRoot() string {
+	if u.ProcRoot == "" {
+		return "/proc"
+	}
+	return u.ProcRoot
+}
+
+// supplementaryGroups reads the Groups: line of /proc/<pid>/status.
+func supplementaryGroups(status string) ([]string, error) {
+	f, err := os.Open(status)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("Groups:")); ok {
+			var groups []string
+			for _, g := range bytes.Fields(rest) {
+				groups = append(groups, string(g))
+			}
+			return groups, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", status, err)
+	}
+	return nil, fmt.Errorf("%s: no Groups line", status)
+}
+
+// hashCache remembers executable digests by file identity, so that a
+// binary is read once however many times its processes call.
+type hashCache struct {
+	mu     sync.Mutex
+	hashes map[fileID]string
+}
+
+type fileID struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+}
+
+const maxCachedHashes = 4096
+
+func (h *hashCache) sum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", fmt.Errorf("no stat information for %s", path)
+	}
+	id := fileID{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+	h.mu.Lock()
+	sum, ok := h.hashes[id]
+	h.mu.Unlock()
+	if ok {
+		return sum, nil
+	}
+	d := sha256.New()
+	if _, err := io.Copy(d, f); err != nil {
+		return "", err
+	}
+	sum = hex.EncodeToString(d.Sum(nil))
+	h.mu.Lock()
+	if h.hashes == nil || len(h.hashes) >= maxCachedHashes {
+		h.hashes = map[fileID]string{}
+	}
+	h.hashes[id] = sum
+	h.mu.Unlock()
+	return sum, nil
+}
+
+// nameCache remembers user and group names for a short while; a lookup may
+// go through NSS, which can be slow, and names rarely change.
+type nameCache struct {
+	mu    sync.Mutex
+	users map[uint32]cachedName
+	grps  map[uint32]cachedName
+}
+
+type cachedName struct {
+	name    string
+	ok      bool
+	expires time.Time
+}
+
+const nameTTL = 30 * time.Second
+
+func (n *nameCache) user(uid uint32) (string, bool) {
+	return n.lookup(&n.users, uid, func(id string) (string, error) {
+		u, err := user.LookupId(id)
+		if err != nil {
+			return "", err
+		}
+		return u.Username, nil
+	})
+}
+
+func (n *nameCache) group(gid uint32) (string, bool) {
+	return n.lookup(&n.grps, gid, func(id string) (string, error) {
+		g, err := user.LookupGroupId(id)
+		if err != nil {
+			return "", err
+		}
+		return g.Name, nil
+	})
+}
+
+func (n *nameCache) lookup(m *map[uint32]cachedName, id uint32, resolve func(string) (string, error)) (string, bool) {
+	now := time.Now()
+	n.mu.Lock()
+	c, hit := (*m)[id]
+	n.mu.Unlock()
+	if hit && now.Before(c.expires) {
+		return c.name, c.ok
+	}
+	name, err := resolve(strconv.FormatUint(uint64(id), 10))
+	c = cachedName{name: name, ok: err == nil && name != "", expires: now.Add(nameTTL)}
+	n.mu.Lock()
+	if *m == nil || len(*m) >= maxCachedHashes {
+		*m = map[uint32]cachedName{}
+	}
+	(*m)[id] = c
+	n.mu.Unlock()
+	return c.name, c.ok
+}

@@ -1,0 +1,139 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/sworn-id/sworn/agent/attest"
+)
+
+// Rule is a rule as configured.
+type Rule struct {
+	SPIFFEID  string
+	Selectors []string
+	TTL       time.Duration // 0 means the default SVID TTL
+	DNSNames  []string
+	Hint      string
+}
+
+// FieldError says which field of a rule is wrong, so a config loader can
+// point at its line.
+type FieldError struct {
+	Field string // spiffe_id, selectors, ttl, dns_names
+	Index int    // position in a list field, else -1
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	if e.Index >= 0 {
+		return fmt.Sprintf("%s[%d]: %v", e.Field, e.Index, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.Field, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Entry is one identity a workload is entitled to.
+type Entry struct {
+	ID       spiffeid.ID
+	TTL      time.Duration
+	DNSNames []string
+	Hint     string
+}
+
+// Key identifies the SVID an entry needs: entries with the same key share
+// one SVID.
+func (e Entry) Key() string {
+	return e.ID.String() + "|" + e.TTL.String() + "|" + strings.Join(e.DNSNames, ",")
+}
+
+// Compiled is a validated rule.
+type Compiled struct {
+	selectors attest.Set
+	template  template
+	entry     Entry // ID unset when the rule is a template
+}
+
+// Compile validates r for trust domain td.
+func Compile(td spiffeid.TrustDomain, defaultTTL time.Duration, r Rule) (Compiled, error) {
+	var c Compiled
+	for i, s := range r.Selectors {
+		sel, err := attest.ParseSelector(s)
+		if err == nil {
+			err = sel.Check()
+		}
+		if err != nil {
+			return c, &FieldError{Field: "selectors", Index: i, Err: err}
+		}
+		c.selectors = append(c.selectors, sel)
+	}
+	c.selectors = attest.NewSet(c.selectors...)
+	tmpl, err := parseTemplate(td, r.SPIFFEID)
+	if err != nil {
+		return c, &FieldError{Field: "spiffe_id", Index: -1, Err: err}
+	}
+	c.template = tmpl
+	if tmpl.static() {
+		c.entry.ID, _ = spiffeid.FromString(r.SPIFFEID) // checked by parseTemplate
+	}
+	ttl := r.TTL
+	if ttl == 0 {
+		ttl = defaultTTL
+	}
+	if ttl < MinTTL || ttl > MaxTTL {
+		return c, &FieldError{Field: "ttl", Index: -1, Err: fmt.Errorf("%v is out of range [%v, %v]", ttl, MinTTL, MaxTTL)}
+	}
+	for i, name := range r.DNSNames {
+		if err := checkDNSName(name); err != nil {
+			return c, &FieldError{Field: "dns_names", Index: i, Err: err}
+		}
+	}
+	c.entry.TTL = ttl
+	c.entry.DNSNames = slices.Clone(r.DNSNames)
+	c.entry.Hint = r.Hint
+	return c, nil
+}
+
+// SVID lifetimes sworn accepts: long enough to renew at half life without
+// churn, short enough to stay short-lived.
+const (
+	MinTTL = time.Minute
+	MaxTTL = 72 * time.Hour
+)
+
+// render returns the entry for a workload with the given selectors; the
+// caller has checked that the rule applies.
+func (c *Compiled) render(td spiffeid.TrustDomain, sel attest.Set) (Entry, error) {
+	if c.template.static() {
+		return c.entry, nil
+	}
+	id, err := c.template.render(td, sel)
+	if err != nil {
+		return Entry{}, err
+	}
+	e := c.entry
+	e.ID = id
+	return e, nil
+}
+
+func checkDNSName(name string) error {
+	if name == "" || len(name) > 253 {
+		return errors.New("DNS name must have 1 to 253 characters")
+	}
+	for _, label := range strings.Split(strings.TrimPrefix(name, "*."), ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("DNS name %q has an empty or over-long label", name)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("DNS name %q has the character %q", name, r)
+			}
+		}
+	}
+	return nil
+}

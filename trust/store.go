@@ -1,0 +1,90 @@
+package trust
+
+import (
+	"crypto/x509"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// Store keeps X.509 bundles by trust domain.
+type Store struct {
+	mu      sync.RWMutex
+	snap    Snapshot
+	changed chan struct{}
+}
+
+// Snapshot is an immutable view of a Store.
+type Snapshot struct {
+	// Seq increases with every change.
+	Seq     uint64
+	Bundles map[spiffeid.TrustDomain]*x509bundle.Bundle
+}
+
+// Bundle returns the bundle of td, if the snapshot has one.
+func (s Snapshot) Bundle(td spiffeid.TrustDomain) (*x509bundle.Bundle, bool) {
+	b, ok := s.Bundles[td]
+	return b, ok
+}
+
+// Set returns the bundles as a go-spiffe bundle set.
+func (s Snapshot) Set() *x509bundle.Set {
+	return x509bundle.NewSet(slices.Collect(maps.Values(s.Bundles))...)
+}
+
+// NewStore returns an empty Store.
+func NewStore() *Store {
+	return &Store{snap: Snapshot{Bundles: map[spiffeid.TrustDomain]*x509bundle.Bundle{}}, changed: make(chan struct{})}
+}
+
+// SetX509Authorities replaces the bundle of td and reports whether that
+// changed anything.
+func (s *Store) SetX509Authorities(td spiffeid.TrustDomain, authorities []*x509.Certificate) bool {
+	next := x509bundle.FromX509Authorities(td, authorities)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.snap.Bundles[td]; ok && cur.Equal(next) {
+		return false
+	}
+	bundles := maps.Clone(s.snap.Bundles)
+	bundles[td] = next
+	s.publish(bundles)
+	return true
+}
+
+// Remove drops the bundle of td and reports whether there was one.
+func (s *Store) Remove(td spiffeid.TrustDomain) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.snap.Bundles[td]; !ok {
+		return false
+	}
+	bundles := maps.Clone(s.snap.Bundles)
+	delete(bundles, td)
+	s.publish(bundles)
+	return true
+}
+
+// Snapshot returns the current bundles.
+func (s *Store) Snapshot() Snapshot {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.snap
+}
+
+// Changed returns a channel closed at the next change.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+// publish needs s.mu held for writing.
+func (s *Store) publish(bundles map[spiffeid.TrustDomain]*x509bundle.Bundle) {
+	s.snap = Snapshot{Seq: s.snap.Seq + 1, Bundles: bundles}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
