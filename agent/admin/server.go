@@ -1,0 +1,187 @@
+package admin
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sworn-id/sworn/agent/admin/adminpb"
+	"github.com/sworn-id/sworn/agent/cache"
+	"github.com/sworn-id/sworn/agent/peer"
+	"github.com/sworn-id/sworn/ca"
+)
+
+// Cache is the part of the SVID cache the admin API drives.
+type Cache interface {
+	Identities() []cache.Identity
+	Rotate(ids ...spiffeid.ID) int
+}
+
+// Config configures a Server.
+type Config struct {
+	TrustDomain spiffeid.TrustDomain
+	CAType      string
+	Authority   ca.Authority
+	Cache       Cache
+	Rules       func() int
+	Started     time.Time
+	// AllowedUIDs may call besides root.
+	AllowedUIDs []uint32
+	Logger      *slog.Logger
+}
+
+// Server implements adminpb.AdminServer.
+type Server struct {
+	adminpb.UnimplementedAdminServer
+	cfg Config
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg}
+}
+
+// Register adds the admin API to g, behind the caller check.
+func (s *Server) Register(g *grpc.Server) { adminpb.RegisterAdminServer(g, s) }
+
+// UnaryInterceptor refuses callers that are neither root nor allowed.
+func (s *Server) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, status.Error(codes.PermissionDenied, "caller credentials unavailable")
+	}
+	uid := p.Caller().UID
+	allowed := uid == 0
+	for _, u := range s.cfg.AllowedUIDs {
+		allowed = allowed || uid == u
+	}
+	if !allowed {
+		s.cfg.Logger.Warn("refused admin call", "method", info.FullMethod, "uid", uid, "pid", p.Caller().PID)
+		return nil, status.Errorf(codes.PermissionDenied, "uid %d may not use the admin API", uid)
+	}
+	s.cfg.Logger.Info("admin call", "method", info.FullMethod, "uid", uid, "pid", p.Caller().PID)
+	return handler(ctx, req)
+}
+
+// GetStatus implements adminpb.AdminServer.
+func (s *Server) GetStatus(ctx context.Context, _ *adminpb.GetStatusRequest) (*adminpb.GetStatusResponse, error) {
+	resp := &adminpb.GetStatusResponse{
+		TrustDomain: s.cfg.TrustDomain.Name(),
+		CaType:      s.cfg.CAType,
+		Started:     timestamppb.New(s.cfg.Started),
+	}
+	if s.cfg.Rules != nil {
+		resp.Rules = int32(s.cfg.Rules())
+	}
+	if d, ok := s.cfg.Authority.(ca.Describer); ok {
+		infos, err := d.DescribeCAs(ctx)
+		if err != nil {
+			return nil, caStatus(err)
+		}
+		for _, info := range infos {
+			resp.Cas = append(resp.Cas, caMessage(info))
+		}
+	} else {
+		signing := s.cfg.Authority.Authorities()
+		for _, cert := range signing.X509 {
+			resp.Cas = append(resp.Cas, caMessage(ca.Info{State: "trusted", Certificate: cert}))
+		}
+	}
+	for _, id := range s.cfg.Cache.Identities() {
+		leaf := id.SVID.Chain[0]
+		msg := &adminpb.Identity{
+			SpiffeId:  id.SVID.Entry.ID.String(),
+			Serial:    leaf.SerialNumber.Text(16),
+			NotBefore: timestamppb.New(leaf.NotBefore),
+			NotAfter:  timestamppb.New(leaf.NotAfter),
+			Holders:   int32(id.Holders),
+			DnsNames:  id.SVID.Entry.DNSNames,
+		}
+		if !id.NextRenewal.IsZero() {
+			msg.NextRenewal = timestamppb.New(id.NextRenewal)
+		}
+		resp.Identities = append(resp.Identities, msg)
+	}
+	return resp, nil
+}
+
+// RotateSVIDs implements adminpb.AdminServer.
+func (s *Server) RotateSVIDs(_ context.Context, req *adminpb.RotateSVIDsRequest) (*adminpb.RotateSVIDsResponse, error) {
+	if req.GetAll() == (len(req.GetSpiffeIds()) > 0) {
+		return nil, status.Error(codes.InvalidArgument, "name SPIFFE IDs or ask for all, not both or neither")
+	}
+	var ids []spiffeid.ID
+	for _, raw := range req.GetSpiffeIds() {
+		id, err := spiffeid.FromString(raw)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "%q: %v", raw, err)
+		}
+		ids = append(ids, id)
+	}
+	n := s.cfg.Cache.Rotate(ids...)
+	if len(ids) > 0 && n == 0 {
+		return nil, status.Error(codes.NotFound, "no cached SVID has any of those SPIFFE IDs")
+	}
+	s.cfg.Logger.Info("SVID rotation requested", "scheduled", n, "all", req.GetAll())
+	return &adminpb.RotateSVIDsResponse{Scheduled: int32(n)}, nil
+}
+
+// RotateCA implements adminpb.AdminServer.
+func (s *Server) RotateCA(ctx context.Context, req *adminpb.RotateCARequest) (*adminpb.RotateCAResponse, error) {
+	r, ok := s.cfg.Authority.(ca.Rotator)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "the %s CA is not rotated by the agent", s.cfg.CAType)
+	}
+	var info ca.Info
+	var err error
+	if req.GetActivate() {
+		info, err = r.ActivateCA(ctx)
+	} else {
+		info, err = r.PrepareCA(ctx)
+	}
+	if err != nil {
+		return nil, caStatus(err)
+	}
+	return &adminpb.RotateCAResponse{Ca: caMessage(info)}, nil
+}
+
+func caMessage(info ca.Info) *adminpb.CA {
+	return &adminpb.CA{
+		Id:        info.ID,
+		State:     string(info.State),
+		Subject:   subject(info.Certificate),
+		NotBefore: timestamppb.New(info.Certificate.NotBefore),
+		NotAfter:  timestamppb.New(info.Certificate.NotAfter),
+	}
+}
+
+func subject(c *x509.Certificate) string {
+	if len(c.URIs) > 0 {
+		return fmt.Sprintf("%s (%s)", c.Subject, c.URIs[0])
+	}
+	return c.Subject.String()
+}
+
+func caStatus(err error) error {
+	switch {
+	case errors.Is(err, ca.ErrInvalidRequest):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ca.ErrNotSupported):
+		return status.Error(codes.Unimplemented, err.Error())
+	case errors.Is(err, ca.ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}

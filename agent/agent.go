@@ -1,0 +1,324 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"k8s.io/utils/clock"
+
+	"github.com/sworn-id/sworn/agent/admin"
+	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/cache"
+	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/agent/peer"
+	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/agent/telemetry"
+	"github.com/sworn-id/sworn/agent/workload"
+	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/rotation"
+	"github.com/sworn-id/sworn/trust"
+)
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	metrics  *telemetry.Metrics
+	auth     ca.Authority
+	runCA    func(context.Context) error
+	bundles  *trust.Store
+	registry *registry.Registry
+	cache    *cache.Cache
+	started  time.Time
+
+	caUp      atomic.Bool
+	listening atomic.Bool
+	ready     chan struct{}
+}
+
+// New builds an agent from a validated config. It creates (or loads) the CA
+// but opens no socket until Run.
+func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rules, err := cfg.CompileRules()
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:      cfg,
+		log:      log,
+		metrics:  telemetry.New(),
+		bundles:  trust.NewStore(),
+		registry: registry.New(cfg.TrustDomainID(), rules),
+		started:  time.Now(),
+		ready:    make(chan struct{}),
+	}
+	a.caUp.Store(true)
+	switch cfg.CA.Type {
+	case "local":
+		lc, err := local.New(local.Config{
+			TrustDomain: cfg.TrustDomainID(),
+			Dir:         filepath.Join(cfg.DataDir, "ca"),
+			TTL:         cfg.CA.Local.TTL,
+			KeyType:     cfg.CA.Local.KeyType,
+			Logger:      log.With("component", "ca"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.auth, a.runCA = lc, lc.Run
+	default:
+		return nil, fmt.Errorf("agent: unknown CA type %q", cfg.CA.Type)
+	}
+	a.cache = cache.New(cache.Config{
+		Signer:        a.auth,
+		KeyType:       cfg.SVID.KeyType,
+		MaxConcurrent: cfg.Rotation.MaxConcurrent,
+		Rate:          cfg.Rotation.MaxPerSecond,
+		IdleTimeout:   cfg.SVID.IdleTimeout,
+		Backoff:       rotation.Backoff{Initial: time.Second, Max: time.Minute},
+		Clock:         clock.RealClock{},
+		Logger:        log.With("component", "cache"),
+		Metrics:       a.metrics,
+		OnCAResult:    a.observeCA,
+	})
+	a.bundles.SetX509Authorities(cfg.TrustDomainID(), a.auth.Authorities().X509)
+	return a, nil
+}
+
+// Ready is closed once the agent's sockets accept calls.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Metrics returns the agent's metrics.
+func (a *Agent) Metrics() *telemetry.Metrics { return a.metrics }
+
+// Reload replaces the rules with those of cfg. Nothing else is reloaded; a
+// change elsewhere needs a restart, and is logged as such.
+func (a *Agent) Reload(cfg *config.Config) error {
+	if cfg.TrustDomain != a.cfg.TrustDomain {
+		return fmt.Errorf("agent: trust domain changed from %q to %q; restart the agent to change it", a.cfg.TrustDomain, cfg.TrustDomain)
+	}
+	rules, err := cfg.CompileRules()
+	if err != nil {
+		return err
+	}
+	a.registry.Set(rules)
+	a.log.Info("rules reloaded", "rules", len(rules))
+	return nil
+}
+
+// observeCA records whether the CA answered.
+func (a *Agent) observeCA(err error) {
+	up := err == nil || !errors.Is(err, ca.ErrUnavailable)
+	if a.caUp.Swap(up) != up {
+		if up {
+			a.log.Info("CA reachable again")
+		} else {
+			a.log.Error("CA unreachable; cached SVIDs are still served", "error", err)
+		}
+	}
+	if up {
+		a.metrics.CAReachable.Set(1)
+	} else {
+		a.metrics.CAReachable.Set(0)
+	}
+}
+
+func (a *Agent) readiness() error {
+	switch {
+	case !a.listening.Load():
+		return errors.New("workload API not listening yet")
+	case !a.caUp.Load():
+		return errors.New("CA unreachable")
+	}
+	return nil
+}
+
+// Run serves until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	workloadL, err := listenUnix(a.cfg.SocketPath, 0o777, nil)
+	if err != nil {
+		return err
+	}
+	adminOwner := a.cfg.AdminUID
+	adminL, err := listenUnix(a.cfg.AdminSocketPath, 0o600, adminOwner)
+	if err != nil {
+		workloadL.Close()
+		return err
+	}
+	healthL, err := net.Listen("tcp", a.cfg.HealthAddr)
+	if err != nil {
+		workloadL.Close()
+		adminL.Close()
+		return fmt.Errorf("agent: health endpoint: %w", err)
+	}
+	if !workloadL.PeerPIDFD() {
+		a.log.Warn("kernel lacks SO_PEERPIDFD; PID-reuse protection opens the caller's pidfd at accept time instead")
+	}
+
+	done := make(chan struct{})
+	wl := workload.New(workload.Config{
+		TrustDomain: a.cfg.TrustDomainID(),
+		Attestor:    &attest.Unix{},
+		Registry:    a.registry,
+		Cache:       a.cache,
+		Bundles:     a.bundles,
+		Logger:      a.log.With("component", "workload"),
+		Metrics:     a.metrics,
+	}, done)
+	workloadSrv := grpc.NewServer(grpc.Creds(peer.Credentials()))
+	wl.Register(workloadSrv)
+	healthSrv := health.NewServer()
+	healthpb.RegisterHealthServer(workloadSrv, healthSrv)
+	reflection.Register(workloadSrv)
+
+	allowed := []uint32{uint32(os.Geteuid())}
+	if adminOwner != nil {
+		allowed = append(allowed, *adminOwner)
+	}
+	adm := admin.New(admin.Config{
+		TrustDomain: a.cfg.TrustDomainID(),
+		CAType:      a.cfg.CA.Type,
+		Authority:   a.auth,
+		Cache:       a.cache,
+		Rules:       a.registry.Len,
+		Started:     a.started,
+		AllowedUIDs: allowed,
+		Logger:      a.log.With("component", "admin"),
+	})
+	adminSrv := grpc.NewServer(grpc.Creds(peer.Credentials()), grpc.UnaryInterceptor(adm.UnaryInterceptor))
+	adm.Register(adminSrv)
+
+	tel := &telemetry.Server{Metrics: a.metrics, Ready: a.readiness, Logger: a.log}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 6)
+	goRun := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errc <- fmt.Errorf("agent: %s: %w", name, err)
+			}
+		}()
+	}
+	goRun("ca", func() error { return a.runCA(runCtx) })
+	goRun("cache", func() error { return a.cache.Run(runCtx) })
+	goRun("bundles", func() error { a.syncBundles(runCtx); return nil })
+	goRun("workload api", func() error { return workloadSrv.Serve(workloadL) })
+	goRun("admin api", func() error { return adminSrv.Serve(adminL) })
+	goRun("health", func() error { return tel.Serve(runCtx, healthL) })
+
+	a.listening.Store(true)
+	close(a.ready)
+	a.log.Info("sworn agent serving",
+		"trust_domain", a.cfg.TrustDomain, "ca", a.cfg.CA.Type,
+		"workload_socket", a.cfg.SocketPath, "admin_socket", a.cfg.AdminSocketPath,
+		"health_addr", healthL.Addr().String(), "rules", a.registry.Len())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		a.log.Error("shutting down after a failure", "error", runErr)
+	}
+
+	a.listening.Store(false)
+	healthSrv.Shutdown()
+	close(done) // end every stream so GracefulStop can finish
+	stopGracefully(workloadSrv, 10*time.Second)
+	stopGracefully(adminSrv, 5*time.Second)
+	cancel()
+	wg.Wait()
+	_ = os.Remove(a.cfg.SocketPath)
+	_ = os.Remove(a.cfg.AdminSocketPath)
+	a.log.Info("sworn agent stopped")
+	return runErr
+}
+
+// syncBundles publishes every change of the CA's authorities and re-issues
+// all SVIDs when the signing CA changes.
+func (a *Agent) syncBundles(ctx context.Context) {
+	td := a.cfg.TrustDomainID()
+	signing := a.auth.Authorities().Signing
+	for {
+		changed := a.auth.Changed()
+		auths := a.auth.Authorities()
+		if a.bundles.SetX509Authorities(td, auths.X509) {
+			a.log.Info("trust bundle updated", "authorities", len(auths.X509))
+		}
+		if auths.Signing != signing && auths.Signing != "" {
+			signing = auths.Signing
+			n := a.cache.Rotate()
+			a.log.Info("signing CA changed; re-issuing every SVID", "ca", signing, "svids", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+func stopGracefully(s *grpc.Server, timeout time.Duration) {
+	stopped := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(timeout):
+		s.Stop()
+	}
+}
+
+// listenUnix listens at path with the given mode, replacing a stale socket
+// but never any other kind of file.
+func listenUnix(path string, mode fs.FileMode, owner *uint32) (*peer.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("agent: socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("agent: %s exists and is not a socket; refusing to replace it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("agent: remove stale socket: %w", err)
+		}
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen on %s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(false)
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("agent: chmod %s: %w", path, err)
+	}
+	if owner != nil {
+		if err := os.Chown(path, int(*owner), -1); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("agent: chown %s to uid %d: %w", path, *owner, err)
+		}
+	}
+	return peer.Listen(l), nil
+}

@@ -1,0 +1,483 @@
+package cache
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"golang.org/x/time/rate"
+	"k8s.io/utils/clock"
+
+	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/agent/telemetry"
+	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/rotation"
+)
+
+// Signer is what the cache needs from a CA.
+type Signer interface {
+	SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error)
+}
+
+// Config configures a Cache.
+type Config struct {
+	Signer  Signer
+	KeyType ca.KeyType
+	// MaxConcurrent bounds CA calls in flight; 0 means 4.
+	MaxConcurrent int
+	// Rate caps CA calls per second; 0 means no cap.
+	Rate float64
+	// IdleTimeout is how long an SVID nobody holds is kept; 0 means 10m.
+	IdleTimeout time.Duration
+	Backoff     rotation.Backoff
+	Clock       clock.WithTicker
+	Logger      *slog.Logger
+	Metrics     *telemetry.Metrics
+	// OnCAResult, if set, is told whether each CA call reached the CA.
+	OnCAResult func(err error)
+}
+
+// Requester says who caused an issuance, for the audit line.
+type Requester struct {
+	PID int32
+	UID uint32
+}
+
+// SVID is an issued X.509-SVID with its encodings precomputed, so serving it
+// to many workloads costs no further work.
+type SVID struct {
+	Entry    registry.Entry
+	Chain    []*x509.Certificate // leaf first
+	Key      crypto.Signer
+	ChainDER []byte // concatenated DER, leaf first
+	KeyDER   []byte // PKCS#8
+}
+
+// Cache issues, holds and renews SVIDs.
+type Cache struct {
+	cfg     Config
+	sched   *rotation.Scheduler
+	sem     chan struct{}
+	limiter *rate.Limiter
+	base    context.Context
+	stop    context.CancelFunc
+
+	mu    sync.Mutex
+	items map[string]*item
+}
+
+type item struct {
+	key   string
+	entry registry.Entry
+	ready chan struct{} // closed when the first issuance returns
+	err   error         // of the first issuance; set before ready closes
+
+	// guarded by Cache.mu
+	svid      *SVID
+	subs      map[*Subscription]struct{}
+	idleSince time.Time
+}
+
+// New returns a Cache; call Run to renew and expire its SVIDs.
+func New(cfg Config) *Cache {
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 4
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 10 * time.Minute
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.New()
+	}
+	c := &Cache{cfg: cfg, sem: make(chan struct{}, cfg.MaxConcurrent), items: map[string]*item{}}
+	if cfg.Rate > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(cfg.Rate), max(1, int(cfg.Rate)))
+	}
+	c.base, c.stop = context.WithCancel(context.Background())
+	c.sched = rotation.New(rotation.Config{
+		Renewer: rotation.RenewFunc(c.renew),
+		Backoff: cfg.Backoff,
+		Workers: cfg.MaxConcurrent,
+		Clock:   cfg.Clock,
+		OnFailure: func(key string, attempt int, next time.Time, err error) {
+			cfg.Metrics.RotationFailures.Inc()
+			cfg.Logger.Warn("SVID renewal failed; the current SVID is still served", "key", key, "attempt", attempt, "retry_at", next, "error", err)
+		},
+	})
+	cfg.Metrics.WatchCache(c.Len, c.EarliestExpiry)
+	return c
+}
+
+// Run renews SVIDs and drops idle ones until ctx ends.
+func (c *Cache) Run(ctx context.Context) error {
+	defer c.stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.sched.Run(ctx)
+	}()
+	tick := c.cfg.Clock.NewTicker(max(c.cfg.IdleTimeout/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.stop()
+			<-done
+			return nil
+		case <-tick.C():
+			c.dropIdle()
+		}
+	}
+}
+
+// Subscribe returns a subscription holding an SVID for each entry, issuing
+// those not cached yet. It fails if any cannot be issued.
+func (c *Cache) Subscribe(ctx context.Context, entries []registry.Entry, who Requester) (*Subscription, error) {
+	s := &Subscription{c: c, updates: make(chan struct{}, 1)}
+	if err := s.Update(ctx, entries, who); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// acquire returns the items for entries, registering s as a holder and
+// starting issuance of any that are missing.
+func (c *Cache) acquire(s *Subscription, entries []registry.Entry, who Requester) []*item {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	items := make([]*item, 0, len(entries))
+	for _, e := range entries {
+		k := e.Key()
+		it, ok := c.items[k]
+		if !ok {
+			it = &item{key: k, entry: e, ready: make(chan struct{}), subs: map[*Subscription]struct{}{}}
+			c.items[k] = it
+			go c.issueFirst(it, who)
+		}
+		it.subs[s] = struct{}{}
+		items = append(items, it)
+	}
+	return items
+}
+
+// release drops s as a holder of items.
+func (c *Cache) release(s *Subscription, items []*item) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.cfg.Clock.Now()
+	for _, it := range items {
+		delete(it.subs, s)
+		if len(it.subs) == 0 {
+			it.idleSince = now
+		}
+	}
+}
+
+func (c *Cache) issueFirst(it *item, who Requester) {
+	svid, err := c.issue(c.base, it.entry, "new", who)
+	c.mu.Lock()
+	if err != nil {
+		if c.items[it.key] == it {
+			delete(c.items, it.key)
+		}
+	} else {
+		it.svid = svid
+	}
+	it.err = err
+	c.mu.Unlock()
+	close(it.ready)
+	if err == nil {
+		c.sched.Track(it.key, validity(svid))
+	}
+}
+
+func (c *Cache) renew(ctx context.Context, key string) (rotation.Validity, error) {
+	c.mu.Lock()
+	it, ok := c.items[key]
+	idle := ok && len(it.subs) == 0 && !c.cfg.Clock.Now().Before(it.idleSince.Add(c.cfg.IdleTimeout))
+	if idle {
+		c.dropLocked(it)
+	}
+	c.mu.Unlock()
+	if !ok || idle {
+		return rotation.Validity{}, fmt.Errorf("cache: %s is no longer cached", key)
+	}
+	svid, err := c.issue(ctx, it.entry, "renewal", Requester{})
+	if err != nil {
+		return rotation.Validity{}, err
+	}
+	c.mu.Lock()
+	it.svid = svid
+	subs := make([]*Subscription, 0, len(it.subs))
+	for s := range it.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		s.notify()
+	}
+	return validity(svid), nil
+}
+
+// issue generates a key and has the CA sign it, within the concurrency and
+// rate bounds.
+func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who Requester) (*SVID, error) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("cache: issue %s: %w", e.ID, ctx.Err())
+	}
+	defer func() { <-c.sem }()
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("cache: issue %s: %w", e.ID, err)
+		}
+	}
+	start := time.Now()
+	svid, err := c.sign(ctx, e)
+	if c.cfg.OnCAResult != nil {
+		c.cfg.OnCAResult(err)
+	}
+	if err != nil {
+		c.cfg.Metrics.IssueFailures.WithLabelValues(reason).Inc()
+		if errors.Is(err, ca.ErrBadCertificate) {
+			c.cfg.Metrics.BadCertificates.Inc()
+		}
+		return nil, fmt.Errorf("cache: issue %s: %w", e.ID, err)
+	}
+	c.cfg.Metrics.IssueLatency.Observe(time.Since(start).Seconds())
+	c.cfg.Metrics.SVIDsIssued.WithLabelValues(reason).Inc()
+	leaf := svid.Chain[0]
+	attrs := []any{"spiffe_id", e.ID.String(), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter, "reason", reason}
+	if who.PID != 0 {
+		attrs = append(attrs, "pid", who.PID, "uid", who.UID)
+	}
+	c.cfg.Logger.Info("issued X.509-SVID", attrs...)
+	return svid, nil
+}
+
+func (c *Cache) sign(ctx context.Context, e registry.Entry) (*SVID, error) {
+	key, err := c.cfg.KeyType.Generate()
+	if err != nil {
+		return nil, err
+	}
+	chain, err := c.cfg.Signer.SignX509SVID(ctx, ca.X509SVIDRequest{ID: e.ID, Key: key, TTL: e.TTL, DNSNames: e.DNSNames})
+	if err != nil {
+		return nil, err
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("%w: the CA returned no certificate", ca.ErrBadCertificate)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	var chainDER []byte
+	for _, cert := range chain {
+		chainDER = append(chainDER, cert.Raw...)
+	}
+	return &SVID{Entry: e, Chain: chain, Key: key, ChainDER: chainDER, KeyDER: keyDER}, nil
+}
+
+func (c *Cache) dropIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cutoff := c.cfg.Clock.Now().Add(-c.cfg.IdleTimeout)
+	for _, it := range c.items {
+		if it.svid != nil && len(it.subs) == 0 && !it.idleSince.After(cutoff) {
+			c.dropLocked(it)
+		}
+	}
+}
+
+// dropLocked needs c.mu held.
+func (c *Cache) dropLocked(it *item) {
+	delete(c.items, it.key)
+	c.sched.Untrack(it.key)
+	c.cfg.Logger.Debug("dropped idle SVID", "spiffe_id", it.entry.ID.String())
+}
+
+// Rotate re-issues now every cached SVID for one of ids, or every cached
+// SVID if ids is empty, and returns how many were scheduled.
+func (c *Cache) Rotate(ids ...spiffeid.ID) int {
+	if len(ids) == 0 {
+		return c.sched.Force()
+	}
+	c.mu.Lock()
+	var keys []string
+	for k, it := range c.items {
+		if slices.Contains(ids, it.entry.ID) {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.Unlock()
+	if len(keys) == 0 {
+		return 0
+	}
+	return c.sched.Force(keys...)
+}
+
+// Len returns how many SVIDs are cached.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.items)
+}
+
+// EarliestExpiry returns when the first cached SVID expires.
+func (c *Cache) EarliestExpiry() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var earliest time.Time
+	for _, it := range c.items {
+		if it.svid != nil && (earliest.IsZero() || it.svid.Chain[0].NotAfter.Before(earliest)) {
+			earliest = it.svid.Chain[0].NotAfter
+		}
+	}
+	return earliest, !earliest.IsZero()
+}
+
+// Identity describes one cached SVID.
+type Identity struct {
+	SVID        *SVID
+	NextRenewal time.Time
+	Holders     int
+}
+
+// Identities lists the cached SVIDs, by SPIFFE ID.
+func (c *Cache) Identities() []Identity {
+	c.mu.Lock()
+	var out []Identity
+	for _, it := range c.items {
+		if it.svid != nil {
+			out = append(out, Identity{SVID: it.svid, Holders: len(it.subs)})
+		}
+	}
+	c.mu.Unlock()
+	for i := range out {
+		out[i].NextRenewal, _ = c.sched.Due(out[i].SVID.Entry.Key())
+	}
+	slices.SortFunc(out, func(a, b Identity) int {
+		if c := compareStrings(a.SVID.Entry.ID.String(), b.SVID.Entry.ID.String()); c != 0 {
+			return c
+		}
+		return compareStrings(a.SVID.Entry.Key(), b.SVID.Entry.Key())
+	})
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func validity(s *SVID) rotation.Validity {
+	return rotation.Validity{NotBefore: s.Chain[0].NotBefore, NotAfter: s.Chain[0].NotAfter}
+}
+
+// Subscription holds SVIDs for one workload stream.
+type Subscription struct {
+	c       *Cache
+	updates chan struct{}
+
+	mu    sync.Mutex
+	items []*item
+}
+
+// Updates receives a value whenever an SVID the subscription holds changes.
+// Values coalesce: after a receive, read SVIDs for the full current set.
+func (s *Subscription) Updates() <-chan struct{} { return s.updates }
+
+func (s *Subscription) notify() {
+	select {
+	case s.updates <- struct{}{}:
+	default:
+	}
+}
+
+// SVIDs returns the current SVID of every held entry, in entry order.
+func (s *Subscription) SVIDs() []*SVID {
+	s.mu.Lock()
+	items := s.items
+	s.mu.Unlock()
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	out := make([]*SVID, 0, len(items))
+	for _, it := range items {
+		if it.svid != nil {
+			out = append(out, it.svid)
+		}
+	}
+	return out
+}
+
+// Update makes the subscription hold exactly entries, issuing any SVIDs not
+// cached yet. On error the previous set is kept.
+func (s *Subscription) Update(ctx context.Context, entries []registry.Entry, who Requester) error {
+	items := s.c.acquire(s, entries, who)
+	for _, it := range items {
+		select {
+		case <-it.ready:
+		case <-ctx.Done():
+			s.c.release(s, s.dropped(items))
+			return fmt.Errorf("cache: waiting for %s: %w", it.entry.ID, ctx.Err())
+		}
+		if it.err != nil {
+			s.c.release(s, s.dropped(items))
+			return it.err
+		}
+	}
+	s.mu.Lock()
+	old := s.items
+	s.items = items
+	s.mu.Unlock()
+	var gone []*item
+	for _, it := range old {
+		if !slices.Contains(items, it) {
+			gone = append(gone, it)
+		}
+	}
+	s.c.release(s, gone)
+	return nil
+}
+
+// dropped returns the items of next that s does not already hold.
+func (s *Subscription) dropped(next []*item) []*item {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*item
+	for _, it := range next {
+		if !slices.Contains(s.items, it) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// Close releases every SVID the subscription holds.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	items := s.items
+	s.items = nil
+	s.mu.Unlock()
+	s.c.release(s, items)
+}

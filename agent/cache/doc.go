@@ -1,0 +1,20 @@
+// Package cache holds the X.509-SVIDs the agent has issued and keeps them
+// fresh.
+//
+// An SVID is issued the first time a workload asks for an identity (callers
+// asking for the same one at once share a single issuance), renewed by a
+// rotation.Scheduler at half its life ±10%, and kept while any subscription
+// holds it. Once no subscription has held it for IdleTimeout it is dropped,
+// so memory follows the identities in use, not every identity ever seen.
+//
+// Every call to the CA, first issuance or renewal, passes one concurrency
+// bound (and an optional rate), so a burst of new workloads or a CA coming
+// back after an outage never sends more than MaxConcurrent requests at once.
+// A renewal that fails is retried with backoff while the old SVID keeps
+// being served; it is never replaced by nothing.
+//
+// Subscribers are told of every new SVID they hold through a coalescing
+// channel and read the full current set; they never see a partial update.
+// Keys are generated here and never logged; each issuance writes one audit
+// line (spiffe_id, serial, not_after and the requesting pid/uid).
+package cache

@@ -1,0 +1,311 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/ca"
+)
+
+// Defaults.
+const (
+	DefaultSocketPath      = "/run/sworn/workload.sock"
+	DefaultAdminSocketPath = "/run/sworn/admin.sock"
+	DefaultDataDir         = "/var/lib/sworn"
+	DefaultHealthAddr      = "127.0.0.1:8088"
+	DefaultSVIDTTL         = time.Hour
+	DefaultLocalCATTL      = 7 * 24 * time.Hour
+)
+
+// Config is the agent's configuration file.
+type Config struct {
+	TrustDomain     string   `yaml:"trust_domain"`
+	SocketPath      string   `yaml:"socket_path"`
+	AdminSocketPath string   `yaml:"admin_socket_path"`
+	AdminUID        *uint32  `yaml:"admin_uid"`
+	DataDir         string   `yaml:"data_dir"`
+	HealthAddr      string   `yaml:"health_addr"`
+	Log             Log      `yaml:"log"`
+	SVID            SVID     `yaml:"svid"`
+	Rotation        Rotation `yaml:"rotation"`
+	CA              CA       `yaml:"ca"`
+	Rules           []Rule   `yaml:"rules"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text, json
+}
+
+// SVID configures issued X.509-SVIDs.
+type SVID struct {
+	TTL         time.Duration `yaml:"ttl"`
+	KeyType     ca.KeyType    `yaml:"key_type"`
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// Rotation bounds the load the agent puts on its CA.
+type Rotation struct {
+	MaxConcurrent int     `yaml:"max_concurrent"`
+	MaxPerSecond  float64 `yaml:"max_per_second"`
+}
+
+// CA chooses and configures the upstream CA.
+type CA struct {
+	Type  string  `yaml:"type"`
+	Local LocalCA `yaml:"local"`
+}
+
+// LocalCA configures the embedded CA.
+type LocalCA struct {
+	TTL     time.Duration `yaml:"ttl"`
+	KeyType ca.KeyType    `yaml:"key_type"`
+}
+
+// Rule maps selectors to a SPIFFE ID.
+type Rule struct {
+	SPIFFEID  string        `yaml:"spiffe_id"`
+	Selectors []string      `yaml:"selectors"`
+	TTL       time.Duration `yaml:"ttl"`
+	DNSNames  []string      `yaml:"dns_names"`
+	Hint      string        `yaml:"hint"`
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates data; name is used in error messages.
+func Parse(name string, data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	c.SetDefaults()
+	if errs := c.validate(); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, fe := range errs {
+			msgs[i] = fmt.Sprintf("%s:%d: %s: %v", name, lineOf(&root, fe.path), fe.field(), fe.err)
+		}
+		return nil, fmt.Errorf("config: %s", strings.Join(msgs, "\n  "))
+	}
+	return &c, nil
+}
+
+// SetDefaults fills in every unset field.
+func (c *Config) SetDefaults() {
+	setDefault(&c.SocketPath, DefaultSocketPath)
+	setDefault(&c.AdminSocketPath, DefaultAdminSocketPath)
+	setDefault(&c.DataDir, DefaultDataDir)
+	setDefault(&c.HealthAddr, DefaultHealthAddr)
+	setDefault(&c.Log.Level, "info")
+	setDefault(&c.Log.Format, "text")
+	setDefault(&c.SVID.TTL, DefaultSVIDTTL)
+	setDefault(&c.SVID.KeyType, ca.KeyECP256)
+	setDefault(&c.SVID.IdleTimeout, 10*time.Minute)
+	setDefault(&c.Rotation.MaxConcurrent, 4)
+	setDefault(&c.CA.Type, "local")
+	setDefault(&c.CA.Local.TTL, DefaultLocalCATTL)
+	setDefault(&c.CA.Local.KeyType, ca.KeyECP256)
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// Validate checks a Config whose fields were set in code or by flags.
+func (c *Config) Validate() error {
+	var msgs []string
+	for _, fe := range c.validate() {
+		msgs = append(msgs, fmt.Sprintf("%s: %v", fe.field(), fe.err))
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("config: %s", strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
+// TrustDomainID returns the parsed trust domain of a validated Config.
+func (c *Config) TrustDomainID() spiffeid.TrustDomain {
+	td, _ := spiffeid.TrustDomainFromString(c.TrustDomain)
+	return td
+}
+
+// CompileRules compiles the rules of a validated Config.
+func (c *Config) CompileRules() ([]registry.Compiled, error) {
+	var out []registry.Compiled
+	for i, r := range c.Rules {
+		compiled, err := registry.Compile(c.TrustDomainID(), c.SVID.TTL, registry.Rule(r))
+		if err != nil {
+			return nil, fmt.Errorf("config: rules[%d].%w", i, err)
+		}
+		out = append(out, compiled)
+	}
+	return out, nil
+}
+
+type fieldError struct {
+	path []string
+	err  error
+}
+
+// field renders the path as it reads in YAML terms: rules[0].selectors[1].
+func (fe fieldError) field() string {
+	var b strings.Builder
+	for _, seg := range fe.path {
+		if _, err := strconv.Atoi(seg); err == nil {
+			b.WriteString("[" + seg + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
+}
+
+func (c *Config) validate() []fieldError {
+	var errs []fieldError
+	add := func(err error, path ...string) {
+		if err != nil {
+			errs = append(errs, fieldError{path: path, err: err})
+		}
+	}
+	if c.TrustDomain == "" {
+		add(errors.New("is required"), "trust_domain")
+	} else if _, err := spiffeid.TrustDomainFromString(c.TrustDomain); err != nil {
+		add(err, "trust_domain")
+	}
+	add(absolute(c.SocketPath), "socket_path")
+	add(absolute(c.AdminSocketPath), "admin_socket_path")
+	if c.SocketPath == c.AdminSocketPath {
+		add(errors.New("must differ from socket_path"), "admin_socket_path")
+	}
+	add(absolute(c.DataDir), "data_dir")
+	if _, port, err := net.SplitHostPort(c.HealthAddr); err != nil {
+		add(err, "health_addr")
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		add(fmt.Errorf("port %q is not a number", port), "health_addr")
+	}
+	add(oneOf(c.Log.Level, "debug", "info", "warn", "error"), "log", "level")
+	add(oneOf(c.Log.Format, "text", "json"), "log", "format")
+	add(inRange(c.SVID.TTL, registry.MinTTL, registry.MaxTTL), "svid", "ttl")
+	add(c.SVID.KeyType.Validate(), "svid", "key_type")
+	add(inRange(c.SVID.IdleTimeout, time.Minute, 24*time.Hour), "svid", "idle_timeout")
+	if c.Rotation.MaxConcurrent < 1 || c.Rotation.MaxConcurrent > 1000 {
+		add(fmt.Errorf("%d is out of range [1, 1000]", c.Rotation.MaxConcurrent), "rotation", "max_concurrent")
+	}
+	if c.Rotation.MaxPerSecond < 0 {
+		add(errors.New("must not be negative"), "rotation", "max_per_second")
+	}
+	switch c.CA.Type {
+	case "local":
+		add(inRange(c.CA.Local.TTL, 24*time.Hour, 365*24*time.Hour), "ca", "local", "ttl")
+		if c.CA.Local.TTL < 6*c.SVID.TTL {
+			add(fmt.Errorf("%v must be at least six times svid.ttl (%v), so a new CA signs full-length SVIDs", c.CA.Local.TTL, c.SVID.TTL), "ca", "local", "ttl")
+		}
+		add(c.CA.Local.KeyType.Validate(), "ca", "local", "key_type")
+	default:
+		add(fmt.Errorf("unknown CA type %q (want local)", c.CA.Type), "ca", "type")
+	}
+	if len(errs) > 0 && errs[0].path[0] == "trust_domain" {
+		return errs // rules cannot be checked without a trust domain
+	}
+	for i, r := range c.Rules {
+		_, err := registry.Compile(c.TrustDomainID(), c.SVID.TTL, registry.Rule(r))
+		var fe *registry.FieldError
+		if errors.As(err, &fe) {
+			path := []string{"rules", strconv.Itoa(i), fe.Field}
+			if fe.Index >= 0 {
+				path = append(path, strconv.Itoa(fe.Index))
+			}
+			add(fe.Err, path...)
+		} else {
+			add(err, "rules", strconv.Itoa(i))
+		}
+	}
+	return errs
+}
+
+func absolute(p string) error {
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("%q is not an absolute path", p)
+	}
+	return nil
+}
+
+func oneOf(v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+func inRange(d, lo, hi time.Duration) error {
+	if d < lo || d > hi {
+		return fmt.Errorf("%v is out of range [%v, %v]", d, lo, hi)
+	}
+	return nil
+}
+
+// lineOf returns the line of the node at path, or of its nearest ancestor
+// present in the file (a defaulted field has no line of its own).
+func lineOf(root *yaml.Node, path []string) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := max(n.Line, 1)
+	for _, seg := range path {
+		next := child(n, seg)
+		if next == nil {
+			break
+		}
+		n, line = next, next.Line
+	}
+	return line
+}
+
+func child(n *yaml.Node, seg string) *yaml.Node {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == seg {
+				return n.Content[i+1]
+			}
+		}
+	case yaml.SequenceNode:
+		if i, err := strconv.Atoi(seg); err == nil && i >= 0 && i < len(n.Content) {
+			return n.Content[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,12 @@
+// Package agent wires the node agent together and runs it: the CA backend,
+// the trust bundle store, the rule registry, the SVID cache and its
+// rotation, the Workload API on its Unix socket, the admin API on a
+// separate root-only socket, and the health and metrics endpoint.
+//
+// Lifecycle guarantees: Run serves until its context ends, then ends every
+// Workload API stream cleanly, stops the gRPC servers gracefully and
+// returns nil; Reload swaps the rules atomically and every open stream
+// re-matches at once. Sub-packages own the pieces; this package owns only
+// their order and the links between them (a CA change is published to the
+// bundle store, and a change of signing CA re-issues every SVID).
+package agent

@@ -1,0 +1,87 @@
+package telemetry
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the agent's instruments.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	SVIDsIssued         *prometheus.CounterVec // reason: new, renewal
+	IssueLatency        prometheus.Histogram
+	IssueFailures       *prometheus.CounterVec // reason: new, renewal
+	RotationFailures    prometheus.Counter
+	OpenStreams         *prometheus.GaugeVec // method
+	Requests            *prometheus.CounterVec
+	AttestationLatency  prometheus.Histogram
+	AttestationFailures prometheus.Counter
+	CAReachable         prometheus.Gauge
+	BadCertificates     prometheus.Counter
+}
+
+// New registers the agent's metrics in a fresh registry, with the Go and
+// process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	latency := []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+	m := &Metrics{
+		Registry: r,
+		SVIDsIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sworn_svids_issued_total", Help: "X.509-SVIDs issued, by reason (new, renewal).",
+		}, []string{"reason"}),
+		IssueLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sworn_svid_issue_duration_seconds", Help: "Time to generate a key and have the CA sign an X.509-SVID.", Buckets: latency,
+		}),
+		IssueFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sworn_svid_issue_failures_total", Help: "X.509-SVID issuances that failed, by reason (new, renewal).",
+		}, []string{"reason"}),
+		RotationFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sworn_svid_rotation_failures_total", Help: "Renewals that failed and will be retried with backoff.",
+		}),
+		OpenStreams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sworn_workload_api_open_streams", Help: "Workload API streams open now, by method.",
+		}, []string{"method"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sworn_workload_api_requests_total", Help: "Workload API calls, by method and final gRPC code.",
+		}, []string{"method", "code"}),
+		AttestationLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sworn_attestation_duration_seconds", Help: "Time to attest a caller.", Buckets: latency,
+		}),
+		AttestationFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sworn_attestation_failures_total", Help: "Callers that could not be attested or exited during attestation.",
+		}),
+		CAReachable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sworn_ca_reachable", Help: "1 if the last call to the CA succeeded, 0 if the CA is unreachable.",
+		}),
+		BadCertificates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sworn_ca_bad_certificates_total", Help: "Certificates from the CA refused for breaking the X.509-SVID profile (alert on any).",
+		}),
+	}
+	m.CAReachable.Set(1)
+	r.MustRegister(m.SVIDsIssued, m.IssueLatency, m.IssueFailures, m.RotationFailures, m.OpenStreams,
+		m.Requests, m.AttestationLatency, m.AttestationFailures, m.CAReachable, m.BadCertificates)
+	return m
+}
+
+// WatchCache registers gauges read from the SVID cache at scrape time.
+func (m *Metrics) WatchCache(identities func() int, earliestExpiry func() (time.Time, bool)) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sworn_cached_identities", Help: "X.509-SVIDs held in the cache.",
+		}, func() float64 { return float64(identities()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sworn_svid_earliest_expiry_seconds", Help: "Seconds until the earliest cached X.509-SVID expires (0 when none is cached).",
+		}, func() float64 {
+			t, ok := earliestExpiry()
+			if !ok {
+				return 0
+			}
+			return time.Until(t).Seconds()
+		}),
+	)
+}

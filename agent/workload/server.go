@@ -1,0 +1,258 @@
+package workload
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/cache"
+	"github.com/sworn-id/sworn/agent/peer"
+	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/agent/telemetry"
+	"github.com/sworn-id/sworn/trust"
+)
+
+// Registry matches selectors to entries.
+type Registry interface {
+	Match(attest.Set) ([]registry.Entry, []error)
+	Changed() <-chan struct{}
+}
+
+// Bundles is the trust bundle store.
+type Bundles interface {
+	Snapshot() trust.Snapshot
+	Changed() <-chan struct{}
+}
+
+// Cache hands out SVIDs.
+type Cache interface {
+	Subscribe(ctx context.Context, entries []registry.Entry, who cache.Requester) (*cache.Subscription, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	TrustDomain spiffeid.TrustDomain
+	Attestor    attest.Attestor
+	Registry    Registry
+	Cache       Cache
+	Bundles     Bundles
+	Logger      *slog.Logger
+	Metrics     *telemetry.Metrics
+}
+
+// Server implements the Workload API.
+type Server struct {
+	workload.UnimplementedSpiffeWorkloadAPIServer
+	cfg Config
+	// done ends every stream, so a graceful stop does not wait on streams
+	// that would otherwise run forever.
+	done <-chan struct{}
+}
+
+// New returns a Server whose streams end cleanly when done is closed.
+func New(cfg Config, done <-chan struct{}) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.New()
+	}
+	return &Server{cfg: cfg, done: done}
+}
+
+// Register adds the Workload API to s.
+func (s *Server) Register(g *grpc.Server) { workload.RegisterSpiffeWorkloadAPIServer(g, s) }
+
+var (
+	errNoHeader   = status.Error(codes.InvalidArgument, "security header missing from request")
+	errNoIdentity = status.Error(codes.PermissionDenied, "no identity issued")
+)
+
+// caller is an attested caller.
+type caller struct {
+	attest.Caller
+	selectors attest.Set
+}
+
+// attest checks the security header and attests the caller.
+func (s *Server) attest(ctx context.Context) (caller, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("workload.spiffe.io"); len(v) != 1 || v[0] != "true" {
+		return caller{}, errNoHeader
+	}
+	info, ok := peer.FromContext(ctx)
+	if !ok {
+		return caller{}, status.Error(codes.Internal, "caller credentials unavailable")
+	}
+	c := caller{Caller: info.Caller()}
+	start := time.Now()
+	sel, err := s.cfg.Attestor.Attest(ctx, c.Caller)
+	if err == nil {
+		// The caller must still be the process that connected, or what was
+		// read from /proc may describe a process that reused its PID.
+		err = info.Verify()
+	}
+	s.cfg.Metrics.AttestationLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.cfg.Metrics.AttestationFailures.Inc()
+		s.cfg.Logger.Warn("attestation failed", "pid", c.PID, "uid", c.UID, "error", err)
+		if errors.Is(err, peer.ErrGone) {
+			return caller{}, status.Error(codes.Unavailable, "could not verify the caller: it exited during attestation")
+		}
+		return caller{}, status.Error(codes.Unavailable, "attestation failed")
+	}
+	c.selectors = attest.NewSet(sel...)
+	return c, nil
+}
+
+func (s *Server) match(c caller) []registry.Entry {
+	entries, errs := s.cfg.Registry.Match(c.selectors)
+	for _, err := range errs {
+		s.cfg.Logger.Warn("rule could not be applied", "pid", c.PID, "uid", c.UID, "error", err)
+	}
+	return entries
+}
+
+// FetchX509SVID streams the caller's X.509-SVIDs and bundles.
+func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerStreamingServer[workload.X509SVIDResponse]) (err error) {
+	defer s.track("FetchX509SVID")(&err)
+	ctx := stream.Context()
+	c, err := s.attest(ctx)
+	if err != nil {
+		return err
+	}
+	entries := s.match(c)
+	if len(entries) == 0 {
+		s.cfg.Logger.Info("no identity for caller", "pid", c.PID, "uid", c.UID, "selectors", c.selectors.Strings())
+		return errNoIdentity
+	}
+	who := cache.Requester{PID: c.PID, UID: c.UID}
+	sub, err := s.cfg.Cache.Subscribe(ctx, entries, who)
+	if err != nil {
+		return s.issueError(err)
+	}
+	defer sub.Close()
+
+	for {
+		rulesChanged := s.cfg.Registry.Changed()
+		bundlesChanged := s.cfg.Bundles.Changed()
+		if err := stream.Send(s.x509SVIDResponse(sub.SVIDs())); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.done:
+			return nil
+		case <-sub.Updates():
+		case <-bundlesChanged:
+		case <-rulesChanged:
+			entries = s.match(c)
+			if len(entries) == 0 {
+				s.cfg.Logger.Info("caller lost its last identity; ending its stream", "pid", c.PID, "uid", c.UID)
+				return errNoIdentity
+			}
+			if err := sub.Update(ctx, entries, who); err != nil {
+				return s.issueError(err)
+			}
+		}
+	}
+}
+
+// FetchX509Bundles streams the bundles a caller with an identity trusts.
+func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.ServerStreamingServer[workload.X509BundlesResponse]) (err error) {
+	defer s.track("FetchX509Bundles")(&err)
+	ctx := stream.Context()
+	c, err := s.attest(ctx)
+	if err != nil {
+		return err
+	}
+	if len(s.match(c)) == 0 {
+		return errNoIdentity
+	}
+	for {
+		rulesChanged := s.cfg.Registry.Changed()
+		bundlesChanged := s.cfg.Bundles.Changed()
+		snap := s.cfg.Bundles.Snapshot()
+		resp := &workload.X509BundlesResponse{Bundles: make(map[string][]byte, len(snap.Bundles))}
+		for td, b := range snap.Bundles {
+			resp.Bundles[td.IDString()] = concatDER(b.X509Authorities())
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.done:
+			return nil
+		case <-bundlesChanged:
+		case <-rulesChanged:
+			if len(s.match(c)) == 0 {
+				return errNoIdentity
+			}
+		}
+	}
+}
+
+func (s *Server) x509SVIDResponse(svids []*cache.SVID) *workload.X509SVIDResponse {
+	snap := s.cfg.Bundles.Snapshot()
+	resp := &workload.X509SVIDResponse{Svids: make([]*workload.X509SVID, 0, len(svids))}
+	bundleDER := map[spiffeid.TrustDomain][]byte{}
+	for td, b := range snap.Bundles {
+		der := concatDER(b.X509Authorities())
+		bundleDER[td] = der
+		if td != s.cfg.TrustDomain {
+			if resp.FederatedBundles == nil {
+				resp.FederatedBundles = map[string][]byte{}
+			}
+			resp.FederatedBundles[td.IDString()] = der
+		}
+	}
+	for _, svid := range svids {
+		resp.Svids = append(resp.Svids, &workload.X509SVID{
+			SpiffeId:    svid.Entry.ID.String(),
+			X509Svid:    svid.ChainDER,
+			X509SvidKey: svid.KeyDER,
+			Bundle:      bundleDER[svid.Entry.ID.TrustDomain()],
+			Hint:        svid.Entry.Hint,
+		})
+	}
+	return resp
+}
+
+func (s *Server) issueError(err error) error {
+	s.cfg.Logger.Error("could not issue SVID", "error", err)
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, "canceled")
+	}
+	return status.Error(codes.Unavailable, "could not issue an SVID; try again")
+}
+
+// track counts an open stream and, when it ends, its final code.
+func (s *Server) track(method string) func(*error) {
+	g := s.cfg.Metrics.OpenStreams.WithLabelValues(method)
+	g.Inc()
+	return func(err *error) {
+		g.Dec()
+		s.cfg.Metrics.Requests.WithLabelValues(method, status.Code(*err).String()).Inc()
+	}
+}
+
+func concatDER(certs []*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, c.Raw...)
+	}
+	return out
+}

@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/sworn-id/sworn/agent"
+	"github.com/sworn-id/sworn/agent/config"
+)
+
+type agentOptions struct {
+	configFile  string
+	dev         bool
+	trustDomain string
+	socket      string
+	adminSocket string
+	dataDir     string
+	healthAddr  string
+	logLevel    string
+}
+
+func newAgentCommand() *cobra.Command {
+	o := &agentOptions{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent",
+		Long: `Run the node agent: serve the SPIFFE Workload API on a Unix socket.
+
+With --config FILE the agent reads its YAML configuration; flags override it.
+With --dev it needs no file: it uses the embedded CA under the data directory
+and gives every local process spiffe://<trust-domain>/uid/<uid>.
+
+SIGHUP reloads the rules from the config file; SIGTERM drains and exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.configFile, "config", "", "path to the agent's YAML configuration")
+	f.BoolVar(&o.dev, "dev", false, "run without a config file on the embedded CA, one identity per uid")
+	f.StringVar(&o.trustDomain, "trust-domain", "", "trust domain (default with --dev: example.org)")
+	f.StringVar(&o.socket, "socket", "", "Workload API socket path (default "+config.DefaultSocketPath+")")
+	f.StringVar(&o.adminSocket, "admin-socket", "", "admin API socket path (default "+config.DefaultAdminSocketPath+")")
+	f.StringVar(&o.dataDir, "data-dir", "", "directory for the CA and other state (default "+config.DefaultDataDir+")")
+	f.StringVar(&o.healthAddr, "health-addr", "", "localhost address for /live, /ready and /metrics (default "+config.DefaultHealthAddr+")")
+	f.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error")
+	return cmd
+}
+
+// load reads the config (or builds the --dev one) and applies the flags.
+func (o *agentOptions) load() (*config.Config, error) {
+	var cfg *config.Config
+	switch {
+	case o.configFile != "" && o.dev:
+		return nil, errors.New("--config and --dev exclude each other")
+	case o.configFile != "":
+		c, err := config.Load(o.configFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	case o.dev:
+		cfg = devConfig(o.trustDomain)
+	default:
+		return nil, errors.New("give --config FILE, or --dev to try sworn without one")
+	}
+	override(&cfg.TrustDomain, o.trustDomain)
+	override(&cfg.SocketPath, o.socket)
+	override(&cfg.AdminSocketPath, o.adminSocket)
+	override(&cfg.DataDir, o.dataDir)
+	override(&cfg.HealthAddr, o.healthAddr)
+	override(&cfg.Log.Level, o.logLevel)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func override(field *string, flag string) {
+	if flag != "" {
+		*field = flag
+	}
+}
+
+// devConfig is the configuration of --dev: every local process gets the
+// identity of its uid. A non-root user gets paths under /tmp it can write.
+func devConfig(trustDomain string) *config.Config {
+	if trustDomain == "" {
+		trustDomain = "example.org"
+	}
+	cfg := &config.Config{TrustDomain: trustDomain}
+	if td, err := spiffeid.TrustDomainFromString(trustDomain); err == nil {
+		cfg.Rules = []config.Rule{{SPIFFEID: td.IDString() + "/uid/{unix:uid}"}}
+	}
+	if os.Geteuid() != 0 {
+		base := filepath.Join(os.TempDir(), fmt.Sprintf("sworn-%d", os.Geteuid()))
+		cfg.SocketPath = filepath.Join(base, "workload.sock")
+		cfg.AdminSocketPath = filepath.Join(base, "admin.sock")
+		cfg.DataDir = filepath.Join(base, "data")
+	}
+	cfg.SetDefaults()
+	return cfg
+}
+
+func (o *agentOptions) run(cmd *cobra.Command) error {
+	cfg, err := o.load()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if o.dev {
+		log.Warn("development mode: embedded CA, every local process gets spiffe://" + cfg.TrustDomain + "/uid/<uid>")
+		log.Info("to fetch an SVID from another shell: SPIFFE_ENDPOINT_SOCKET=unix://" + cfg.SocketPath + " sworn svid fetch")
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if o.configFile == "" {
+				log.Info("SIGHUP: no config file to reload")
+				continue
+			}
+			next, err := o.load()
+			if err == nil {
+				err = a.Reload(next)
+			}
+			if err != nil {
+				log.Error("reload refused; the current rules stay in force", "error", err)
+			}
+		}
+	}()
+	return a.Run(cmd.Context())
+}

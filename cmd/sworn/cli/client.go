@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/sworn-id/sworn/agent/admin/adminpb"
+	"github.com/sworn-id/sworn/agent/config"
+)
+
+// workloadFlags are shared by the commands that call the Workload API.
+type workloadFlags struct {
+	socket  string
+	timeout time.Duration
+}
+
+func (w *workloadFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&w.socket, "socket", "", "Workload API socket: a path or unix:// URI (default $SPIFFE_ENDPOINT_SOCKET, else unix://"+config.DefaultSocketPath+")")
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 10*time.Second, "how long to wait for the agent")
+}
+
+// address returns the Workload API address as go-spiffe expects it.
+func (w *workloadFlags) address() string {
+	switch {
+	case w.socket != "":
+		return socketURI(w.socket)
+	case os.Getenv("SPIFFE_ENDPOINT_SOCKET") != "":
+		return os.Getenv("SPIFFE_ENDPOINT_SOCKET")
+	}
+	return "unix://" + config.DefaultSocketPath
+}
+
+func (w *workloadFlags) clientOption() workloadapi.ClientOption {
+	return workloadapi.WithAddr(w.address())
+}
+
+func socketURI(s string) string {
+	if strings.Contains(s, "://") {
+		return s
+	}
+	return "unix://" + s
+}
+
+// adminFlags are shared by the operator commands.
+type adminFlags struct {
+	socket  string
+	timeout time.Duration
+}
+
+func (a *adminFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.socket, "admin-socket", config.DefaultAdminSocketPath, "the agent's admin socket")
+	cmd.Flags().DurationVar(&a.timeout, "timeout", 10*time.Second, "how long to wait for the agent")
+}
+
+// dial connects to the admin API; the caller closes the connection.
+func (a *adminFlags) dial() (adminpb.AdminClient, func(), error) {
+	conn, err := grpc.NewClient(socketURI(a.socket), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin socket %s: %w", a.socket, err)
+	}
+	return adminpb.NewAdminClient(conn), func() { _ = conn.Close() }, nil
+}
+
+func (a *adminFlags) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), a.timeout)
+}
