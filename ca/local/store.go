@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	
+
 	"github.com/google/renameio/v2"
 )
 

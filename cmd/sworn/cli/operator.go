@@ -162,4 +162,3 @@ trusted until the SVIDs it signed have expired.`,
 	cmd.AddCommand(svids, caCmd)
 	return cmd
 }
-

@@ -222,4 +222,3 @@ func newHealthcheckCommand() *cobra.Command {
 	o.add(cmd)
 	return cmd
 }
-

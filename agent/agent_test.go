@@ -1,0 +1,493 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/sworn-id/sworn/agent"
+	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/cmd/sworn/cli"
+)
+
+const childEnv = "SWORN_TEST_CHILD_FETCH"
+
+// TestMain lets the test binary act as a workload in a child process run
+// under another uid: it fetches an SVID and prints the gRPC code it got.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(childEnv); addr != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(addr))
+		fmt.Println("code:", status.Code(err))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+var td = spiffeid.RequireTrustDomainFromString("example.org")
+
+type testAgent struct {
+	cfg    *config.Config
+	agent  *agent.Agent
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	runErr error
+}
+
+func (ta *testAgent) addr() string { return "unix://" + ta.cfg.SocketPath }
+
+// newConfig returns a config with sockets and data in a short temporary
+// directory (Unix socket paths are limited to 108 bytes).
+func newConfig(t *testing.T, rules ...config.Rule) *config.Config {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sworn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if len(rules) == 0 {
+		rules = []config.Rule{{SPIFFEID: "spiffe://example.org/uid/{unix:uid}"}}
+	}
+	cfg := &config.Config{
+		TrustDomain:     "example.org",
+		SocketPath:      filepath.Join(dir, "workload.sock"),
+		AdminSocketPath: filepath.Join(dir, "admin.sock"),
+		DataDir:         filepath.Join(dir, "data"),
+		HealthAddr:      "127.0.0.1:0",
+		Rules:           rules,
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func startAgent(t *testing.T, cfg *config.Config) *testAgent {
+	t.Helper()
+	a, err := agent.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("agent.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ta := &testAgent{cfg: cfg, agent: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { ta.done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case err := <-ta.done:
+		t.Fatalf("agent exited: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ta.stop(t); err != nil {
+			t.Errorf("agent.Run: %v", err)
+		}
+	})
+	return ta
+}
+
+// stop cancels the agent and returns what Run returned; later calls
+// return the same.
+func (ta *testAgent) stop(t *testing.T) error {
+	t.Helper()
+	ta.once.Do(func() {
+		ta.cancel()
+		select {
+		case ta.runErr = <-ta.done:
+		case <-time.After(30 * time.Second):
+			ta.runErr = errors.New("agent did not stop within 30s")
+		}
+	})
+	return ta.runErr
+}
+
+func newSource(t *testing.T, ta *testAgent) *workloadapi.X509Source {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr(ta.addr())))
+	if err != nil {
+		t.Fatalf("NewX509Source: %v", err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+// runCLI runs a sworn command in-process.
+func runCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := cli.NewCommand(context.Background())
+	var out strings.Builder
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestX509SourceGetsSVIDThatVerifiesAgainstServedBundle(t *testing.T) {
+	ta := startAgent(t, newConfig(t))
+	src := newSource(t, ta)
+
+	svid, err := src.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := spiffeid.RequireFromPath(td, fmt.Sprintf("/uid/%d", os.Geteuid()))
+	if svid.ID != want {
+		t.Fatalf("SVID ID %s, want %s", svid.ID, want)
+	}
+	id, _, err := x509svid.Verify(svid.Certificates, src)
+	if err != nil || id != want {
+		t.Fatalf("x509svid.Verify against the served bundle = %v, %v", id, err)
+	}
+	leaf := svid.Certificates[0]
+	if leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0 {
+		t.Fatal("leaf breaks the X.509-SVID profile")
+	}
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got > time.Hour+time.Minute {
+		t.Fatalf("default TTL not applied: lifetime %v", got)
+	}
+}
+
+func TestRotateSVIDsAllReachesOpenSource(t *testing.T) {
+	ta := startAgent(t, newConfig(t))
+	src := newSource(t, ta)
+	first, err := src.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out := runCLI(t, "rotate", "svids", "--all", "--admin-socket", ta.cfg.AdminSocketPath)
+	if !strings.Contains(out, "re-issuing 1 SVID") {
+		t.Fatalf("rotate output: %q", out)
+	}
+	eventually(t, "a new serial in the open X509Source", func() bool {
+		s, err := src.GetX509SVID()
+		return err == nil && s.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) != 0
+	})
+	status := runCLI(t, "status", "--admin-socket", ta.cfg.AdminSocketPath)
+	if !strings.Contains(status, "spiffe://example.org/uid/") || !strings.Contains(status, "active") {
+		t.Fatalf("status output lacks the identity or CA:\n%s", status)
+	}
+}
+
+func TestCallerWithNoRuleGetsPermissionDenied(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a child under another uid")
+	}
+	cfg := newConfig(t, config.Rule{SPIFFEID: "spiffe://example.org/root-only", Selectors: []string{fmt.Sprintf("unix:uid:%d", os.Geteuid())}})
+	if err := os.Chmod(filepath.Dir(cfg.SocketPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ta := startAgent(t, cfg)
+
+	// The child runs this test binary, copied where uid 65534 can run it.
+	bin := filepath.Join(filepath.Dir(cfg.SocketPath), "child.test")
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+ta.addr())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "code: PermissionDenied") {
+		t.Fatalf("child under uid 65534 got %q, want PermissionDenied", out)
+	}
+
+	// The agent's own uid still gets its identity.
+	svid, err := newSource(t, ta).GetX509SVID()
+	if err != nil || svid.ID.String() != "spiffe://example.org/root-only" {
+		t.Fatalf("allowed caller: %v, %v", svid, err)
+	}
+}
+
+func rawClient(t *testing.T, ta *testAgent) workload.SpiffeWorkloadAPIClient {
+	t.Helper()
+	conn, err := grpc.NewClient(ta.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return workload.NewSpiffeWorkloadAPIClient(conn)
+}
+
+func TestSecurityHeaderIsRequired(t *testing.T) {
+	ta := startAgent(t, newConfig(t))
+	client := rawClient(t, ta)
+	tests := []struct {
+		name string
+		md   metadata.MD
+		want codes.Code
+	}{
+		{name: "missing", md: metadata.MD{}, want: codes.InvalidArgument},
+		{name: "wrong value", md: metadata.Pairs("workload.spiffe.io", "false"), want: codes.InvalidArgument},
+		{name: "present", md: metadata.Pairs("workload.spiffe.io", "true"), want: codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), tt.md), 10*time.Second)
+			defer cancel()
+			svidStream, err := client.FetchX509SVID(ctx, &workload.X509SVIDRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = svidStream.Recv()
+			if got := status.Code(err); got != tt.want {
+				t.Fatalf("FetchX509SVID: code %v (%v), want %v", got, err, tt.want)
+			}
+			bundleStream, err := client.FetchX509Bundles(ctx, &workload.X509BundlesRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = bundleStream.Recv()
+			if got := status.Code(err); got != tt.want {
+				t.Fatalf("FetchX509Bundles: code %v (%v), want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestReloadPushesNewIdentitiesAndRevokes(t *testing.T) {
+	cfg := newConfig(t)
+	ta := startAgent(t, cfg)
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs("workload.spiffe.io", "true")), 20*time.Second)
+	defer cancel()
+	stream, err := rawClient(t, ta).FetchX509SVID(ctx, &workload.X509SVIDRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil || len(resp.Svids) != 1 {
+		t.Fatalf("first message: %v, %v", resp, err)
+	}
+
+	next := *cfg
+	next.Rules = append([]config.Rule{{SPIFFEID: "spiffe://example.org/extra", Hint: "extra"}}, cfg.Rules...)
+	if err := ta.agent.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = stream.Recv()
+	if err != nil || len(resp.Svids) != 2 || resp.Svids[0].SpiffeId != "spiffe://example.org/extra" || resp.Svids[0].Hint != "extra" {
+		t.Fatalf("after adding a rule: %v, %v", resp, err)
+	}
+
+	next.Rules = []config.Rule{{SPIFFEID: "spiffe://example.org/nobody", Selectors: []string{"unix:uid:4294967294"}}}
+	if err := ta.agent.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err = stream.Recv()
+		if err != nil {
+			break
+		}
+	}
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("after losing every identity the stream ended with %v, want PermissionDenied", err)
+	}
+}
+
+func TestRestartReusesPersistedCA(t *testing.T) {
+	cfg := newConfig(t)
+	first := startAgent(t, cfg)
+	bundle1 := fetchBundle(t, first)
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startAgent(t, cfg)
+	bundle2 := fetchBundle(t, second)
+	if !bundle1.Equal(bundle2) {
+		t.Fatal("the restarted agent serves a different CA")
+	}
+}
+
+func fetchBundle(t *testing.T, ta *testAgent) *x509bundle.Bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	set, err := workloadapi.FetchX509Bundles(ctx, workloadapi.WithAddr(ta.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := set.GetX509BundleForTrustDomain(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// staticSource serves one fixed SVID, so a test can hold on to an SVID from
+// the old CA after the agent has rotated.
+type staticSource struct{ svid *x509svid.SVID }
+
+func (s staticSource) GetX509SVID() (*x509svid.SVID, error) { return s.svid, nil }
+
+func TestCARotationKeepsOldAndNewSVIDsTalking(t *testing.T) {
+	ta := startAgent(t, newConfig(t))
+	src := newSource(t, ta)
+	oldSVID, err := src.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	runCLI(t, "rotate", "ca", "--admin-socket", ta.cfg.AdminSocketPath)
+	eventually(t, "the prepared CA in the open source's bundle", func() bool {
+		b, err := src.GetX509BundleForTrustDomain(td)
+		return err == nil && len(b.X509Authorities()) == 2
+	})
+	if s, _ := src.GetX509SVID(); s.Certificates[0].SerialNumber.Cmp(oldSVID.Certificates[0].SerialNumber) != 0 {
+		t.Fatal("a prepared CA must not sign: the SVID changed before activation")
+	}
+
+	runCLI(t, "rotate", "ca", "--activate", "--admin-socket", ta.cfg.AdminSocketPath)
+	var newSVID *x509svid.SVID
+	eventually(t, "an SVID from the new CA", func() bool {
+		s, err := src.GetX509SVID()
+		if err != nil || s.Certificates[0].SerialNumber.Cmp(oldSVID.Certificates[0].SerialNumber) == 0 {
+			return false
+		}
+		newSVID = s
+		return true
+	})
+	if string(newSVID.Certificates[0].AuthorityKeyId) == string(oldSVID.Certificates[0].AuthorityKeyId) {
+		t.Fatal("the new SVID was signed by the old CA")
+	}
+
+	// A real mTLS handshake: server holds the old-CA SVID, client the new
+	// one; both verify the peer against the bundle the agent serves.
+	anyID := tlsconfig.AuthorizeMemberOf(td)
+	serverConf := tlsconfig.MTLSServerConfig(staticSource{oldSVID}, src, anyID)
+	clientConf := tlsconfig.MTLSClientConfig(staticSource{newSVID}, src, anyID)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	serverErr := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			err = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+		serverErr <- err
+	}()
+	conn, err := tls.Dial("tcp", l.Addr().String(), clientConf)
+	if err != nil {
+		t.Fatalf("client handshake (new-CA SVID to old-CA SVID): %v", err)
+	}
+	conn.Close()
+	if err := <-serverErr; err != nil {
+		t.Fatalf("server handshake (old-CA SVID accepting new-CA SVID): %v", err)
+	}
+}
+
+func TestStopEndsStreamsCleanly(t *testing.T) {
+	ta := startAgent(t, newConfig(t))
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs("workload.spiffe.io", "true")), 20*time.Second)
+	defer cancel()
+	stream, err := rawClient(t, ta).FetchX509SVID(ctx, &workload.X509SVIDRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.stop(t); err != nil {
+		t.Fatalf("Run returned %v on shutdown, want nil", err)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("open stream ended with %v, want a clean end (EOF)", err)
+	}
+	if _, err := os.Stat(ta.cfg.SocketPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+func TestSocketsAndHealth(t *testing.T) {
+	cfg := newConfig(t)
+	// A fixed free port, since the health address is only logged.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HealthAddr = l.Addr().String()
+	l.Close()
+	ta := startAgent(t, cfg)
+	newSource(t, ta) // issue one SVID so the metrics have something to say
+
+	fi, err := os.Stat(cfg.AdminSocketPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket mode %v, want 0600", fi.Mode().Perm())
+	}
+	for path, want := range map[string]string{
+		"/live":    "ok",
+		"/ready":   "ok",
+		"/metrics": `sworn_svids_issued_total{reason="new"} 1`,
+	} {
+		resp, err := http.Get("http://" + cfg.HealthAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Fatalf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
+	}
+	out := runCLI(t, "healthcheck", "--socket", cfg.SocketPath)
+	if !strings.Contains(out, "healthy") {
+		t.Fatalf("healthcheck: %q", out)
+	}
+}
