@@ -1,0 +1,211 @@
+package cache_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/sworn-id/sworn/agent/cache"
+	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/rotation"
+)
+
+var td = spiffeid.RequireTrustDomainFromString("example.org")
+
+// countingSigner wraps the embedded CA, counts calls, records peak
+// concurrency, and fails while failing is set.
+type countingSigner struct {
+	ca      *local.CA
+	delay   time.Duration
+	failing atomic.Bool
+
+	calls    atomic.Int32
+	inflight atomic.Int32
+	peak     atomic.Int32
+}
+
+func (s *countingSigner) SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	s.calls.Add(1)
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	for {
+		p := s.peak.Load()
+		if n <= p || s.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	time.Sleep(s.delay)
+	if s.failing.Load() {
+		return nil, ca.ErrUnavailable
+	}
+	return s.ca.SignX509SVID(ctx, req)
+}
+
+func newSigner(t *testing.T) *countingSigner {
+	t.Helper()
+	c, err := local.New(local.Config{TrustDomain: td})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &countingSigner{ca: c}
+}
+
+func entry(path string) registry.Entry {
+	return registry.Entry{ID: spiffeid.RequireFromPath(td, path), TTL: time.Hour}
+}
+
+func run(t *testing.T, c *cache.Cache) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestConcurrentFirstRequestsShareOneIssuance(t *testing.T) {
+	signer := newSigner(t)
+	signer.delay = 20 * time.Millisecond
+	c := cache.New(cache.Config{Signer: signer})
+	run(t, c)
+
+	var wg sync.WaitGroup
+	serials := make([]string, 50)
+	for i := range serials {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer sub.Close()
+			serials[i] = sub.SVIDs()[0].Chain[0].SerialNumber.String()
+		}()
+	}
+	wg.Wait()
+	if n := signer.calls.Load(); n != 1 {
+		t.Fatalf("50 concurrent requests for one identity made %d CA calls, want 1", n)
+	}
+	for _, s := range serials[1:] {
+		if s != serials[0] {
+			t.Fatal("subscribers got different SVIDs for the same identity")
+		}
+	}
+}
+
+func TestCACallsAreBounded(t *testing.T) {
+	signer := newSigner(t)
+	signer.delay = 10 * time.Millisecond
+	c := cache.New(cache.Config{Signer: signer, MaxConcurrent: 3})
+	run(t, c)
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/w" + string(rune('a'+i)))}, cache.Requester{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sub.Close()
+		}()
+	}
+	wg.Wait()
+	if p := signer.peak.Load(); p > 3 {
+		t.Fatalf("peak CA concurrency %d, want at most 3", p)
+	}
+	if c.Rotate() != 20 {
+		t.Fatal("Rotate() did not schedule every cached SVID")
+	}
+}
+
+func TestFailedRenewalKeepsServingAndRecovers(t *testing.T) {
+	signer := newSigner(t)
+	c := cache.New(cache.Config{Signer: signer, Backoff: rotation.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	run(t, c)
+	sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	first := sub.SVIDs()[0]
+
+	signer.failing.Store(true)
+	c.Rotate()
+	waitFor(t, "retries", func() bool { return signer.calls.Load() >= 4 })
+	if got := sub.SVIDs()[0]; got != first {
+		t.Fatal("a failed renewal replaced the SVID being served")
+	}
+	signer.failing.Store(false)
+	select {
+	case <-sub.Updates():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no update after the CA came back")
+	}
+	if got := sub.SVIDs()[0]; got == first {
+		t.Fatal("the SVID was not renewed after the CA came back")
+	}
+}
+
+func TestFirstIssuanceFailureIsRetriedOnNextRequest(t *testing.T) {
+	signer := newSigner(t)
+	c := cache.New(cache.Config{Signer: signer})
+	run(t, c)
+	signer.failing.Store(true)
+	if _, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{}); !errors.Is(err, ca.ErrUnavailable) {
+		t.Fatalf("Subscribe with the CA down: %v, want ErrUnavailable", err)
+	}
+	signer.failing.Store(false)
+	sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{})
+	if err != nil {
+		t.Fatalf("Subscribe after the CA came back: %v", err)
+	}
+	sub.Close()
+}
+
+func TestIdleSVIDsAreDropped(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	signer := newSigner(t)
+	c := cache.New(cache.Config{Signer: signer, Clock: clk, IdleTimeout: 10 * time.Minute})
+	run(t, c)
+	held, err := c.Subscribe(context.Background(), []registry.Entry{entry("/held")}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	idle, err := c.Subscribe(context.Background(), []registry.Entry{entry("/idle")}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle.Close()
+	if c.Len() != 2 {
+		t.Fatalf("cached %d, want 2", c.Len())
+	}
+	clk.Step(11 * time.Minute)
+	waitFor(t, "the idle SVID to be dropped", func() bool { return c.Len() == 1 })
+	if ids := c.Identities(); ids[0].SVID.Entry.ID.Path() != "/held" {
+		t.Fatalf("kept %s, want /held", ids[0].SVID.Entry.ID)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,123 @@
+package peer_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/peer"
+)
+
+const childEnv = "SWORN_TEST_PEER_DIAL"
+
+// TestMain lets the test binary act as a short-lived caller: it connects,
+// says one byte and exits, leaving the connection's PID free for reuse.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(childEnv); addr != "" {
+		c, err := net.Dial("unix", addr)
+		if err != nil {
+			os.Exit(2)
+		}
+		_, _ = c.Write([]byte{1})
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func listen(t *testing.T) (*peer.Listener, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "s.sock")
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := peer.Listen(ul)
+	t.Cleanup(func() { l.Close() })
+	return l, path
+}
+
+func TestCallerOfLiveConnectionAndUnixSelectors(t *testing.T) {
+	l, path := listen(t)
+	client, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := c.(*peer.Conn)
+	caller := conn.Caller()
+	if int(caller.PID) != os.Getpid() || int(caller.UID) != os.Geteuid() || int(caller.GID) != os.Getegid() {
+		t.Fatalf("caller %+v, want this process (%d/%d/%d)", caller, os.Getpid(), os.Geteuid(), os.Getegid())
+	}
+	if err := conn.Verify(); err != nil {
+		t.Fatalf("Verify on a live caller: %v", err)
+	}
+
+	sel, err := (&attest.Unix{}).Attest(context.Background(), caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	got := attest.NewSet(sel...).Strings()
+	for _, want := range []string{
+		"unix:uid:" + strconv.Itoa(os.Geteuid()),
+		"unix:gid:" + strconv.Itoa(os.Getegid()),
+		"unix:path:" + exe,
+		"unix:sha256:" + hex.EncodeToString(sum[:]),
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("selectors %v lack %q", got, want)
+		}
+	}
+	if os.Geteuid() == 0 && !slices.Contains(got, "unix:user:root") {
+		t.Errorf("selectors %v lack unix:user:root", got)
+	}
+}
+
+func TestVerifyFailsOnceTheCallerExited(t *testing.T) {
+	l, path := listen(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	conn := c.(*peer.Conn)
+	if int(conn.Caller().PID) != cmd.Process.Pid {
+		t.Fatalf("caller PID %d, want the child's %d", conn.Caller().PID, cmd.Process.Pid)
+	}
+	if err := conn.Verify(); !errors.Is(err, peer.ErrGone) {
+		t.Fatalf("Verify after the caller exited: %v, want ErrGone", err)
+	}
+	t.Logf("SO_PEERPIDFD in use: %v", l.PeerPIDFD())
+}
