@@ -66,7 +66,7 @@ func (ta *testAgent) addr() string { return "unix://" + ta.cfg.SocketPath }
 
 // newConfig returns a config with sockets and data in a short temporary
 // directory (Unix socket paths are limited to 108 bytes).
-func newConfig(t *testing.T, rules ...config.Rule) *config.Config {
+func newConfig(t testing.TB, rules ...config.Rule) *config.Config {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sworn")
 	if err != nil {
@@ -91,7 +91,7 @@ func newConfig(t *testing.T, rules ...config.Rule) *config.Config {
 	return cfg
 }
 
-func startAgent(t *testing.T, cfg *config.Config) *testAgent {
+func startAgent(t testing.TB, cfg *config.Config) *testAgent {
 	t.Helper()
 	a, err := agent.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -115,7 +115,7 @@ func startAgent(t *testing.T, cfg *config.Config) *testAgent {
 
 // stop cancels the agent and returns what Run returned; later calls
 // return the same.
-func (ta *testAgent) stop(t *testing.T) error {
+func (ta *testAgent) stop(t testing.TB) error {
 	t.Helper()
 	ta.once.Do(func() {
 		ta.cancel()
@@ -249,7 +249,7 @@ func TestCallerWithNoRuleGetsPermissionDenied(t *testing.T) {
 	}
 }
 
-func rawClient(t *testing.T, ta *testAgent) workload.SpiffeWorkloadAPIClient {
+func rawClient(t testing.TB, ta *testAgent) workload.SpiffeWorkloadAPIClient {
 	t.Helper()
 	conn, err := grpc.NewClient(ta.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -9,11 +9,13 @@ import (
 )
 
 // Caller is what the kernel says about a process on the other end of the
-// agent's socket (SO_PEERCRED).
+// agent's socket, as of the moment it connected (SO_PEERCRED and
+// SO_PEERGROUPS).
 type Caller struct {
-	PID int32
-	UID uint32
-	GID uint32
+	PID    int32
+	UID    uint32
+	GID    uint32
+	Groups []uint32 // supplementary groups
 }
 
 // Attestor reports the selectors of a caller.

@@ -1,8 +1,6 @@
 package attest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,7 +22,8 @@ import (
 //	unix:gid:<gid>               effective gid at connect time (SO_PEERCRED)
 //	unix:user:<name>             name of that uid, if it has one
 //	unix:group:<name>            name of that gid, if it has one
-//	unix:supplementary_gid:<gid> one per supplementary group
+//	unix:supplementary_gid:<gid> one per supplementary group at connect time
+//	                             (SO_PEERGROUPS)
 //	unix:path:<path>             /proc/<pid>/exe as the process sees it
 //	unix:sha256:<hex>            digest of the executable's contents
 type Unix struct {
@@ -48,12 +47,8 @@ func (u *Unix) Attest(_ context.Context, c Caller) ([]Selector, error) {
 	if name, ok := u.names.group(c.GID); ok {
 		sel = append(sel, Selector{Type: "unix", Value: "group:" + name})
 	}
-	groups, err := supplementaryGroups(filepath.Join(proc, "status"))
-	if err != nil {
-		return nil, fmt.Errorf("attest: unix: %w", err)
-	}
-	for _, g := range groups {
-		sel = append(sel, Selector{Type: "unix", Value: "supplementary_gid:" + g})
+	for _, g := range c.Groups {
+		sel = append(sel, Selector{Type: "unix", Value: "supplementary_gid:" + strconv.FormatUint(uint64(g), 10)})
 	}
 	exe := filepath.Join(proc, "exe")
 	path, err := os.Readlink(exe)
@@ -74,29 +69,6 @@ func (u *Unix) procRoot() string {
 		return "/proc"
 	}
 	return u.ProcRoot
-}
-
-// supplementaryGroups reads the Groups: line of /proc/<pid>/status.
-func supplementaryGroups(status string) ([]string, error) {
-	f, err := os.Open(status)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("Groups:")); ok {
-			var groups []string
-			for _, g := range bytes.Fields(rest) {
-				groups = append(groups, string(g))
-			}
-			return groups, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", status, err)
-	}
-	return nil, fmt.Errorf("%s: no Groups line", status)
 }
 
 // hashCache remembers executable digests by file identity, so that a

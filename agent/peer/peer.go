@@ -66,11 +66,15 @@ func newConn(c *net.UnixConn, peerPIDFD bool) (*Conn, error) {
 		return nil, err
 	}
 	var cred *unix.Ucred
+	var groups []uint32
 	pidfd := -1
 	var sockErr error
 	err = raw.Control(func(fd uintptr) {
 		cred, sockErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if sockErr != nil || !peerPIDFD {
+		if sockErr != nil {
+			return
+		}
+		if groups, sockErr = peerGroups(int(fd)); sockErr != nil || !peerPIDFD {
 			return
 		}
 		pidfd, sockErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
@@ -89,7 +93,8 @@ func newConn(c *net.UnixConn, peerPIDFD bool) (*Conn, error) {
 			return nil, fmt.Errorf("peer: pidfd_open(%d): %w", cred.Pid, err)
 		}
 	}
-	return &Conn{UnixConn: c, caller: attest.Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}, pidfd: pidfd}, nil
+	caller := attest.Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups}
+	return &Conn{UnixConn: c, caller: caller, pidfd: pidfd}, nil
 }
 
 // Caller returns the caller recorded at accept time.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/sworn-id/sworn/agent/attest"
@@ -120,4 +121,41 @@ func TestVerifyFailsOnceTheCallerExited(t *testing.T) {
 		t.Fatalf("Verify after the caller exited: %v, want ErrGone", err)
 	}
 	t.Logf("SO_PEERPIDFD in use: %v", l.PeerPIDFD())
+}
+
+func TestGroupsAreTheKernelsSnapshotAtConnect(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a child with other credentials")
+	}
+	l, path := listen(t)
+	dir := filepath.Dir(path)
+	for p, mode := range map[string]os.FileMode{dir: 0o755, path: 0o777} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "child.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{4242, 4343}}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = cmd.Wait()
+	got := c.(*peer.Conn).Caller()
+	if got.UID != 65534 || got.GID != 65534 || !slices.Equal(got.Groups, []uint32{4242, 4343}) {
+		t.Fatalf("caller %+v, want uid/gid 65534 and groups [4242 4343]", got)
+	}
 }
