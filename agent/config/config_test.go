@@ -107,3 +107,13 @@ func TestLoadFillsDefaults(t *testing.T) {
 		t.Fatalf("CompileRules = %d rules, %v", len(rules), err)
 	}
 }
+
+func TestShippedExampleConfigLoads(t *testing.T) {
+	c, err := config.Load("../../deploy/systemd/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompileRules(); err != nil {
+		t.Fatal(err)
+	}
+}
