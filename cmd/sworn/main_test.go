@@ -1,0 +1,131 @@
+package main_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+)
+
+// TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM runs the real
+// sworn binary: a rule added to the config file reaches an open X509Source
+// after SIGHUP, a malformed file is refused without losing the rules in
+// force, and SIGTERM ends the process with status 0.
+func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the sworn binary")
+	}
+	dir, err := os.MkdirTemp("", "sworn-e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "sworn")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	socket := filepath.Join(dir, "w.sock")
+	cfgPath := filepath.Join(dir, "agent.yaml")
+	writeConfig := func(rules string) {
+		t.Helper()
+		cfg := fmt.Sprintf("trust_domain: example.org\nsocket_path: %s\nadmin_socket_path: %s\ndata_dir: %s\nhealth_addr: 127.0.0.1:0\nrules:\n%s",
+			socket, filepath.Join(dir, "a.sock"), filepath.Join(dir, "data"), rules)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig("  - spiffe_id: spiffe://example.org/first\n")
+
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "agent", "--config", cfgPath)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("agent logs:\n%s", logs.String())
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+socket)))
+	if err != nil {
+		t.Fatalf("NewX509Source: %v", err)
+	}
+	defer src.Close()
+
+	writeConfig("  - spiffe_id: spiffe://example.org/{unix:bogus}\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the refused reload in the log", func() bool { return strings.Contains(logs.String(), "reload refused") })
+
+	writeConfig("  - spiffe_id: spiffe://example.org/second\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reloaded identity in the open source", func() bool {
+		svid, err := src.GetX509SVID()
+		return err == nil && svid.ID.Path() == "/second"
+	})
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("agent exited with %v after SIGTERM, want 0", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not exit after SIGTERM")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuffer collects the agent's stderr, written by exec's copying
+// goroutine while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
