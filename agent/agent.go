@@ -205,7 +205,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	adminSrv := grpc.NewServer(grpc.Creds(peer.Credentials()), grpc.UnaryInterceptor(adm.UnaryInterceptor))
 	adm.Register(adminSrv)
 
-	tel := &telemetry.Server{Metrics: a.metrics, Ready: a.readiness, Logger: a.log}
+	tel := &telemetry.Server{Metrics: a.metrics, Ready: a.readiness}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -300,6 +300,10 @@ func listenUnix(path string, mode fs.FileMode, owner *uint32) (*peer.Listener, e
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("agent: %s exists and is not a socket; refusing to replace it", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("agent: another process is serving on %s; refusing to take it over", path)
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("agent: remove stale socket: %w", err)

@@ -491,3 +491,18 @@ func TestSocketsAndHealth(t *testing.T) {
 		t.Fatalf("healthcheck: %q", out)
 	}
 }
+
+func TestSecondAgentRefusesALiveSocket(t *testing.T) {
+	cfg := newConfig(t)
+	startAgent(t, cfg)
+	second := *cfg
+	second.DataDir = filepath.Join(filepath.Dir(cfg.DataDir), "data2")
+	a, err := agent.New(&second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "another process is serving") {
+		t.Fatalf("second agent on a live socket: %v", err)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -16,8 +15,7 @@ import (
 type Server struct {
 	Metrics *Metrics
 	// Ready returns nil when the agent can serve workloads, else why not.
-	Ready  func() error
-	Logger *slog.Logger
+	Ready func() error
 }
 
 // Handler returns the HTTP handler.

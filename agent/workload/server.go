@@ -2,7 +2,6 @@ package workload
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"log/slog"
 	"time"
@@ -183,10 +182,9 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 	for {
 		rulesChanged := s.cfg.Registry.Changed()
 		bundlesChanged := s.cfg.Bundles.Changed()
-		snap := s.cfg.Bundles.Snapshot()
-		resp := &workload.X509BundlesResponse{Bundles: make(map[string][]byte, len(snap.Bundles))}
-		for td, b := range snap.Bundles {
-			resp.Bundles[td.IDString()] = concatDER(b.X509Authorities())
+		resp := &workload.X509BundlesResponse{Bundles: map[string][]byte{}}
+		for td, der := range bundleDER(s.cfg.Bundles.Snapshot()) {
+			resp.Bundles[td.IDString()] = der
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
@@ -206,12 +204,9 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 }
 
 func (s *Server) x509SVIDResponse(svids []*cache.SVID) *workload.X509SVIDResponse {
-	snap := s.cfg.Bundles.Snapshot()
 	resp := &workload.X509SVIDResponse{Svids: make([]*workload.X509SVID, 0, len(svids))}
-	bundleDER := map[spiffeid.TrustDomain][]byte{}
-	for td, b := range snap.Bundles {
-		der := concatDER(b.X509Authorities())
-		bundleDER[td] = der
+	bundles := bundleDER(s.cfg.Bundles.Snapshot())
+	for td, der := range bundles {
 		if td != s.cfg.TrustDomain {
 			if resp.FederatedBundles == nil {
 				resp.FederatedBundles = map[string][]byte{}
@@ -224,7 +219,7 @@ func (s *Server) x509SVIDResponse(svids []*cache.SVID) *workload.X509SVIDRespons
 			SpiffeId:    svid.Entry.ID.String(),
 			X509Svid:    svid.ChainDER,
 			X509SvidKey: svid.KeyDER,
-			Bundle:      bundleDER[svid.Entry.ID.TrustDomain()],
+			Bundle:      bundles[svid.Entry.ID.TrustDomain()],
 			Hint:        svid.Entry.Hint,
 		})
 	}
@@ -249,10 +244,16 @@ func (s *Server) track(method string) func(*error) {
 	}
 }
 
-func concatDER(certs []*x509.Certificate) []byte {
-	var out []byte
-	for _, c := range certs {
-		out = append(out, c.Raw...)
+// bundleDER encodes each bundle as the Workload API wants it: the DER of
+// its CA certificates, concatenated.
+func bundleDER(snap trust.Snapshot) map[spiffeid.TrustDomain][]byte {
+	out := make(map[spiffeid.TrustDomain][]byte, len(snap.Bundles))
+	for td, b := range snap.Bundles {
+		var der []byte
+		for _, c := range b.X509Authorities() {
+			der = append(der, c.Raw...)
+		}
+		out[td] = der
 	}
 	return out
 }
