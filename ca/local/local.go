@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net/url"
 	"slices"
 	"sync"
@@ -24,10 +22,6 @@ import (
 
 // DefaultTTL is the lifetime of each CA certificate.
 const DefaultTTL = 7 * 24 * time.Hour
-
-// backdate is how far NotBefore is set in the past, for peers whose clocks
-// lag a little.
-const backdate = 10 * time.Second
 
 // Config configures a CA.
 type Config struct {
@@ -121,44 +115,12 @@ func (c *CA) SignX509SVID(_ context.Context, req ca.X509SVIDRequest) ([]*x509.Ce
 	if req.ID.IsZero() || req.ID.TrustDomain() != c.cfg.TrustDomain {
 		return nil, fmt.Errorf("local ca: %w: %q is not in trust domain %q", ca.ErrInvalidRequest, req.ID, c.cfg.TrustDomain)
 	}
-	if req.TTL <= 0 || req.Key == nil {
-		return nil, fmt.Errorf("local ca: %w: a key and a positive ttl are required", ca.ErrInvalidRequest)
-	}
 	c.mu.RLock()
 	active := c.active
 	c.mu.RUnlock()
-
-	now := c.cfg.Clock.Now()
-	notAfter := now.Add(req.TTL)
-	if notAfter.After(active.cert.NotAfter) {
-		notAfter = active.cert.NotAfter
-	}
-	serial, err := newSerial()
+	leaf, err := ca.SignLeaf(active.cert, active.key, req, c.cfg.Clock.Now())
 	if err != nil {
 		return nil, fmt.Errorf("local ca: %w", err)
-	}
-	usage := x509.KeyUsageDigitalSignature
-	if _, isRSA := req.Key.Public().(*rsa.PublicKey); isRSA {
-		usage |= x509.KeyUsageKeyEncipherment
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{Organization: []string{"sworn"}},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              notAfter,
-		KeyUsage:              usage,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		URIs:                  []*url.URL{req.ID.URL()},
-		DNSNames:              req.DNSNames,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, active.cert, req.Key.Public(), active.key)
-	if err != nil {
-		return nil, fmt.Errorf("local ca: sign %s: %w", req.ID, err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("local ca: parse signed leaf: %w", err)
 	}
 	return []*x509.Certificate{leaf}, nil
 }
@@ -387,14 +349,14 @@ func newAuthority(td spiffeid.TrustDomain, kt ca.KeyType, now time.Time, ttl tim
 	if err != nil {
 		return nil, err
 	}
-	serial, err := newSerial()
+	serial, err := ca.NewSerial()
 	if err != nil {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{Organization: []string{"sworn"}, CommonName: "sworn local CA " + serial.Text(16)[:8]},
-		NotBefore:             now.Add(-backdate),
+		NotBefore:             now.Add(-ca.Backdate),
 		NotAfter:              now.Add(ttl),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
@@ -412,14 +374,4 @@ func newAuthority(td spiffeid.TrustDomain, kt ca.KeyType, now time.Time, ttl tim
 		return nil, fmt.Errorf("parse CA certificate: %w", err)
 	}
 	return &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key}, nil
-}
-
-// newSerial returns a random positive 128-bit serial number.
-func newSerial() (*big.Int, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("serial number: %w", err)
-	}
-	b[0] &= 0x7f
-	return new(big.Int).SetBytes(b[:]), nil
 }

@@ -1,0 +1,197 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/hashicorp/vault/api/auth/kubernetes"
+
+	"github.com/sworn-id/sworn/ca"
+)
+
+// client is a Vault API client that stays logged in.
+type client struct {
+	cfg *Config
+	api *api.Client
+
+	mu     sync.Mutex
+	secret *api.Secret // of the last login; nil for a plain token
+	logins int
+	// relogged is closed when a new login replaces the token.
+	relogged chan struct{}
+}
+
+func newClient(cfg *Config) (*client, error) {
+	vc := api.DefaultConfig()
+	if vc.Error != nil {
+		return nil, fmt.Errorf("vault ca: %w", vc.Error)
+	}
+	if cfg.Address != "" {
+		vc.Address = cfg.Address
+	}
+	// The agent has its own backoff; the client's retries would only hide
+	// an outage and multiply load when Vault comes back.
+	vc.MaxRetries = 0
+	if cfg.CACertFile != "" {
+		if err := vc.ConfigureTLS(&api.TLSConfig{CACert: cfg.CACertFile}); err != nil {
+			return nil, fmt.Errorf("vault ca: ca_cert_file: %w", err)
+		}
+	}
+	c, err := api.NewClient(vc)
+	if err != nil {
+		return nil, fmt.Errorf("vault ca: %w", err)
+	}
+	// Never pick up a token from the environment or ~/.vault-token by
+	// accident: login() sets the one the config names.
+	c.ClearToken()
+	if cfg.Namespace != "" {
+		c.SetNamespace(cfg.Namespace)
+	}
+	return &client{cfg: cfg, api: c, relogged: make(chan struct{})}, nil
+}
+
+// login obtains a token with the configured method.
+func (c *client) login(ctx context.Context) error {
+	a := c.cfg.Auth
+	var secret *api.Secret
+	var err error
+	switch a.Method {
+	case AuthToken:
+		token := os.Getenv("VAULT_TOKEN")
+		if a.TokenFile != "" {
+			var data []byte
+			data, err = os.ReadFile(a.TokenFile)
+			token = strings.TrimSpace(string(data))
+		}
+		if err == nil && token == "" {
+			err = errors.New("no token: set auth.token_file or VAULT_TOKEN")
+		}
+		if err == nil {
+			c.api.SetToken(token)
+			// A renewable token comes back as a Secret the LifetimeWatcher
+			// can keep alive; a root or non-renewable one does not.
+			secret, _ = c.api.Auth().Token().RenewSelfWithContext(ctx, 0)
+		}
+	case AuthAppRole:
+		var m *approle.AppRoleAuth
+		m, err = approle.NewAppRoleAuth(a.RoleID, &approle.SecretID{FromFile: a.SecretIDFile}, approle.WithMountPath(a.Mount))
+		if err == nil {
+			secret, err = c.api.Auth().Login(ctx, m)
+		}
+	case AuthKubernetes:
+		var m *kubernetes.KubernetesAuth
+		m, err = kubernetes.NewKubernetesAuth(a.Role, kubernetes.WithServiceAccountTokenPath(a.JWTFile), kubernetes.WithMountPath(a.Mount))
+		if err == nil {
+			secret, err = c.api.Auth().Login(ctx, m)
+		}
+	case AuthJWT:
+		secret, err = c.loginJWT(ctx)
+	default:
+		err = fmt.Errorf("unknown auth method %q", a.Method)
+	}
+	if err != nil {
+		return fmt.Errorf("vault ca: login (%s): %w", a.Method, classify(err))
+	}
+	c.mu.Lock()
+	c.secret = secret
+	c.logins++
+	close(c.relogged)
+	c.relogged = make(chan struct{})
+	c.mu.Unlock()
+	c.cfg.Logger.Info("logged in to Vault", "method", a.Method)
+	return nil
+}
+
+func (c *client) loginJWT(ctx context.Context) (*api.Secret, error) {
+	jwt, err := os.ReadFile(c.cfg.Auth.JWTFile)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := c.api.Logical().WriteWithContext(ctx, "auth/"+c.cfg.Auth.Mount+"/login", map[string]any{
+		"role": c.cfg.Auth.Role,
+		"jwt":  strings.TrimSpace(string(jwt)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
+		return nil, errors.New("jwt login returned no token")
+	}
+	c.api.SetToken(secret.Auth.ClientToken)
+	return secret, nil
+}
+
+// current returns the secret of the last login and a channel closed at the
+// next login.
+func (c *client) current() (*api.Secret, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.secret, c.relogged
+}
+
+// Logins counts successful logins.
+func (c *client) Logins() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.logins
+}
+
+// do runs call; if Vault answers 403 (token expired or revoked), it logs in
+// again and retries once.
+func (c *client) do(ctx context.Context, call func(*api.Logical) (*api.Secret, error)) (*api.Secret, error) {
+	s, err := call(c.api.Logical())
+	if statusOf(err) == http.StatusForbidden {
+		if lerr := c.login(ctx); lerr != nil {
+			return nil, lerr
+		}
+		s, err = call(c.api.Logical())
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	return s, nil
+}
+
+func (c *client) read(ctx context.Context, path string) (*api.Secret, error) {
+	return c.do(ctx, func(l *api.Logical) (*api.Secret, error) { return l.ReadWithContext(ctx, path) })
+}
+
+func (c *client) list(ctx context.Context, path string) (*api.Secret, error) {
+	return c.do(ctx, func(l *api.Logical) (*api.Secret, error) { return l.ListWithContext(ctx, path) })
+}
+
+func (c *client) write(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {
+	return c.do(ctx, func(l *api.Logical) (*api.Secret, error) { return l.WriteWithContext(ctx, path, data) })
+}
+
+func statusOf(err error) int {
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
+}
+
+// classify wraps err with the ca error class the caller should act on.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrInvalidRequest) {
+		return err
+	}
+	switch code := statusOf(err); {
+	case code == 0, code == http.StatusTooManyRequests, code >= 500:
+		// No answer (connection refused, timeout, TLS) or Vault sealed,
+		// overloaded or in standby: try again later.
+		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
+	case code == http.StatusForbidden:
+		return fmt.Errorf("%w: permission denied by Vault (check the policy and auth role): %w", ca.ErrUnavailable, err)
+	default:
+		return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
+	}
+}

@@ -1,0 +1,35 @@
+// Package vault is sworn's production CA backend: HashiCorp Vault's PKI
+// secrets engine, reached with github.com/hashicorp/vault/api.
+//
+// Two modes:
+//   - sign (default): the agent makes each SVID's key pair and sends a CSR to
+//     <mount>/sign/<role>. Vault signs every SVID; the agent never holds a
+//     CA key. Every certificate Vault returns is checked against the
+//     X.509-SVID profile (ca.CheckX509SVID) before it is handed out, so a
+//     misconfigured role yields an error and an alert metric, never a bad
+//     SVID.
+//   - intermediate: the agent obtains a short-lived intermediate CA through
+//     <mount>/root/sign-intermediate (URI SAN spiffe://<td>, path length 0,
+//     URI name constraint to the trust domain), keeps its key in memory only,
+//     signs leaves itself and renews the intermediate at half its life. It
+//     survives Vault outages shorter than the intermediate's remaining life
+//     and costs Vault one request per intermediate instead of one per SVID.
+//     The price: while the intermediate is valid the node can mint any ID of
+//     the trust domain (Vault's URI name constraints cover the host, never
+//     the path), so a compromised node is a trust-domain-wide compromise
+//     until the intermediate expires. Keep intermediate_ttl short.
+//
+// The trust bundle is the set of trust anchors of every issuer in the mount
+// (LIST <mount>/issuers, then <mount>/issuer/<id>/json), refreshed on an
+// interval; an issuer created in Vault is therefore trusted by every
+// workload before an operator makes it the default (signing) issuer. A
+// change of default issuer is reported as a change of signing CA, which
+// makes the agent re-issue every SVID.
+//
+// Auth: token (file or VAULT_TOKEN), approle, kubernetes or jwt. A
+// renewable token is kept alive with Vault's LifetimeWatcher; when it can no
+// longer be renewed, or a call is refused with 403, the backend logs in
+// again (re-reading token and secret files, so rotated credentials are
+// picked up). Failures to reach Vault wrap ca.ErrUnavailable, so the agent
+// keeps serving cached SVIDs and retries with backoff.
+package vault

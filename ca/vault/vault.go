@@ -1,0 +1,462 @@
+package vault
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/sworn-id/sworn/ca"
+)
+
+// CA is the Vault backend. It implements ca.Authority.
+type CA struct {
+	cfg Config
+	c   *client
+
+	mu      sync.RWMutex
+	issuers []Issuer
+	auths   ca.Authorities
+	changed chan struct{}
+	health  error
+	inter   *intermediate // intermediate mode only
+}
+
+// intermediate is a CA certificate Vault signed for this agent; its key
+// exists only in memory.
+type intermediate struct {
+	cert  *x509.Certificate
+	key   crypto.Signer
+	chain []*x509.Certificate // cert and any Vault intermediates above it, without the anchor
+}
+
+var _ ca.Authority = (*CA)(nil)
+
+// New connects to Vault, logs in and reads the issuers. If Vault cannot be
+// reached it still returns a CA, which keeps trying in Run; a configuration
+// Vault rejects is an error.
+func New(ctx context.Context, cfg Config) (*CA, error) {
+	if cfg.TrustDomain.IsZero() {
+		return nil, errors.New("vault ca: trust domain is required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("vault ca: %w", err)
+	}
+	cfg.setDefaults()
+	c, err := newClient(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	v := &CA{cfg: cfg, c: c, changed: make(chan struct{})}
+	err = c.login(ctx)
+	if err == nil {
+		err = v.refresh(ctx)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, ca.ErrUnavailable):
+		cfg.Logger.Error("Vault unreachable at start; retrying in the background", "address", c.api.Address(), "error", err)
+		v.setHealth(err)
+	default:
+		return nil, err
+	}
+	return v, nil
+}
+
+// Logins counts the logins to Vault so far.
+func (v *CA) Logins() int { return v.c.Logins() }
+
+// Run keeps the token alive, refreshes the issuers and (in intermediate
+// mode) renews the intermediate until ctx ends.
+func (v *CA) Run(ctx context.Context) error {
+	go v.keepToken(ctx)
+	tick := v.cfg.Clock.NewTimer(v.cfg.BundleRefresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C():
+		}
+		if err := v.refresh(ctx); err != nil && ctx.Err() == nil {
+			v.cfg.Logger.Warn("could not refresh CA state from Vault; keeping the last known bundle", "error", err)
+		}
+		tick.Reset(v.cfg.BundleRefresh)
+	}
+}
+
+// keepToken renews a renewable token with a LifetimeWatcher and logs in
+// again when renewal ends (max TTL reached, token revoked) or fails.
+func (v *CA) keepToken(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		secret, relogged := v.c.current()
+		if secret == nil || secret.Auth == nil || !secret.Auth.Renewable {
+			// Nothing to renew: a 403 on a call triggers the next login.
+			select {
+			case <-ctx.Done():
+			case <-relogged:
+			}
+			continue
+		}
+		w, err := v.c.api.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+		if err != nil {
+			v.cfg.Logger.Error("cannot watch the Vault token", "error", err)
+			return
+		}
+		go w.Start()
+		var done error
+		ended := false
+		for !ended {
+			select {
+			case <-ctx.Done():
+				ended = true
+			case <-relogged:
+				ended = true // someone else logged in; watch the new token
+			case done = <-w.DoneCh():
+				ended = true
+				if err := v.c.login(ctx); err != nil {
+					v.cfg.Logger.Error("Vault login failed; retrying", "error", err, "after", backoff, "watcher", done)
+					select {
+					case <-ctx.Done():
+					case <-v.cfg.Clock.After(backoff):
+					}
+					backoff = min(backoff*2, time.Minute)
+				} else {
+					backoff = time.Second
+				}
+			case r := <-w.RenewCh():
+				v.cfg.Logger.Debug("renewed Vault token", "at", r.RenewedAt)
+			}
+		}
+		w.Stop()
+	}
+}
+
+// refresh re-reads the issuers, renews the intermediate when due or when
+// the default issuer changed, and publishes any change.
+func (v *CA) refresh(ctx context.Context) error {
+	iss, err := issuers(ctx, v.c, v.cfg.PKIMount)
+	v.setHealth(err)
+	if err != nil {
+		return fmt.Errorf("vault ca: %w", err)
+	}
+	if len(iss) == 0 {
+		return fmt.Errorf("vault ca: %w: mount %q has no issuer; run `sworn vault setup`", ca.ErrInvalidRequest, v.cfg.PKIMount)
+	}
+	next := ca.Authorities{X509: anchors(iss)}
+	for _, i := range iss {
+		if i.Default {
+			next.Signing = i.ID
+		}
+	}
+	v.mu.RLock()
+	prev := v.auths
+	inter := v.inter
+	v.mu.RUnlock()
+
+	if v.cfg.Mode == ModeIntermediate {
+		due := inter == nil || prev.Signing != next.Signing ||
+			!v.cfg.Clock.Now().Before(inter.cert.NotBefore.Add(inter.cert.NotAfter.Sub(inter.cert.NotBefore)/2))
+		if due {
+			fresh, err := v.obtainIntermediate(ctx, next.X509)
+			v.setHealth(err)
+			if err != nil {
+				// Keep the current intermediate while it lasts, and do not
+				// announce a new signer we could not get a certificate from.
+				next.Signing = prev.Signing
+				v.cfg.Logger.Error("could not renew the intermediate; signing with the current one", "error", err)
+			} else {
+				inter = fresh
+			}
+		}
+	}
+
+	v.mu.Lock()
+	v.issuers, v.inter = iss, inter
+	changed := prev.Signing != next.Signing || !sameCerts(prev.X509, next.X509)
+	if changed {
+		v.auths = next
+		close(v.changed)
+		v.changed = make(chan struct{})
+	}
+	v.mu.Unlock()
+	if changed {
+		v.cfg.Logger.Info("Vault CA state changed", "issuers", len(iss), "anchors", len(next.X509), "default_issuer", next.Signing)
+	}
+	return nil
+}
+
+func (v *CA) setHealth(err error) {
+	if err != nil && !errors.Is(err, ca.ErrUnavailable) {
+		return // a refusal is not an outage
+	}
+	v.mu.Lock()
+	v.health = err
+	v.mu.Unlock()
+	if v.cfg.OnHealth != nil {
+		v.cfg.OnHealth(err)
+	}
+}
+
+// Health returns nil when the last exchange with Vault succeeded.
+func (v *CA) Health() error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.health
+}
+
+// Authorities implements ca.Authority.
+func (v *CA) Authorities() ca.Authorities {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.auths
+}
+
+// Changed implements ca.Authority.
+func (v *CA) Changed() <-chan struct{} {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.changed
+}
+
+// DescribeCAs lists the issuers of the mount (ca.Describer).
+func (v *CA) DescribeCAs(context.Context) ([]ca.Info, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var out []ca.Info
+	for _, i := range v.issuers {
+		state := ca.StatePrepared
+		switch {
+		case i.Default:
+			state = ca.StateActive
+		case i.Certificate.NotBefore.Before(v.defaultNotBefore()):
+			state = ca.StateRetired
+		}
+		out = append(out, ca.Info{ID: i.ID, State: state, Certificate: i.Certificate})
+	}
+	if v.inter != nil {
+		out = append(out, ca.Info{ID: "intermediate", State: ca.StateActive, Certificate: v.inter.cert})
+	}
+	return out, nil
+}
+
+// defaultNotBefore needs v.mu held.
+func (v *CA) defaultNotBefore() time.Time {
+	for _, i := range v.issuers {
+		if i.Default {
+			return i.Certificate.NotBefore
+		}
+	}
+	return time.Time{}
+}
+
+// SignX509SVID implements ca.Authority.
+func (v *CA) SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	if req.ID.IsZero() || req.ID.TrustDomain() != v.cfg.TrustDomain {
+		return nil, fmt.Errorf("vault ca: %w: %q is not in trust domain %q", ca.ErrInvalidRequest, req.ID, v.cfg.TrustDomain)
+	}
+	if req.TTL <= 0 || req.Key == nil {
+		return nil, fmt.Errorf("vault ca: %w: a key and a positive ttl are required", ca.ErrInvalidRequest)
+	}
+	if v.cfg.Mode == ModeIntermediate {
+		return v.signLocally(req)
+	}
+	chain, err := v.signWithVault(ctx, req)
+	v.setHealth(err)
+	if err != nil {
+		return nil, err
+	}
+	err = ca.CheckX509SVID(chain, req.ID, v.Authorities().X509, v.cfg.Clock.Now())
+	if err != nil {
+		// The issuer may be newer than our last refresh: look again once,
+		// since a certificate that chains to an issuer of the mount is
+		// trusted the moment the bundle (sent with it) has that issuer.
+		if rerr := v.refresh(ctx); rerr == nil {
+			err = ca.CheckX509SVID(chain, req.ID, v.Authorities().X509, v.cfg.Clock.Now())
+		}
+	}
+	if err != nil {
+		v.cfg.Logger.Error("Vault returned a certificate that breaks the X.509-SVID profile; check the role with `sworn vault setup`",
+			"role", v.cfg.Role, "spiffe_id", req.ID.String(), "error", err)
+		return nil, fmt.Errorf("vault ca: %w", err)
+	}
+	return chain, nil
+}
+
+func (v *CA) signWithVault(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		URIs: []*url.URL{req.ID.URL()}, DNSNames: req.DNSNames,
+	}, req.Key)
+	if err != nil {
+		return nil, fmt.Errorf("vault ca: csr: %w", err)
+	}
+	data := map[string]any{
+		"csr":                  string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
+		"uri_sans":             req.ID.String(),
+		"ttl":                  fmt.Sprintf("%ds", int64(req.TTL.Seconds())),
+		"format":               "pem",
+		"exclude_cn_from_sans": true,
+	}
+	if len(req.DNSNames) > 0 {
+		data["alt_names"] = strings.Join(req.DNSNames, ",")
+	}
+	s, err := v.c.write(ctx, v.cfg.PKIMount+"/sign/"+v.cfg.Role, data)
+	if err != nil {
+		return nil, fmt.Errorf("vault ca: sign %s: %w", req.ID, err)
+	}
+	leaf, chain, err := certificateAndChain(s)
+	if err != nil {
+		return nil, fmt.Errorf("vault ca: sign %s: %w", req.ID, err)
+	}
+	if !publicKeyEqual(leaf.PublicKey, req.Key.Public()) {
+		return nil, fmt.Errorf("vault ca: %w: Vault signed a different public key than the CSR's", ca.ErrBadCertificate)
+	}
+	return append([]*x509.Certificate{leaf}, chain...), nil
+}
+
+// certificateAndChain reads a Vault signing response: the certificate and
+// the CA chain above it, without self-signed roots (workloads have those in
+// their bundle).
+func certificateAndChain(s *api.Secret) (*x509.Certificate, []*x509.Certificate, error) {
+	if s == nil {
+		return nil, nil, errors.New("empty response")
+	}
+	certPEM, _ := s.Data["certificate"].(string)
+	certs, err := parsePEM(certPEM)
+	if err != nil || len(certs) == 0 {
+		return nil, nil, fmt.Errorf("%w: no certificate in the response", ca.ErrBadCertificate)
+	}
+	var chain []*x509.Certificate
+	raw, _ := s.Data["ca_chain"].([]any)
+	for _, p := range raw {
+		str, _ := p.(string)
+		cs, err := parsePEM(str)
+		if err != nil {
+			return nil, nil, fmt.Errorf("ca_chain: %w", err)
+		}
+		for _, c := range cs {
+			// Some endpoints repeat the certificate itself in ca_chain.
+			if !selfSigned(c) && !c.Equal(certs[0]) {
+				chain = append(chain, c)
+			}
+		}
+	}
+	return certs[0], chain, nil
+}
+
+func selfSigned(c *x509.Certificate) bool {
+	return string(c.RawIssuer) == string(c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+func publicKeyEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+func sameCerts(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// obtainIntermediate has Vault sign a short-lived intermediate CA for this
+// agent.
+func (v *CA) obtainIntermediate(ctx context.Context, roots []*x509.Certificate) (*intermediate, error) {
+	key, err := v.cfg.KeyType.Generate()
+	if err != nil {
+		return nil, err
+	}
+	td := v.cfg.TrustDomain
+	host, _ := os.Hostname()
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{Organization: []string{"sworn"}, CommonName: "sworn agent " + host},
+		URIs:    []*url.URL{td.ID().URL()},
+	}, key)
+	if err != nil {
+		return nil, fmt.Errorf("vault ca: intermediate csr: %w", err)
+	}
+	s, err := v.c.write(ctx, v.cfg.PKIMount+"/root/sign-intermediate", map[string]any{
+		"csr":                   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
+		"common_name":           "sworn agent " + host,
+		"uri_sans":              td.IDString(),
+		"permitted_uri_domains": td.Name(),
+		"max_path_length":       0,
+		"ttl":                   fmt.Sprintf("%ds", int64(v.cfg.IntermediateTTL.Seconds())),
+		"use_csr_values":        false,
+		"exclude_cn_from_sans":  true,
+		"format":                "pem",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault ca: sign intermediate: %w", err)
+	}
+	cert, above, err := certificateAndChain(s)
+	if err != nil {
+		return nil, fmt.Errorf("vault ca: sign intermediate: %w", err)
+	}
+	if err := checkIntermediate(cert, key, v.cfg, roots, above); err != nil {
+		return nil, fmt.Errorf("vault ca: %w: intermediate: %w", ca.ErrBadCertificate, err)
+	}
+	if len(cert.PermittedURIDomains) == 0 {
+		v.cfg.Logger.Warn("this Vault did not add a URI name constraint to the intermediate; verifiers will not confine it to the trust domain")
+	}
+	v.cfg.Logger.Info("obtained intermediate CA from Vault", "not_after", cert.NotAfter, "serial", cert.SerialNumber.Text(16))
+	return &intermediate{cert: cert, key: key, chain: append([]*x509.Certificate{cert}, above...)}, nil
+}
+
+func checkIntermediate(cert *x509.Certificate, key crypto.Signer, cfg Config, roots, above []*x509.Certificate) error {
+	switch {
+	case !publicKeyEqual(cert.PublicKey, key.Public()):
+		return errors.New("Vault signed a different public key")
+	case !cert.IsCA || !cert.BasicConstraintsValid || cert.KeyUsage&x509.KeyUsageCertSign == 0:
+		return errors.New("not a CA certificate with keyCertSign")
+	case cert.MaxPathLen != 0 || !cert.MaxPathLenZero:
+		return errors.New("path length is not constrained to 0")
+	case len(cert.URIs) != 1 || cert.URIs[0].String() != cfg.TrustDomain.IDString():
+		return fmt.Errorf("URI SANs %v, want only %s", cert.URIs, cfg.TrustDomain.IDString())
+	}
+	pool, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	for _, c := range above {
+		inter.AddCert(c)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: cfg.Clock.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("does not chain to the mount's issuers: %w", err)
+	}
+	return nil
+}
+
+// signLocally signs with the intermediate; Vault is not called.
+func (v *CA) signLocally(req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	v.mu.RLock()
+	inter := v.inter
+	v.mu.RUnlock()
+	now := v.cfg.Clock.Now()
+	if inter == nil || !now.Before(inter.cert.NotAfter) {
+		return nil, fmt.Errorf("vault ca: %w: no valid intermediate yet (Vault unreachable?)", ca.ErrUnavailable)
+	}
+	leaf, err := ca.SignLeaf(inter.cert, inter.key, req, now)
+	if err != nil {
+		return nil, fmt.Errorf("vault ca: %w", err)
+	}
+	return append([]*x509.Certificate{leaf}, inter.chain...), nil
+}

@@ -1,0 +1,148 @@
+package vault_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/ca/vault"
+	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+)
+
+var td = spiffeid.RequireTrustDomainFromString("example.org")
+
+// setup starts Vault and runs the same setup as `sworn vault setup`.
+func setup(t *testing.T, o vault.SetupOptions) (*vaulttest.Server, *vault.Admin) {
+	t.Helper()
+	srv := vaulttest.Start(t)
+	admin := vault.NewAdmin(srv.Client, "", "")
+	o.TrustDomain = td
+	if _, err := admin.Setup(context.Background(), o); err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	return srv, admin
+}
+
+func tokenFile(t *testing.T, token string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newCA(t *testing.T, cfg vault.Config) *vault.CA {
+	t.Helper()
+	cfg.TrustDomain = td
+	c, err := vault.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("vault.New: %v", err)
+	}
+	return c
+}
+
+func sign(t *testing.T, c ca.Authority, path string, dns ...string) ([]*x509.Certificate, error) {
+	t.Helper()
+	key, err := ca.KeyECP256.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.SignX509SVID(context.Background(), ca.X509SVIDRequest{ID: spiffeid.RequireFromPath(td, path), Key: key, TTL: time.Hour, DNSNames: dns})
+}
+
+func verify(t *testing.T, c ca.Authority, chain []*x509.Certificate, path string) {
+	t.Helper()
+	bundle := x509bundle.FromX509Authorities(td, c.Authorities().X509)
+	id, _, err := x509svid.Verify(chain, bundle)
+	if err != nil || id.Path() != path {
+		t.Fatalf("x509svid.Verify against Vault's issuers = %v, %v", id, err)
+	}
+	if err := ca.CheckX509SVID(chain, id, c.Authorities().X509, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSetupIsIdempotent(t *testing.T) {
+	srv, admin := setup(t, vault.SetupOptions{})
+	did, err := admin.Setup(context.Background(), vault.SetupOptions{TrustDomain: td})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(did, "\n"), "already at pki/") || !strings.Contains(strings.Join(did, "\n"), "using the 1 existing issuer") {
+		t.Fatalf("second setup did not reuse the mount and root:\n%s", strings.Join(did, "\n"))
+	}
+	iss, err := admin.Issuers(context.Background())
+	if err != nil || len(iss) != 1 || !iss[0].Default {
+		t.Fatalf("issuers after two setups: %v, %v", iss, err)
+	}
+	_ = srv
+}
+
+func TestSignModeIssuesProfileConformingSVIDs(t *testing.T) {
+	srv, _ := setup(t, vault.SetupOptions{AllowedDNSDomains: []string{"svc.example.org"}})
+	c := newCA(t, vault.Config{Address: srv.Addr, Auth: vault.Auth{TokenFile: tokenFile(t, vaulttest.RootToken)}})
+
+	chain, err := sign(t, c, "/web", "api.svc.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify(t, c, chain, "/web")
+	leaf := chain[0]
+	if len(chain) != 1 || leaf.DNSNames[0] != "api.svc.example.org" || leaf.Subject.CommonName != "" {
+		t.Fatalf("chain %d long, DNS %v, CN %q", len(chain), leaf.DNSNames, leaf.Subject.CommonName)
+	}
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got < time.Hour || got > time.Hour+time.Minute {
+		t.Fatalf("lifetime %v, want the requested 1h (plus Vault's backdate)", got)
+	}
+
+	if _, err := sign(t, c, "/web", "evil.example.com"); !errors.Is(err, ca.ErrInvalidRequest) {
+		t.Fatalf("DNS name outside the allowed domains: %v, want ErrInvalidRequest", err)
+	}
+}
+
+func TestMisconfiguredRoleNeverYieldsAnSVID(t *testing.T) {
+	srv, _ := setup(t, vault.SetupOptions{})
+	// An operator "simplifies" the role: server certificates only.
+	if _, err := srv.Client.Logical().JSONMergePatch(context.Background(), "pki/roles/sworn", map[string]any{"client_flag": false}); err != nil {
+		t.Fatal(err)
+	}
+	c := newCA(t, vault.Config{Address: srv.Addr, Auth: vault.Auth{TokenFile: tokenFile(t, vaulttest.RootToken)}})
+	_, err := sign(t, c, "/web")
+	if !errors.Is(err, ca.ErrBadCertificate) || !strings.Contains(err.Error(), "clientAuth") {
+		t.Fatalf("sign with a server-only role: %v, want ErrBadCertificate naming clientAuth", err)
+	}
+}
+
+func TestIntermediateModeSignsLocallyUnderAConstrainedIntermediate(t *testing.T) {
+	srv, _ := setup(t, vault.SetupOptions{Intermediate: true})
+	c := newCA(t, vault.Config{Address: srv.Addr, Mode: vault.ModeIntermediate, Auth: vault.Auth{TokenFile: tokenFile(t, vaulttest.RootToken)}})
+	chain, err := sign(t, c, "/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chain) != 2 {
+		t.Fatalf("chain has %d certificates, want leaf and intermediate", len(chain))
+	}
+	verify(t, c, chain, "/web")
+	inter := chain[1]
+	if !inter.IsCA || !inter.MaxPathLenZero || inter.URIs[0].String() != "spiffe://example.org" {
+		t.Fatalf("intermediate: isCA=%v pathlen0=%v uris=%v", inter.IsCA, inter.MaxPathLenZero, inter.URIs)
+	}
+	if len(inter.PermittedURIDomains) != 1 || inter.PermittedURIDomains[0] != "example.org" {
+		t.Fatalf("intermediate URI name constraints %v, want [example.org]", inter.PermittedURIDomains)
+	}
+	if inter.NotAfter.Sub(inter.NotBefore) > vault.DefaultIntermediateTTL+time.Minute {
+		t.Fatalf("intermediate lives %v, want at most %v", inter.NotAfter.Sub(inter.NotBefore), vault.DefaultIntermediateTTL)
+	}
+}

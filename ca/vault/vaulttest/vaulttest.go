@@ -1,0 +1,232 @@
+// Package vaulttest runs a real HashiCorp Vault server (`vault server -dev`)
+// on loopback for tests, and a TCP proxy in front of it that a test can cut
+// to simulate Vault becoming unreachable while it keeps its state.
+//
+// The Vault binary is the one `make vault` builds into .bin/vault at the
+// repository root (pinned in deploy/vault/server/go.mod); SWORN_VAULT_BIN
+// overrides it. A missing binary fails the test rather than skipping it, so
+// the Vault tests can never pass by not running.
+package vaulttest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// RootToken is the dev server's root token.
+const RootToken = "sworn-test-root"
+
+// Server is a running Vault dev server.
+type Server struct {
+	Addr   string // http://127.0.0.1:port
+	Client *api.Client
+	cmd    *exec.Cmd
+	logs   *bytes.Buffer
+}
+
+// Binary returns the path of the Vault binary tests run.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	if p := os.Getenv("SWORN_VAULT_BIN"); p != "" {
+		return p
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "deploy", "vault", "server", "go.mod")); err == nil {
+			bin := filepath.Join(dir, ".bin", "vault")
+			if _, err := os.Stat(bin); err != nil {
+				tb.Fatalf("no Vault binary at %s: run `make vault` (make test does it for you)", bin)
+			}
+			return bin
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("cannot find the sworn repository root to locate .bin/vault; set SWORN_VAULT_BIN")
+		}
+		dir = parent
+	}
+}
+
+// Start runs `vault server -dev` on a free loopback port until the test ends.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin := Binary(tb)
+	port := freePort(tb)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	logs := &bytes.Buffer{}
+	cmd := exec.Command(bin, "server", "-dev",
+		"-dev-root-token-id="+RootToken,
+		"-dev-listen-address="+addr,
+		"-dev-no-store-token")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Env = append(os.Environ(), "VAULT_LOG_LEVEL=warn", "HOME="+tb.TempDir())
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start vault: %v", err)
+	}
+	s := &Server{Addr: "http://" + addr, cmd: cmd, logs: logs}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	})
+	s.Client = s.NewClient(tb, RootToken)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		h, err := s.Client.Sys().HealthWithContext(ctx)
+		cancel()
+		if err == nil && h.Initialized && !h.Sealed {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("vault did not become ready: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// NewClient returns an API client for the server with the given token.
+func (s *Server) NewClient(tb testing.TB, token string) *api.Client {
+	tb.Helper()
+	return NewClient(tb, s.Addr, token)
+}
+
+// NewClient returns an API client for addr with the given token.
+func NewClient(tb testing.TB, addr, token string) *api.Client {
+	tb.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = addr
+	cfg.MaxRetries = 0
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.SetToken(token)
+	return c
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Proxy forwards loopback TCP connections to a target. Down closes the
+// listener and every open connection (clients get connection refused); Up
+// listens again on the same address.
+type Proxy struct {
+	Addr     string // http://127.0.0.1:port
+	target   string
+	hostport string
+
+	mu    sync.Mutex
+	l     net.Listener
+	conns map[net.Conn]struct{}
+}
+
+// NewProxy starts a proxy to target ("http://host:port") until the test ends.
+func NewProxy(tb testing.TB, target string) *Proxy {
+	tb.Helper()
+	hostport := fmt.Sprintf("127.0.0.1:%d", freePort(tb))
+	p := &Proxy{Addr: "http://" + hostport, target: target[len("http://"):], hostport: hostport, conns: map[net.Conn]struct{}{}}
+	if err := p.Up(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Down)
+	return p
+}
+
+// Up starts accepting connections again.
+func (p *Proxy) Up() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.l != nil {
+		return nil
+	}
+	var l net.Listener
+	var err error
+	for range 50 { // the port may linger briefly after Down
+		if l, err = net.Listen("tcp", p.hostport); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	p.l = l
+	go p.serve(l)
+	return nil
+}
+
+// Down refuses new connections and cuts open ones.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.l != nil {
+		_ = p.l.Close()
+		p.l = nil
+	}
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = map[net.Conn]struct{}{}
+}
+
+func (p *Proxy) serve(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go p.forward(c)
+	}
+}
+
+func (p *Proxy) forward(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.l == nil {
+		p.mu.Unlock()
+		_ = c.Close()
+		_ = up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		done <- struct{}{}
+	}
+	go pipe(up, c)
+	go pipe(c, up)
+	<-done
+	_ = c.Close()
+	_ = up.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
