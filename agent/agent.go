@@ -29,6 +29,7 @@ import (
 	"github.com/sworn-id/sworn/agent/workload"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/rotation"
 	"github.com/sworn-id/sworn/trust"
 )
@@ -83,8 +84,35 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 		a.auth, a.runCA = lc, lc.Run
+	case "vault":
+		vc := cfg.CA.Vault
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		v, err := vault.New(ctx, vault.Config{
+			TrustDomain:     cfg.TrustDomainID(),
+			Address:         vc.Address,
+			CACertFile:      vc.CACertFile,
+			Namespace:       vc.Namespace,
+			PKIMount:        vc.PKIMount,
+			Role:            vc.Role,
+			Mode:            vault.Mode(vc.Mode),
+			Auth:            vault.Auth(vc.Auth),
+			BundleRefresh:   vc.BundleRefresh,
+			IntermediateTTL: vc.IntermediateTTL,
+			KeyType:         cfg.SVID.KeyType,
+			Logger:          log.With("component", "ca"),
+			OnHealth:        a.observeCA,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.auth, a.runCA = v, v.Run
 	default:
 		return nil, fmt.Errorf("agent: unknown CA type %q", cfg.CA.Type)
+	}
+	svidDir := ""
+	if cfg.SVID.PersistSVIDs() {
+		svidDir = filepath.Join(cfg.DataDir, "svids")
 	}
 	a.cache = cache.New(cache.Config{
 		Signer:        a.auth,
@@ -97,8 +125,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		Logger:        log.With("component", "cache"),
 		Metrics:       a.metrics,
 		OnCAResult:    a.observeCA,
+		Dir:           svidDir,
 	})
 	a.bundles.SetX509Authorities(cfg.TrustDomainID(), a.auth.Authorities().X509)
+	a.cache.Restore(a.auth.Authorities().X509)
 	return a, nil
 }
 

@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -406,28 +405,7 @@ func TestCARotationKeepsOldAndNewSVIDsTalking(t *testing.T) {
 	anyID := tlsconfig.AuthorizeMemberOf(td)
 	serverConf := tlsconfig.MTLSServerConfig(staticSource{oldSVID}, src, anyID)
 	clientConf := tlsconfig.MTLSClientConfig(staticSource{newSVID}, src, anyID)
-	l, err := tls.Listen("tcp", "127.0.0.1:0", serverConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	serverErr := make(chan error, 1)
-	go func() {
-		c, err := l.Accept()
-		if err == nil {
-			err = c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-		serverErr <- err
-	}()
-	conn, err := tls.Dial("tcp", l.Addr().String(), clientConf)
-	if err != nil {
-		t.Fatalf("client handshake (new-CA SVID to old-CA SVID): %v", err)
-	}
-	conn.Close()
-	if err := <-serverErr; err != nil {
-		t.Fatalf("server handshake (old-CA SVID accepting new-CA SVID): %v", err)
-	}
+	handshake(t, serverConf, clientConf)
 }
 
 func TestStopEndsStreamsCleanly(t *testing.T) {

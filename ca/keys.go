@@ -43,3 +43,9 @@ func (k KeyType) Generate() (crypto.Signer, error) {
 	}
 	return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, k.Validate())
 }
+
+// SamePublicKey reports whether a and b are the same public key.
+func SamePublicKey(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}

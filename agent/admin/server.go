@@ -142,7 +142,7 @@ func (s *Server) RotateSVIDs(_ context.Context, req *adminpb.RotateSVIDsRequest)
 func (s *Server) RotateCA(ctx context.Context, req *adminpb.RotateCARequest) (*adminpb.RotateCAResponse, error) {
 	r, ok := s.cfg.Authority.(ca.Rotator)
 	if !ok {
-		return nil, status.Errorf(codes.Unimplemented, "the %s CA is not rotated by the agent", s.cfg.CAType)
+		return nil, status.Errorf(codes.Unimplemented, "the %s CA is not rotated through the agent; use `sworn ca rotate` and `sworn ca activate` against Vault", s.cfg.CAType)
 	}
 	var info ca.Info
 	var err error

@@ -42,6 +42,8 @@ type Config struct {
 	Metrics     *telemetry.Metrics
 	// OnCAResult, if set, is told whether each CA call reached the CA.
 	OnCAResult func(err error)
+	// Dir, if set, is where issued SVIDs are persisted (see Restore).
+	Dir string
 }
 
 // Requester says who caused an issuance, for the audit line.
@@ -267,6 +269,7 @@ func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who 
 		attrs = append(attrs, "pid", who.PID, "uid", who.UID)
 	}
 	c.cfg.Logger.Info("issued X.509-SVID", attrs...)
+	c.persist(svid)
 	return svid, nil
 }
 
@@ -308,6 +311,7 @@ func (c *Cache) dropIdle() {
 func (c *Cache) dropLocked(it *item) {
 	delete(c.items, it.key)
 	c.sched.Untrack(it.key)
+	c.unpersist(it.key)
 	c.cfg.Logger.Debug("dropped idle SVID", "spiffe_id", it.entry.ID.String())
 }
 

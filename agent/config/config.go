@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -55,7 +56,13 @@ type SVID struct {
 	TTL         time.Duration `yaml:"ttl"`
 	KeyType     ca.KeyType    `yaml:"key_type"`
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// Persist keeps issued SVIDs (key 0600) in the data dir so a restart
+	// serves them instead of asking the CA again; default true.
+	Persist *bool `yaml:"persist"`
 }
+
+// PersistSVIDs reports whether svid.persist is on.
+func (s SVID) PersistSVIDs() bool { return s.Persist == nil || *s.Persist }
 
 // Rotation bounds the load the agent puts on its CA.
 type Rotation struct {
@@ -65,8 +72,33 @@ type Rotation struct {
 
 // CA chooses and configures the upstream CA.
 type CA struct {
-	Type  string  `yaml:"type"`
+	Type  string  `yaml:"type"` // local or vault
 	Local LocalCA `yaml:"local"`
+	Vault VaultCA `yaml:"vault"`
+}
+
+// VaultCA configures the Vault backend (ca/vault).
+type VaultCA struct {
+	Address         string        `yaml:"address"`
+	CACertFile      string        `yaml:"ca_cert_file"`
+	Namespace       string        `yaml:"namespace"`
+	PKIMount        string        `yaml:"pki_mount"`
+	Role            string        `yaml:"role"`
+	Mode            string        `yaml:"mode"` // sign or intermediate
+	Auth            VaultAuth     `yaml:"auth"`
+	BundleRefresh   time.Duration `yaml:"bundle_refresh"`
+	IntermediateTTL time.Duration `yaml:"intermediate_ttl"`
+}
+
+// VaultAuth configures how the agent logs in to Vault.
+type VaultAuth struct {
+	Method       string `yaml:"method"` // token, approle, kubernetes, jwt
+	TokenFile    string `yaml:"token_file"`
+	RoleID       string `yaml:"role_id"`
+	SecretIDFile string `yaml:"secret_id_file"`
+	Role         string `yaml:"role"`
+	Mount        string `yaml:"mount"`
+	JWTFile      string `yaml:"jwt_file"`
 }
 
 // LocalCA configures the embedded CA.
@@ -129,6 +161,15 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.CA.Type, "local")
 	setDefault(&c.CA.Local.TTL, DefaultLocalCATTL)
 	setDefault(&c.CA.Local.KeyType, ca.KeyECP256)
+	if c.CA.Type == "vault" {
+		v := &c.CA.Vault
+		setDefault(&v.PKIMount, "pki")
+		setDefault(&v.Role, "sworn")
+		setDefault(&v.Mode, "sign")
+		setDefault(&v.Auth.Method, "token")
+		setDefault(&v.BundleRefresh, 30*time.Second)
+		setDefault(&v.IntermediateTTL, 12*time.Hour)
+	}
 }
 
 func setDefault[T comparable](field *T, def T) {
@@ -231,8 +272,10 @@ func (c *Config) validate() []fieldError {
 			add(fmt.Errorf("%v must be at least six times svid.ttl (%v), so a new CA signs full-length SVIDs", c.CA.Local.TTL, c.SVID.TTL), "ca", "local", "ttl")
 		}
 		add(c.CA.Local.KeyType.Validate(), "ca", "local", "key_type")
+	case "vault":
+		errs = append(errs, c.CA.Vault.validate()...)
 	default:
-		add(fmt.Errorf("unknown CA type %q (want local)", c.CA.Type), "ca", "type")
+		add(fmt.Errorf("unknown CA type %q (want local or vault)", c.CA.Type), "ca", "type")
 	}
 	if len(errs) > 0 && errs[0].path[0] == "trust_domain" {
 		return errs // rules cannot be checked without a trust domain
@@ -308,4 +351,52 @@ func child(n *yaml.Node, seg string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+func (v *VaultCA) validate() []fieldError {
+	var errs []fieldError
+	add := func(err error, path ...string) {
+		if err != nil {
+			errs = append(errs, fieldError{path: append([]string{"ca", "vault"}, path...), err: err})
+		}
+	}
+	if v.Address == "" && os.Getenv("VAULT_ADDR") == "" {
+		add(errors.New("is required (or set VAULT_ADDR)"), "address")
+	} else if v.Address != "" {
+		if u, err := url.Parse(v.Address); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add(fmt.Errorf("%q is not an http(s) URL", v.Address), "address")
+		}
+	}
+	add(oneOf(v.Mode, "sign", "intermediate"), "mode")
+	add(inRange(v.BundleRefresh, time.Second, time.Hour), "bundle_refresh")
+	add(inRange(v.IntermediateTTL, time.Hour, 7*24*time.Hour), "intermediate_ttl")
+	for field, path := range map[string]string{"ca_cert_file": v.CACertFile, "auth.token_file": v.Auth.TokenFile, "auth.secret_id_file": v.Auth.SecretIDFile, "auth.jwt_file": v.Auth.JWTFile} {
+		if path != "" && !filepath.IsAbs(path) {
+			add(fmt.Errorf("%q is not an absolute path", path), strings.Split(field, ".")...)
+		}
+	}
+	a := v.Auth
+	switch a.Method {
+	case "token":
+		if a.TokenFile == "" && os.Getenv("VAULT_TOKEN") == "" {
+			add(errors.New("token auth needs auth.token_file or VAULT_TOKEN"), "auth", "method")
+		}
+	case "approle":
+		if a.RoleID == "" {
+			add(errors.New("is required for approle auth"), "auth", "role_id")
+		}
+		if a.SecretIDFile == "" {
+			add(errors.New("is required for approle auth"), "auth", "secret_id_file")
+		}
+	case "kubernetes", "jwt":
+		if a.Role == "" {
+			add(fmt.Errorf("is required for %s auth", a.Method), "auth", "role")
+		}
+		if a.JWTFile == "" {
+			add(fmt.Errorf("is required for %s auth (the projected service-account token)", a.Method), "auth", "jwt_file")
+		}
+	default:
+		add(oneOf(a.Method, "token", "approle", "kubernetes", "jwt"), "auth", "method")
+	}
+	return errs
 }

@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -161,7 +163,9 @@ func (a *Admin) Setup(ctx context.Context, o SetupOptions) ([]string, error) {
 }
 
 func (a *Admin) rootRequest(o SetupOptions) map[string]any {
-	name := "sworn-" + a.Now().UTC().Format("20060102-150405")
+	var suffix [3]byte
+	_, _ = rand.Read(suffix[:])
+	name := "sworn-" + a.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(suffix[:])
 	return map[string]any{
 		"common_name":           "sworn root " + o.TrustDomain.Name() + " " + a.Now().UTC().Format("2006-01-02"),
 		"issuer_name":           name,

@@ -320,7 +320,7 @@ func (v *CA) signWithVault(ctx context.Context, req ca.X509SVIDRequest) ([]*x509
 	if err != nil {
 		return nil, fmt.Errorf("vault ca: sign %s: %w", req.ID, err)
 	}
-	if !publicKeyEqual(leaf.PublicKey, req.Key.Public()) {
+	if !ca.SamePublicKey(leaf.PublicKey, req.Key.Public()) {
 		return nil, fmt.Errorf("vault ca: %w: Vault signed a different public key than the CSR's", ca.ErrBadCertificate)
 	}
 	return append([]*x509.Certificate{leaf}, chain...), nil
@@ -358,11 +358,6 @@ func certificateAndChain(s *api.Secret) (*x509.Certificate, []*x509.Certificate,
 
 func selfSigned(c *x509.Certificate) bool {
 	return string(c.RawIssuer) == string(c.RawSubject) && c.CheckSignatureFrom(c) == nil
-}
-
-func publicKeyEqual(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(b)
 }
 
 func sameCerts(a, b []*x509.Certificate) bool {
@@ -423,7 +418,7 @@ func (v *CA) obtainIntermediate(ctx context.Context, roots []*x509.Certificate) 
 
 func checkIntermediate(cert *x509.Certificate, key crypto.Signer, cfg Config, roots, above []*x509.Certificate) error {
 	switch {
-	case !publicKeyEqual(cert.PublicKey, key.Public()):
+	case !ca.SamePublicKey(cert.PublicKey, key.Public()):
 		return errors.New("Vault signed a different public key")
 	case !cert.IsCA || !cert.BasicConstraintsValid || cert.KeyUsage&x509.KeyUsageCertSign == 0:
 		return errors.New("not a CA certificate with keyCertSign")

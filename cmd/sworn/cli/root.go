@@ -30,6 +30,8 @@ func NewCommand(ctx context.Context) *cobra.Command {
 		newSVIDCommand(),
 		newBundleCommand(),
 		newHealthcheckCommand(),
+		newVaultCommand(),
+		newCACommand(),
 	)
 	return root
 }

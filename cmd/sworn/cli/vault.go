@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/sworn-id/sworn/ca/vault"
+)
+
+// vaultFlags are shared by the commands that talk to Vault as the operator
+// (VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT and the rest of the vault CLI's
+// environment).
+type vaultFlags struct {
+	mount string
+	role  string
+}
+
+func (v *vaultFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&v.mount, "pki-mount", vault.DefaultPKIMount, "the PKI secrets engine's mount path")
+	cmd.Flags().StringVar(&v.role, "role", vault.DefaultRole, "the PKI role agents sign with")
+}
+
+func (v *vaultFlags) admin() (*vault.Admin, error) {
+	cfg := api.DefaultConfig()
+	if cfg.Error != nil {
+		return nil, cfg.Error
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vault client: %w", err)
+	}
+	if c.Token() == "" {
+		return nil, errors.New("no Vault token: set VAULT_TOKEN (as for the vault CLI)")
+	}
+	return vault.NewAdmin(c, v.mount, v.role), nil
+}
+
+type vaultSetupOptions struct {
+	vaultFlags
+	trustDomain string
+	o           vault.SetupOptions
+}
+
+func newVaultCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "vault", Short: "Prepare HashiCorp Vault to be sworn's CA"}
+	o := &vaultSetupOptions{}
+	setup := &cobra.Command{
+		Use:   "setup",
+		Short: "Idempotently set up a PKI mount, root, role, agent policy and auth role for sworn",
+		Long: `Set up Vault for sworn, idempotently: enable the PKI secrets engine at --pki-mount
+(or tune it), create a root issuer unless one exists, write a role that yields
+SPIFFE-correct leaves (URI SANs only under spiffe://<td>/, no CN, serverAuth and
+clientAuth, not stored), a least-privilege policy for agents and, optionally, an
+auth role bound to it. Uses VAULT_ADDR and VAULT_TOKEN like the vault CLI.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			td, err := spiffeid.TrustDomainFromString(o.trustDomain)
+			if err != nil {
+				return fmt.Errorf("--trust-domain: %w", err)
+			}
+			o.o.TrustDomain = td
+			admin, err := o.admin()
+			if err != nil {
+				return err
+			}
+			did, err := admin.Setup(cmd.Context(), o.o)
+			for _, line := range did {
+				fmt.Fprintln(cmd.OutOrStdout(), "-", line)
+			}
+			return err
+		},
+	}
+	o.add(setup)
+	f := setup.Flags()
+	f.StringVar(&o.trustDomain, "trust-domain", "", "the trust domain (required)")
+	f.DurationVar(&o.o.RootTTL, "root-ttl", 10*365*24*time.Hour, "lifetime of a root created here")
+	f.DurationVar(&o.o.MaxSVIDTTL, "max-svid-ttl", 24*time.Hour, "longest SVID the role signs")
+	f.StringSliceVar(&o.o.AllowedDNSDomains, "allowed-dns-domain", nil, "DNS domain rules may put in SVIDs (repeatable; none by default)")
+	f.StringVar(&o.o.Policy, "policy", "sworn-agent", "name of the agents' policy")
+	f.BoolVar(&o.o.Intermediate, "intermediate", false, "also let agents obtain intermediates (ca.vault.mode: intermediate)")
+	f.StringVar(&o.o.AuthMethod, "auth-method", "", "create an auth role: approle, kubernetes or jwt")
+	f.StringVar(&o.o.AuthMount, "auth-mount", "", "the auth method's mount path (default: the method's name)")
+	f.StringVar(&o.o.AuthRole, "auth-role", "sworn-agent", "name of the auth role")
+	f.StringVar(&o.o.BoundServiceAccount, "bound-service-account", "", "NAMESPACE/NAME of the agents' service account (kubernetes, jwt)")
+	f.StringVar(&o.o.Audience, "audience", "vault", "audience of the agents' service-account tokens (kubernetes, jwt)")
+	f.DurationVar(&o.o.TokenTTL, "token-ttl", time.Hour, "TTL of tokens the auth role issues")
+	_ = setup.MarkFlagRequired("trust-domain")
+	cmd.AddCommand(setup)
+	return cmd
+}
+
+type caRotateOptions struct {
+	vaultFlags
+	trustDomain string
+	ttl         time.Duration
+}
+
+func newCACommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "ca", Short: "Rotate the Vault CA: status, rotate, activate, retire"}
+
+	so := &vaultFlags{}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "List the mount's issuers: which one signs, which are only trusted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			admin, err := so.admin()
+			if err != nil {
+				return err
+			}
+			iss, err := admin.Issuers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printIssuers(cmd.OutOrStdout(), iss)
+		},
+	}
+	so.add(status)
+
+	ro := &caRotateOptions{}
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Create a new issuer that every agent trusts but that does not sign yet",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			td, err := spiffeid.TrustDomainFromString(ro.trustDomain)
+			if err != nil {
+				return fmt.Errorf("--trust-domain: %w", err)
+			}
+			admin, err := ro.admin()
+			if err != nil {
+				return err
+			}
+			i, err := admin.Rotate(cmd.Context(), td, ro.ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created issuer %s (%s); agents add it to every bundle at their next refresh.\nActivate it with: sworn ca activate %s\n", i.ID, i.Name, i.ID)
+			return nil
+		},
+	}
+	ro.add(rotate)
+	rotate.Flags().StringVar(&ro.trustDomain, "trust-domain", "", "the trust domain (required)")
+	rotate.Flags().DurationVar(&ro.ttl, "ttl", 10*365*24*time.Hour, "lifetime of the new root")
+	_ = rotate.MarkFlagRequired("trust-domain")
+
+	ao := &vaultFlags{}
+	var minAge time.Duration
+	activate := &cobra.Command{
+		Use:   "activate ISSUER",
+		Short: "Make an issuer the signing one; agents re-issue every SVID",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			admin, err := ao.admin()
+			if err != nil {
+				return err
+			}
+			i, err := admin.Activate(cmd.Context(), args[0], minAge)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "issuer %s now signs; the previous one can no longer issue and stays trusted until it is retired\n", i.ID)
+			return nil
+		},
+	}
+	ao.add(activate)
+	activate.Flags().DurationVar(&minAge, "min-age", 2*time.Minute, "refuse an issuer published more recently than this (at least twice the agents' bundle_refresh)")
+
+	to := &vaultFlags{}
+	var force bool
+	retire := &cobra.Command{
+		Use:   "retire ISSUER",
+		Short: "Delete an old issuer, refused while SVIDs it signed may still be valid",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			admin, err := to.admin()
+			if err != nil {
+				return err
+			}
+			i, err := admin.Retire(cmd.Context(), args[0], force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "retired issuer %s; agents drop it from their bundles at the next refresh\n", i.ID)
+			return nil
+		},
+	}
+	to.add(retire)
+	retire.Flags().BoolVar(&force, "force", false, "retire even though SVIDs it signed may still be valid")
+
+	cmd.AddCommand(status, rotate, activate, retire)
+	return cmd
+}
+
+func printIssuers(w io.Writer, iss []vault.Issuer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ISSUER\tNAME\tROLE\tNOT BEFORE\tNOT AFTER")
+	for _, i := range iss {
+		role := "trusted"
+		if i.Default {
+			role = "signing"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", i.ID, i.Name, role,
+			i.Certificate.NotBefore.Format(time.RFC3339), i.Certificate.NotAfter.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
