@@ -19,16 +19,16 @@ run: ## run the agent on the embedded CA (--dev)
 	$(GO) run ./cmd/sworn agent --dev
 
 .PHONY: test
-test: ## run every test with the race detector
+test: $(BIN)/vault ## run every test with the race detector (builds the Vault server once)
 	$(GO) test -race -count=1 $(PKGS)
 
 .PHONY: test-short
-test-short: ## the quick inner loop: no race detector, short mode
+test-short: $(BIN)/vault ## the quick inner loop: no race detector, short mode
 	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: bench
-bench: ## run the benchmarks (figures go to docs/benchmarks.md)
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ca/local/ ./agent/
+bench: $(BIN)/vault ## run the benchmarks (figures go to docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ca/local/ ./ca/vault/ ./agent/
 
 .PHONY: lint
 lint: ## gofmt, go vet and a check that generated code is current
@@ -62,7 +62,8 @@ vault: $(BIN)/vault ## build the pinned HashiCorp Vault server used by the Vault
 # build is long (tens of minutes on 2 cores) and is done once.
 $(BIN)/vault: deploy/vault/server/go.mod deploy/vault/server/go.sum
 	@mkdir -p $(BIN)
-	cd deploy/vault/server && $(GO) build -o ../../../$(BIN)/vault github.com/hashicorp/vault
+	cd deploy/vault/server && $(GO) build -o ../../../$(BIN)/vault.tmp github.com/hashicorp/vault
+	mv $(BIN)/vault.tmp $@
 
 .PHONY: tidy
 tidy: ## go mod tidy

@@ -328,29 +328,31 @@ func lineOf(root *yaml.Node, path []string) int {
 	}
 	line := max(n.Line, 1)
 	for _, seg := range path {
-		next := child(n, seg)
+		next, at := child(n, seg)
 		if next == nil {
 			break
 		}
-		n, line = next, next.Line
+		n, line = next, at
 	}
 	return line
 }
 
-func child(n *yaml.Node, seg string) *yaml.Node {
+// child returns the node under seg and the line that names it: a mapping
+// key's own line, so a missing field points at its parent's key.
+func child(n *yaml.Node, seg string) (*yaml.Node, int) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == seg {
-				return n.Content[i+1]
+				return n.Content[i+1], n.Content[i].Line
 			}
 		}
 	case yaml.SequenceNode:
 		if i, err := strconv.Atoi(seg); err == nil && i >= 0 && i < len(n.Content) {
-			return n.Content[i]
+			return n.Content[i], n.Content[i].Line
 		}
 	}
-	return nil
+	return nil, 0
 }
 
 func (v *VaultCA) validate() []fieldError {

@@ -11,6 +11,8 @@ import (
 )
 
 func TestLoadNamesFileLineAndField(t *testing.T) {
+	t.Setenv("VAULT_ADDR", "")
+	t.Setenv("VAULT_TOKEN", "")
 	tests := []struct {
 		name string
 		yaml string
@@ -65,6 +67,21 @@ func TestLoadNamesFileLineAndField(t *testing.T) {
 			name: "unknown CA type",
 			yaml: "trust_domain: example.org\nca:\n  type: hsm\n",
 			want: []string{":3: ca.type: unknown CA type \"hsm\""},
+		},
+		{
+			name: "vault without address or credentials",
+			yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    mode: proxy\n",
+			want: []string{":4: ca.vault.address: is required", ":5: ca.vault.mode: \"proxy\" is not one of sign, intermediate", "ca.vault.auth.method: token auth needs"},
+		},
+		{
+			name: "vault approle without secret id",
+			yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    address: https://vault:8200\n    auth:\n      method: approle\n      role_id: abc\n",
+			want: []string{":6: ca.vault.auth.secret_id_file: is required for approle auth"},
+		},
+		{
+			name: "vault bad address and relative token file",
+			yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    address: vault:8200\n    auth:\n      token_file: token\n",
+			want: []string{":5: ca.vault.address: \"vault:8200\" is not an http(s) URL", ":7: ca.vault.auth.token_file: \"token\" is not an absolute path"},
 		},
 		{
 			name: "relative socket path",

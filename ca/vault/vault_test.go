@@ -36,7 +36,7 @@ func setup(t *testing.T, o vault.SetupOptions) (*vaulttest.Server, *vault.Admin)
 func tokenFile(t *testing.T, token string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+	if err := writeFile(p, token+"\n"); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -146,3 +146,27 @@ func TestIntermediateModeSignsLocallyUnderAConstrainedIntermediate(t *testing.T)
 		t.Fatalf("intermediate lives %v, want at most %v", inter.NotAfter.Sub(inter.NotBefore), vault.DefaultIntermediateTTL)
 	}
 }
+
+func TestTLSToVaultIsVerifiedWithCACertFile(t *testing.T) {
+	srv := vaulttest.StartTLS(t)
+	if _, err := vault.NewAdmin(srv.Client, "", "").Setup(context.Background(), vault.SetupOptions{TrustDomain: td}); err != nil {
+		t.Fatal(err)
+	}
+	token := tokenFile(t, vaulttest.RootToken)
+
+	c := newCA(t, vault.Config{Address: srv.Addr, CACertFile: srv.CACertFile, Auth: vault.Auth{TokenFile: token}})
+	if _, err := sign(t, c, "/tls"); err != nil {
+		t.Fatalf("sign over verified TLS: %v", err)
+	}
+
+	// Without the CA file the server's certificate is not trusted: the
+	// agent starts, but cannot sign, and says why.
+	t.Setenv("VAULT_CACERT", "")
+	untrusting := newCA(t, vault.Config{Address: srv.Addr, Auth: vault.Auth{TokenFile: token}})
+	_, err := sign(t, untrusting, "/tls")
+	if !errors.Is(err, ca.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("sign without ca_cert_file: %v, want an unavailable CA with a certificate error", err)
+	}
+}
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

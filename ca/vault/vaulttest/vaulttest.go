@@ -29,10 +29,12 @@ const RootToken = "sworn-test-root"
 
 // Server is a running Vault dev server.
 type Server struct {
-	Addr   string // http://127.0.0.1:port
+	Addr   string // http://127.0.0.1:port, or https:// with StartTLS
 	Client *api.Client
-	cmd    *exec.Cmd
-	logs   *bytes.Buffer
+	// CACertFile verifies the server's certificate (StartTLS only).
+	CACertFile string
+	cmd        *exec.Cmd
+	logs       *bytes.Buffer
 }
 
 // Binary returns the path of the Vault binary tests run.
@@ -64,26 +66,51 @@ func Binary(tb testing.TB) string {
 // Start runs `vault server -dev` on a free loopback port until the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb, false)
+}
+
+// StartTLS is Start with TLS (`-dev-tls`): Vault makes a CA and a server
+// certificate, and Server.CACertFile holds the CA.
+func StartTLS(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, true)
+}
+
+func start(tb testing.TB, useTLS bool) *Server {
+	tb.Helper()
 	bin := Binary(tb)
 	port := freePort(tb)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	logs := &bytes.Buffer{}
-	cmd := exec.Command(bin, "server", "-dev",
-		"-dev-root-token-id="+RootToken,
-		"-dev-listen-address="+addr,
-		"-dev-no-store-token")
+	args := []string{"server", "-dev", "-dev-root-token-id=" + RootToken, "-dev-listen-address=" + addr, "-dev-no-store-token"}
+	s := &Server{Addr: "http://" + addr, logs: logs}
+	if useTLS {
+		dir := tb.TempDir()
+		args = append(args, "-dev-tls", "-dev-tls-cert-dir="+dir)
+		s.Addr, s.CACertFile = "https://"+addr, filepath.Join(dir, "vault-ca.pem")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.Env = append(os.Environ(), "VAULT_LOG_LEVEL=warn", "HOME="+tb.TempDir())
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start vault: %v", err)
 	}
-	s := &Server{Addr: "http://" + addr, cmd: cmd, logs: logs}
+	s.cmd = cmd
 	tb.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
 	})
-	s.Client = s.NewClient(tb, RootToken)
 	deadline := time.Now().Add(60 * time.Second)
+	for useTLS {
+		if _, err := os.Stat(s.CACertFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("vault wrote no CA certificate:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Client = s.NewClient(tb, RootToken)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		h, err := s.Client.Sys().HealthWithContext(ctx)
@@ -98,18 +125,20 @@ func Start(tb testing.TB) *Server {
 	}
 }
 
+// PID is the Vault server's process ID.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // NewClient returns an API client for the server with the given token.
 func (s *Server) NewClient(tb testing.TB, token string) *api.Client {
 	tb.Helper()
-	return NewClient(tb, s.Addr, token)
-}
-
-// NewClient returns an API client for addr with the given token.
-func NewClient(tb testing.TB, addr, token string) *api.Client {
-	tb.Helper()
 	cfg := api.DefaultConfig()
-	cfg.Address = addr
+	cfg.Address = s.Addr
 	cfg.MaxRetries = 0
+	if s.CACertFile != "" {
+		if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: s.CACertFile}); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		tb.Fatal(err)
