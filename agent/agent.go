@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/renameio/v2"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -127,9 +130,38 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		OnCAResult:    a.observeCA,
 		Dir:           svidDir,
 	})
-	a.bundles.SetX509Authorities(cfg.TrustDomainID(), a.auth.Authorities().X509)
-	a.cache.Restore(a.auth.Authorities().X509)
+	trusted := a.auth.Authorities().X509
+	if len(trusted) > 0 {
+		a.saveBundle(trusted)
+	} else {
+		// The CA did not answer at start: serve the bundle it last gave us,
+		// so persisted SVIDs can be restored and verified by workloads.
+		if b, err := x509bundle.Load(cfg.TrustDomainID(), a.bundlePath()); err == nil {
+			trusted = b.X509Authorities()
+			log.Warn("CA unreachable at start; serving the last known trust bundle", "authorities", len(trusted))
+		}
+	}
+	if len(trusted) > 0 {
+		a.bundles.SetX509Authorities(cfg.TrustDomainID(), trusted)
+	}
+	a.cache.Restore(trusted)
 	return a, nil
+}
+
+// bundlePath is where the last bundle the CA gave is kept.
+func (a *Agent) bundlePath() string { return filepath.Join(a.cfg.DataDir, "bundle.pem") }
+
+func (a *Agent) saveBundle(certs []*x509.Certificate) {
+	data, err := x509bundle.FromX509Authorities(a.cfg.TrustDomainID(), certs).Marshal()
+	if err == nil {
+		err = os.MkdirAll(a.cfg.DataDir, 0o700)
+	}
+	if err == nil {
+		err = renameio.WriteFile(a.bundlePath(), data, 0o644)
+	}
+	if err != nil {
+		a.log.Warn("could not save the trust bundle", "error", err)
+	}
 }
 
 // Ready is closed once the agent's sockets accept calls.
@@ -292,10 +324,18 @@ func (a *Agent) syncBundles(ctx context.Context) {
 	for {
 		changed := a.auth.Changed()
 		auths := a.auth.Authorities()
-		if a.bundles.SetX509Authorities(td, auths.X509) {
+		// An empty set means the CA has not answered yet, never that
+		// nothing is trusted: keep what is served.
+		if len(auths.X509) > 0 && a.bundles.SetX509Authorities(td, auths.X509) {
 			a.log.Info("trust bundle updated", "authorities", len(auths.X509))
+			a.saveBundle(auths.X509)
 		}
-		if auths.Signing != signing && auths.Signing != "" {
+		switch {
+		case auths.Signing == signing || auths.Signing == "":
+		case signing == "":
+			// First contact with a CA that was down at start: not a change.
+			signing = auths.Signing
+		default:
 			signing = auths.Signing
 			n := a.cache.Rotate()
 			a.log.Info("signing CA changed; re-issuing every SVID", "ca", signing, "svids", n)

@@ -232,3 +232,31 @@ func fetchX509(t *testing.T, ta *testAgent) (*workloadapi.X509Context, error) {
 	defer cancel()
 	return workloadapi.FetchX509Context(ctx, workloadapi.WithAddr(ta.addr()))
 }
+
+func TestVaultDownAtRestartServesPersistedSVIDsAndBundle(t *testing.T) {
+	srv, _ := startVault(t)
+	proxy := vaulttest.NewProxy(t, srv.Addr)
+	cfg := vaultConfig(t, proxy.Addr, "sign")
+	first := startAgent(t, cfg)
+	svid, err := newSource(t, first).GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Down()
+	second := startAgent(t, cfg)
+	x509ctx, err := fetchX509(t, second)
+	if err != nil {
+		t.Fatalf("fetch from an agent restarted while Vault is down: %v", err)
+	}
+	again := x509ctx.DefaultSVID()
+	if again.Certificates[0].SerialNumber.Cmp(svid.Certificates[0].SerialNumber) != 0 {
+		t.Fatal("the persisted SVID was not served")
+	}
+	if _, _, err := x509svid.Verify(again.Certificates, x509ctx.Bundles); err != nil {
+		t.Fatalf("the served SVID does not verify against the served (last known) bundle: %v", err)
+	}
+}
