@@ -201,10 +201,12 @@ func (c *Cache) issueFirst(it *item, who Requester) {
 	}
 	it.err = err
 	c.mu.Unlock()
-	close(it.ready)
 	if err == nil {
+		// Tracked before anyone can see it, so a Rotate right after
+		// Subscribe returns always reaches it.
 		c.sched.Track(it.key, validity(svid))
 	}
+	close(it.ready)
 }
 
 func (c *Cache) renew(ctx context.Context, key string) (rotation.Validity, error) {
