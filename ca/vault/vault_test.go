@@ -13,6 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/vault"
@@ -170,3 +171,29 @@ func TestTLSToVaultIsVerifiedWithCACertFile(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+func TestIntermediateIsRenewedAtHalfLife(t *testing.T) {
+	srv, _ := setup(t, vault.SetupOptions{Intermediate: true})
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := newCA(t, vault.Config{Address: srv.Addr, Mode: vault.ModeIntermediate, IntermediateTTL: 2 * time.Hour,
+		BundleRefresh: time.Minute, Clock: clk, Auth: vault.Auth{TokenFile: tokenFile(t, vaulttest.RootToken)}})
+	runCA(t, c)
+	first, err := sign(t, c, "/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Before half life, refreshes keep the intermediate.
+	waitFor(t, "the refresh timer", clk.HasWaiters)
+	clk.Step(time.Minute)
+	waitFor(t, "the refresh timer", clk.HasWaiters)
+	if again, _ := sign(t, c, "/web"); !again[1].Equal(first[1]) {
+		t.Fatal("intermediate renewed before half its life")
+	}
+
+	clk.Step(61 * time.Minute)
+	waitFor(t, "a new intermediate", func() bool {
+		next, err := sign(t, c, "/web")
+		return err == nil && !next[1].Equal(first[1])
+	})
+}
