@@ -432,13 +432,7 @@ func TestStopEndsStreamsCleanly(t *testing.T) {
 
 func TestSocketsAndHealth(t *testing.T) {
 	cfg := newConfig(t)
-	// A fixed free port, since the health address is only logged.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.HealthAddr = l.Addr().String()
-	l.Close()
+	cfg.HealthAddr = freeAddr(t)
 	ta := startAgent(t, cfg)
 	newSource(t, ta) // issue one SVID so the metrics have something to say
 
@@ -483,4 +477,16 @@ func TestSecondAgentRefusesALiveSocket(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another process is serving") {
 		t.Fatalf("second agent on a live socket: %v", err)
 	}
+}
+
+// freeAddr returns a free loopback address to give the health endpoint,
+// whose real address is otherwise only logged.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,12 +90,7 @@ func TestVaultOutageKeepsServingAndRecovers(t *testing.T) {
 	srv, _ := startVault(t)
 	proxy := vaulttest.NewProxy(t, srv.Addr)
 	cfg := vaultConfig(t, proxy.Addr, "sign")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.HealthAddr = l.Addr().String()
-	l.Close()
+	cfg.HealthAddr = freeAddr(t)
 	ta := startAgent(t, cfg)
 	src := newSource(t, ta)
 	first, err := src.GetX509SVID()

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"fmt"
 )
 
@@ -48,4 +49,17 @@ func (k KeyType) Generate() (crypto.Signer, error) {
 func SamePublicKey(a, b crypto.PublicKey) bool {
 	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && k.Equal(b)
+}
+
+// ParsePrivateKey parses a PKCS#8 private key that can sign.
+func ParsePrivateKey(der []byte) (crypto.Signer, error) {
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("key of type %T cannot sign", k)
+	}
+	return signer, nil
 }

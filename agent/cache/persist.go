@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -160,13 +159,9 @@ func readSVID(path string) (*SVID, error) {
 			s.Chain = append(s.Chain, cert)
 			s.ChainDER = append(s.ChainDER, b.Bytes...)
 		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+			signer, err := ca.ParsePrivateKey(b.Bytes)
 			if err != nil {
 				return nil, err
-			}
-			signer, ok := k.(crypto.Signer)
-			if !ok {
-				return nil, fmt.Errorf("key of type %T cannot sign", k)
 			}
 			s.Key, s.KeyDER = signer, b.Bytes
 		}

@@ -14,6 +14,8 @@ import (
 	"slices"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/sworn-id/sworn/ca"
 )
 
 // store persists CAs as one PEM file each (certificate and PKCS#8 key, mode
@@ -93,15 +95,9 @@ func readAuthority(path string) (*authority, error) {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
 		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-			if err != nil {
+			if key, err = ca.ParsePrivateKey(block.Bytes); err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			signer, ok := k.(crypto.Signer)
-			if !ok {
-				return nil, fmt.Errorf("%s: key of type %T cannot sign", path, k)
-			}
-			key = signer
 		}
 	}
 	if cert == nil || key == nil {

@@ -327,13 +327,9 @@ func (a *Admin) Rotate(ctx context.Context, td spiffeid.TrustDomain, ttl time.Du
 // in every bundle. The previous default can no longer issue, and the time
 // it stopped is recorded in its name for Retire.
 func (a *Admin) Activate(ctx context.Context, ref string, minAge time.Duration) (Issuer, error) {
-	iss, err := issuers(ctx, a.c, a.Mount)
+	iss, target, err := a.issuer(ctx, ref)
 	if err != nil {
 		return Issuer{}, err
-	}
-	target, ok := lookup(iss, ref)
-	if !ok {
-		return Issuer{}, fmt.Errorf("vault: %w: no issuer %q in %s/", ca.ErrInvalidRequest, ref, a.Mount)
 	}
 	if target.Default {
 		return target, nil
@@ -367,13 +363,9 @@ func (a *Admin) Activate(ctx context.Context, ref string, minAge time.Duration) 
 // plus the role's max TTL, or its own expiry if that comes first. force
 // skips the check.
 func (a *Admin) Retire(ctx context.Context, ref string, force bool) (Issuer, error) {
-	iss, err := issuers(ctx, a.c, a.Mount)
+	_, target, err := a.issuer(ctx, ref)
 	if err != nil {
 		return Issuer{}, err
-	}
-	target, ok := lookup(iss, ref)
-	if !ok {
-		return Issuer{}, fmt.Errorf("vault: %w: no issuer %q in %s/", ca.ErrInvalidRequest, ref, a.Mount)
 	}
 	if target.Default {
 		return Issuer{}, fmt.Errorf("vault: %w: issuer %s signs now; activate another one first", ca.ErrInvalidRequest, target.ID)
@@ -445,6 +437,19 @@ func retiredMark(name string) string {
 		return ""
 	}
 	return mark
+}
+
+// issuer returns every issuer and the one ref names (ID or name).
+func (a *Admin) issuer(ctx context.Context, ref string) ([]Issuer, Issuer, error) {
+	iss, err := issuers(ctx, a.c, a.Mount)
+	if err != nil {
+		return nil, Issuer{}, err
+	}
+	target, ok := lookup(iss, ref)
+	if !ok {
+		return nil, Issuer{}, fmt.Errorf("vault: %w: no issuer %q in %s/", ca.ErrInvalidRequest, ref, a.Mount)
+	}
+	return iss, target, nil
 }
 
 func (a *Admin) setDefault(ctx context.Context, id string) error {
