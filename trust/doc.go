@@ -6,6 +6,16 @@
 // Snapshot after each close never misses the latest state and never polls.
 // Setting a bundle to the certificates it already has is not a change.
 //
-// The package imports go-spiffe only, so a workload can use it without
-// pulling in the agent.
+// It is also the mTLS helper for workloads. A Policy (allow and deny
+// Patterns, optional per-request HTTP rules) says which peers may connect;
+// deny wins and an empty policy admits nobody. A Guard holds the policy in
+// force (swapped atomically, e.g. by WatchPolicyFile) and turns it into a
+// go-spiffe Authorizer, reporting every decision to an observer;
+// ServerConfig and ClientConfig build mutual-TLS configs from a
+// workloadapi.X509Source and a Guard, so a rotated SVID or bundle, or a new
+// policy, applies from the next handshake without touching open
+// connections. WriteSVIDFiles writes an SVID and bundle to disk atomically.
+//
+// The package imports go-spiffe (and the YAML decoder go-spiffe's module
+// already brings) and nothing of the agent, so a workload can use it alone.
 package trust
