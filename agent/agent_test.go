@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sworn-id/sworn/agent"
+	"github.com/sworn-id/sworn/agent/agenttest"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
 )
@@ -52,92 +51,14 @@ func TestMain(m *testing.M) {
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
 
-type testAgent struct {
-	cfg    *config.Config
-	agent  *agent.Agent
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	runErr error
-}
+type testAgent = agenttest.Agent
 
-func (ta *testAgent) addr() string { return "unix://" + ta.cfg.SocketPath }
+var (
+	newConfig  = agenttest.Config
+	startAgent = agenttest.Start
+)
 
-// newConfig returns a config with sockets and data in a short temporary
-// directory (Unix socket paths are limited to 108 bytes).
-func newConfig(t testing.TB, rules ...config.Rule) *config.Config {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sworn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if len(rules) == 0 {
-		rules = []config.Rule{{SPIFFEID: "spiffe://example.org/uid/{unix:uid}"}}
-	}
-	cfg := &config.Config{
-		TrustDomain:     "example.org",
-		SocketPath:      filepath.Join(dir, "workload.sock"),
-		AdminSocketPath: filepath.Join(dir, "admin.sock"),
-		DataDir:         filepath.Join(dir, "data"),
-		HealthAddr:      "127.0.0.1:0",
-		Rules:           rules,
-	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-func startAgent(t testing.TB, cfg *config.Config) *testAgent {
-	t.Helper()
-	a, err := agent.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("agent.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testAgent{cfg: cfg, agent: a, cancel: cancel, done: make(chan error, 1)}
-	go func() { ta.done <- a.Run(ctx) }()
-	select {
-	case <-a.Ready():
-	case err := <-ta.done:
-		t.Fatalf("agent exited: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := ta.stop(t); err != nil {
-			t.Errorf("agent.Run: %v", err)
-		}
-	})
-	return ta
-}
-
-// stop cancels the agent and returns what Run returned; later calls
-// return the same.
-func (ta *testAgent) stop(t testing.TB) error {
-	t.Helper()
-	ta.once.Do(func() {
-		ta.cancel()
-		select {
-		case ta.runErr = <-ta.done:
-		case <-time.After(30 * time.Second):
-			ta.runErr = errors.New("agent did not stop within 30s")
-		}
-	})
-	return ta.runErr
-}
-
-func newSource(t *testing.T, ta *testAgent) *workloadapi.X509Source {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr(ta.addr())))
-	if err != nil {
-		t.Fatalf("NewX509Source: %v", err)
-	}
-	t.Cleanup(func() { src.Close() })
-	return src
-}
+func newSource(t *testing.T, ta *testAgent) *workloadapi.X509Source { return ta.Source(t) }
 
 // runCLI runs a sworn command in-process.
 func runCLI(t *testing.T, args ...string) string {
@@ -197,7 +118,7 @@ func TestRotateSVIDsAllReachesOpenSource(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := runCLI(t, "rotate", "svids", "--all", "--admin-socket", ta.cfg.AdminSocketPath)
+	out := runCLI(t, "rotate", "svids", "--all", "--admin-socket", ta.Config.AdminSocketPath)
 	if !strings.Contains(out, "re-issuing 1 SVID") {
 		t.Fatalf("rotate output: %q", out)
 	}
@@ -205,7 +126,7 @@ func TestRotateSVIDsAllReachesOpenSource(t *testing.T) {
 		s, err := src.GetX509SVID()
 		return err == nil && s.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) != 0
 	})
-	status := runCLI(t, "status", "--admin-socket", ta.cfg.AdminSocketPath)
+	status := runCLI(t, "status", "--admin-socket", ta.Config.AdminSocketPath)
 	if !strings.Contains(status, "spiffe://example.org/uid/") || !strings.Contains(status, "active") {
 		t.Fatalf("status output lacks the identity or CA:\n%s", status)
 	}
@@ -231,7 +152,7 @@ func TestCallerWithNoRuleGetsPermissionDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+ta.addr())
+	cmd.Env = append(os.Environ(), childEnv+"="+ta.Addr())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -250,7 +171,7 @@ func TestCallerWithNoRuleGetsPermissionDenied(t *testing.T) {
 
 func rawClient(t testing.TB, ta *testAgent) workload.SpiffeWorkloadAPIClient {
 	t.Helper()
-	conn, err := grpc.NewClient(ta.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(ta.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +231,7 @@ func TestReloadPushesNewIdentitiesAndRevokes(t *testing.T) {
 
 	next := *cfg
 	next.Rules = append([]config.Rule{{SPIFFEID: "spiffe://example.org/extra", Hint: "extra"}}, cfg.Rules...)
-	if err := ta.agent.Reload(&next); err != nil {
+	if err := ta.Agent.Reload(&next); err != nil {
 		t.Fatal(err)
 	}
 	resp, err = stream.Recv()
@@ -319,7 +240,7 @@ func TestReloadPushesNewIdentitiesAndRevokes(t *testing.T) {
 	}
 
 	next.Rules = []config.Rule{{SPIFFEID: "spiffe://example.org/nobody", Selectors: []string{"unix:uid:4294967294"}}}
-	if err := ta.agent.Reload(&next); err != nil {
+	if err := ta.Agent.Reload(&next); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -337,7 +258,7 @@ func TestRestartReusesPersistedCA(t *testing.T) {
 	cfg := newConfig(t)
 	first := startAgent(t, cfg)
 	bundle1 := fetchBundle(t, first)
-	if err := first.stop(t); err != nil {
+	if err := first.Stop(t); err != nil {
 		t.Fatal(err)
 	}
 
@@ -352,7 +273,7 @@ func fetchBundle(t *testing.T, ta *testAgent) *x509bundle.Bundle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	set, err := workloadapi.FetchX509Bundles(ctx, workloadapi.WithAddr(ta.addr()))
+	set, err := workloadapi.FetchX509Bundles(ctx, workloadapi.WithAddr(ta.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +298,7 @@ func TestCARotationKeepsOldAndNewSVIDsTalking(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	runCLI(t, "rotate", "ca", "--admin-socket", ta.cfg.AdminSocketPath)
+	runCLI(t, "rotate", "ca", "--admin-socket", ta.Config.AdminSocketPath)
 	eventually(t, "the prepared CA in the open source's bundle", func() bool {
 		b, err := src.GetX509BundleForTrustDomain(td)
 		return err == nil && len(b.X509Authorities()) == 2
@@ -386,7 +307,7 @@ func TestCARotationKeepsOldAndNewSVIDsTalking(t *testing.T) {
 		t.Fatal("a prepared CA must not sign: the SVID changed before activation")
 	}
 
-	runCLI(t, "rotate", "ca", "--activate", "--admin-socket", ta.cfg.AdminSocketPath)
+	runCLI(t, "rotate", "ca", "--activate", "--admin-socket", ta.Config.AdminSocketPath)
 	var newSVID *x509svid.SVID
 	eventually(t, "an SVID from the new CA", func() bool {
 		s, err := src.GetX509SVID()
@@ -419,13 +340,13 @@ func TestStopEndsStreamsCleanly(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	if err := ta.stop(t); err != nil {
+	if err := ta.Stop(t); err != nil {
 		t.Fatalf("Run returned %v on shutdown, want nil", err)
 	}
 	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("open stream ended with %v, want a clean end (EOF)", err)
 	}
-	if _, err := os.Stat(ta.cfg.SocketPath); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(ta.Config.SocketPath); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("socket left behind: %v", err)
 	}
 }

@@ -69,7 +69,7 @@ func TestVaultBackedAgentServesVerifiableSVIDsAndRestoresThemAfterRestart(t *tes
 			if wantChain := map[string]int{"sign": 1, "intermediate": 2}[mode]; len(svid.Certificates) != wantChain {
 				t.Fatalf("chain of %d, want %d", len(svid.Certificates), wantChain)
 			}
-			if err := first.stop(t); err != nil {
+			if err := first.Stop(t); err != nil {
 				t.Fatal(err)
 			}
 
@@ -224,7 +224,7 @@ func fetchX509(t *testing.T, ta *testAgent) (*workloadapi.X509Context, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return workloadapi.FetchX509Context(ctx, workloadapi.WithAddr(ta.addr()))
+	return workloadapi.FetchX509Context(ctx, workloadapi.WithAddr(ta.Addr()))
 }
 
 func TestVaultDownAtRestartServesPersistedSVIDsAndBundle(t *testing.T) {
@@ -236,7 +236,7 @@ func TestVaultDownAtRestartServesPersistedSVIDsAndBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.stop(t); err != nil {
+	if err := first.Stop(t); err != nil {
 		t.Fatal(err)
 	}
 

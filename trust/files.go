@@ -55,3 +55,27 @@ func encodeCerts(certs []*x509.Certificate) []byte {
 	}
 	return out
 }
+
+// FederatedBundleFile holds the CA certificates of federated trust domains.
+const FederatedBundleFile = "federated_bundle.pem"
+
+// WriteFederatedBundles writes the CA certificates of bundles into
+// dir/federated_bundle.pem by atomic rename, or removes the file when there
+// are none.
+func WriteFederatedBundles(dir string, bundles []*x509bundle.Bundle) error {
+	path := filepath.Join(dir, FederatedBundleFile)
+	if len(bundles) == 0 {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("trust: %w", err)
+		}
+		return nil
+	}
+	var data []byte
+	for _, b := range bundles {
+		data = append(data, encodeCerts(b.X509Authorities())...)
+	}
+	if err := renameio.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("trust: write %s: %w", FederatedBundleFile, err)
+	}
+	return nil
+}

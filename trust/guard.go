@@ -107,11 +107,12 @@ func ClientConfig(src Source, g *Guard) *tls.Config {
 	return tlsconfig.MTLSClientConfig(src, src, g.Authorizer())
 }
 
-// WatchPolicyFile reloads the policy of g from path whenever the file
-// changes (including the symlink swap Kubernetes does for ConfigMaps),
-// checking every interval, until ctx ends. A file that does not parse is
-// reported to onError and the policy in force stays.
-func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, g *Guard, onError func(error)) {
+// WatchPolicyFile reads path again whenever it changes (including the
+// symlink swap Kubernetes does for ConfigMaps), checking every interval,
+// until ctx ends, and hands each new policy to onChange (typically a
+// Guard's SetPolicy). A file that does not parse goes to onError instead,
+// so the policy in force stays.
+func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, onChange func(*Policy), onError func(error)) {
 	last := fileStamp(path)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -131,7 +132,7 @@ func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, g
 			onError(err)
 			continue
 		}
-		g.SetPolicy(p)
+		onChange(p)
 	}
 }
 

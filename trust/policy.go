@@ -119,6 +119,15 @@ func NewHTTPRule(id string, methods []string, path string) (HTTPRule, error) {
 	return HTTPRule{ID: pat, Methods: methods, Path: path}, nil
 }
 
+// Merge returns a policy with the entries of p and q.
+func (p *Policy) Merge(q *Policy) *Policy {
+	return &Policy{
+		allow: append(slices.Clone(p.allow), q.allow...),
+		deny:  append(slices.Clone(p.deny), q.deny...),
+		http:  append(slices.Clone(p.http), q.http...),
+	}
+}
+
 // WithHTTPRules returns a copy of p with rules added.
 func (p *Policy) WithHTTPRules(rules ...HTTPRule) *Policy {
 	q := *p

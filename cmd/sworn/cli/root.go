@@ -32,6 +32,7 @@ func NewCommand(ctx context.Context) *cobra.Command {
 		newHealthcheckCommand(),
 		newVaultCommand(),
 		newCACommand(),
+		newProxyCommand(),
 	)
 	return root
 }

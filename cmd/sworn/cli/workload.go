@@ -66,7 +66,7 @@ func newSVIDCommand() *cobra.Command {
 	watch.Flags().StringVar(&wo.write, "write", "", "also write svid.pem, svid_key.pem (0600) and bundle.pem into this directory on every update")
 	watch.Flags().StringVarP(&wo.output, "output", "o", "text", "text or json (never includes the private key)")
 
-	cmd.AddCommand(fetch, watch)
+	cmd.AddCommand(fetch, watch, newSVIDWriteCommand())
 	return cmd
 }
 
