@@ -28,7 +28,7 @@ test-short: $(BIN)/vault ## the quick inner loop: no race detector, short mode
 
 .PHONY: bench
 bench: $(BIN)/vault ## run the benchmarks (figures go to docs/benchmarks.md)
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ca/local/ ./ca/vault/ ./agent/
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ca/local/ ./ca/vault/ ./agent/ ./cmd/sworn/proxy/
 
 .PHONY: lint
 lint: ## gofmt, go vet and a check that generated code is current

@@ -34,7 +34,7 @@ import (
 var td = spiffeid.RequireTrustDomainFromString("example.org")
 
 // startAgent runs an agent that gives this test process several identities.
-func startAgent(t *testing.T) *agenttest.Agent {
+func startAgent(t testing.TB) *agenttest.Agent {
 	t.Helper()
 	self := fmt.Sprintf("unix:uid:%d", os.Geteuid())
 	var rules []config.Rule
@@ -45,7 +45,7 @@ func startAgent(t *testing.T) *agenttest.Agent {
 }
 
 // as opens a source whose default SVID is the one with the given path.
-func as(t *testing.T, a *agenttest.Agent, path string) *workloadapi.X509Source {
+func as(t testing.TB, a *agenttest.Agent, path string) *workloadapi.X509Source {
 	t.Helper()
 	return a.Source(t, workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
 		for _, s := range svids {
@@ -108,7 +108,7 @@ func newBackend(t *testing.T) *backend {
 	return b
 }
 
-func runProxy(t *testing.T, cfg proxy.Config) string {
+func runProxy(t testing.TB, cfg proxy.Config) string {
 	t.Helper()
 	p, err := proxy.New(cfg)
 	if err != nil {
@@ -365,4 +365,13 @@ func TestRotationMidConnection(t *testing.T) {
 	if got := echo(); got != "ping\n" {
 		t.Fatalf("open connection after rotation: %q", got)
 	}
+}
+
+func mustPolicy(tb testing.TB, allow ...string) *trust.Policy {
+	tb.Helper()
+	p, err := trust.NewPolicy(allow, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
