@@ -1,13 +1,13 @@
 package trust
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -113,7 +113,11 @@ func ClientConfig(src Source, g *Guard) *tls.Config {
 // Guard's SetPolicy). A file that does not parse goes to onError instead,
 // so the policy in force stays.
 func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, onChange func(*Policy), onError func(error)) {
-	last := fileStamp(path)
+	// Policy files are small: comparing contents catches every change,
+	// where a modification time may not (same size, same tick). The first
+	// tick always delivers the file, so a change made between the caller's
+	// own load and this watch starting is not missed.
+	var last []byte
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -122,14 +126,18 @@ func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, o
 			return
 		case <-t.C:
 		}
-		stamp := fileStamp(path)
-		if slices.Equal(stamp, last) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			onError(fmt.Errorf("trust: %w", err))
 			continue
 		}
-		last = stamp
-		p, err := LoadPolicy(path)
+		if bytes.Equal(data, last) {
+			continue
+		}
+		last = data
+		p, err := ParsePolicy(data)
 		if err != nil {
-			onError(err)
+			onError(fmt.Errorf("%s: %w", path, err))
 			continue
 		}
 		onChange(p)
@@ -147,12 +155,4 @@ func LoadPolicy(path string) (*Policy, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return p, nil
-}
-
-func fileStamp(path string) []int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil
-	}
-	return []int64{fi.ModTime().UnixNano(), fi.Size(), int64(fi.Mode())}
 }
