@@ -49,6 +49,10 @@ type Agent struct {
 	cache    *cache.Cache
 	started  time.Time
 
+	attestor  attest.Attestor
+	runPods   func(context.Context)
+	podsReady func() bool
+
 	caUp      atomic.Bool
 	listening atomic.Bool
 	ready     chan struct{}
@@ -74,6 +78,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		ready:    make(chan struct{}),
 	}
 	a.caUp.Store(true)
+	a.attestor = attest.Multi{&attest.Unix{}}
+	if k := cfg.Kubernetes; k.Enabled {
+		src, run, synced, err := podSource(k)
+		if err != nil {
+			return nil, err
+		}
+		a.attestor = append(a.attestor.(attest.Multi), &attest.Kubernetes{Source: src, NodeName: k.NodeName, ProcRoot: k.ProcRoot})
+		a.runPods, a.podsReady = run, synced
+	}
 	switch cfg.CA.Type {
 	case "local":
 		lc, err := local.New(local.Config{
@@ -208,6 +221,8 @@ func (a *Agent) readiness() error {
 		return errors.New("workload API not listening yet")
 	case !a.caUp.Load():
 		return errors.New("CA unreachable")
+	case a.podsReady != nil && !a.podsReady():
+		return errors.New("pods of this node not listed yet")
 	}
 	return nil
 }
@@ -237,7 +252,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	wl := workload.New(workload.Config{
 		TrustDomain: a.cfg.TrustDomainID(),
-		Attestor:    &attest.Unix{},
+		Attestor:    a.attestor,
 		Registry:    a.registry,
 		Cache:       a.cache,
 		Bundles:     a.bundles,
@@ -272,7 +287,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	goRun := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -283,6 +298,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	goRun("ca", func() error { return a.runCA(runCtx) })
+	if a.runPods != nil {
+		goRun("pods", func() error { a.runPods(runCtx); return nil })
+	}
 	goRun("cache", func() error { return a.cache.Run(runCtx) })
 	goRun("bundles", func() error { a.syncBundles(runCtx); return nil })
 	goRun("workload api", func() error { return workloadSrv.Serve(workloadL) })

@@ -41,8 +41,46 @@ type Config struct {
 	Log             Log      `yaml:"log"`
 	SVID            SVID     `yaml:"svid"`
 	Rotation        Rotation `yaml:"rotation"`
-	CA              CA       `yaml:"ca"`
-	Rules           []Rule   `yaml:"rules"`
+	CA              CA         `yaml:"ca"`
+	Kubernetes      Kubernetes `yaml:"kubernetes"`
+	Rules           []Rule     `yaml:"rules"`
+}
+
+// Kubernetes configures pod attestation.
+type Kubernetes struct {
+	Enabled bool `yaml:"enabled"`
+	// NodeName is this node; default $NODE_NAME (from the downward API).
+	NodeName string `yaml:"node_name"`
+	// PodSource is apiserver (a watch limited to this node) or kubelet.
+	PodSource string `yaml:"pod_source"`
+	// Kubeconfig, if set, is used instead of the in-cluster config.
+	Kubeconfig string  `yaml:"kubeconfig"`
+	Kubelet    Kubelet `yaml:"kubelet"`
+	// DefaultIdentity gives every pod spiffe://<td>/ns/<ns>/sa/<sa>
+	// without any rule; default true.
+	DefaultIdentity *bool `yaml:"default_identity"`
+	// ProcRoot is where the host's procfs is mounted; default /proc.
+	ProcRoot string `yaml:"proc_root"`
+}
+
+// Kubelet configures the kubelet pod source.
+type Kubelet struct {
+	URL       string `yaml:"url"` // default https://<node_name>:10250
+	CAFile    string `yaml:"ca_file"`
+	TokenFile string `yaml:"token_file"`
+	// InsecureSkipVerify accepts any kubelet serving certificate; only for
+	// clusters whose kubelets have self-signed certificates.
+	InsecureSkipVerify bool          `yaml:"insecure_skip_verify"`
+	CacheTTL           time.Duration `yaml:"cache_ttl"`
+}
+
+// DefaultK8sRule is the identity every pod gets unless
+// kubernetes.default_identity is false.
+const DefaultK8sRule = "/ns/{k8s:ns}/sa/{k8s:sa}"
+
+// WantsDefaultIdentity reports whether pods get the default identity.
+func (k Kubernetes) WantsDefaultIdentity() bool {
+	return k.Enabled && (k.DefaultIdentity == nil || *k.DefaultIdentity)
 }
 
 // Log configures logging.
@@ -161,6 +199,17 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.CA.Type, "local")
 	setDefault(&c.CA.Local.TTL, DefaultLocalCATTL)
 	setDefault(&c.CA.Local.KeyType, ca.KeyECP256)
+	if c.Kubernetes.Enabled {
+		k := &c.Kubernetes
+		setDefault(&k.NodeName, os.Getenv("NODE_NAME"))
+		setDefault(&k.PodSource, "apiserver")
+		setDefault(&k.ProcRoot, "/proc")
+		setDefault(&k.Kubelet.TokenFile, "/var/run/secrets/kubernetes.io/serviceaccount/token")
+		setDefault(&k.Kubelet.CacheTTL, 5*time.Second)
+		if k.Kubelet.URL == "" && k.NodeName != "" {
+			k.Kubelet.URL = "https://" + net.JoinHostPort(k.NodeName, "10250")
+		}
+	}
 	if c.CA.Type == "vault" {
 		v := &c.CA.Vault
 		setDefault(&v.PKIMount, "pki")
@@ -197,9 +246,17 @@ func (c *Config) TrustDomainID() spiffeid.TrustDomain {
 	return td
 }
 
-// CompileRules compiles the rules of a validated Config.
+// CompileRules compiles the rules of a validated Config, the default
+// Kubernetes identity first when it applies.
 func (c *Config) CompileRules() ([]registry.Compiled, error) {
 	var out []registry.Compiled
+	if c.Kubernetes.WantsDefaultIdentity() {
+		def, err := registry.Compile(c.TrustDomainID(), c.SVID.TTL, registry.Rule{SPIFFEID: c.TrustDomainID().IDString() + DefaultK8sRule})
+		if err != nil {
+			return nil, fmt.Errorf("config: default kubernetes identity: %w", err)
+		}
+		out = append(out, def)
+	}
 	for i, r := range c.Rules {
 		compiled, err := registry.Compile(c.TrustDomainID(), c.SVID.TTL, registry.Rule(r))
 		if err != nil {
@@ -276,6 +333,19 @@ func (c *Config) validate() []fieldError {
 		errs = append(errs, c.CA.Vault.validate()...)
 	default:
 		add(fmt.Errorf("unknown CA type %q (want local or vault)", c.CA.Type), "ca", "type")
+	}
+	if k := c.Kubernetes; k.Enabled {
+		if k.NodeName == "" {
+			add(errors.New("is required (or set NODE_NAME from the downward API)"), "kubernetes", "node_name")
+		}
+		add(oneOf(k.PodSource, "apiserver", "kubelet"), "kubernetes", "pod_source")
+		add(absolute(k.ProcRoot), "kubernetes", "proc_root")
+		if k.PodSource == "kubelet" {
+			if u, err := url.Parse(k.Kubelet.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+				add(fmt.Errorf("%q is not an https URL", k.Kubelet.URL), "kubernetes", "kubelet", "url")
+			}
+			add(inRange(k.Kubelet.CacheTTL, 100*time.Millisecond, time.Minute), "kubernetes", "kubelet", "cache_ttl")
+		}
 	}
 	if len(errs) > 0 && errs[0].path[0] == "trust_domain" {
 		return errs // rules cannot be checked without a trust domain

@@ -18,8 +18,9 @@ import (
 
 // TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM runs the real
 // sworn binary: a rule added to the config file reaches an open X509Source
-// after SIGHUP, a malformed file is refused without losing the rules in
-// force, and SIGTERM ends the process with status 0.
+// after SIGHUP (and, later, with no signal at all), a malformed file is
+// refused without losing the rules in force, and SIGTERM ends the process
+// with status 0.
 func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the sworn binary")
@@ -81,6 +82,13 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	waitFor(t, "the reloaded identity in the open source", func() bool {
 		svid, err := src.GetX509SVID()
 		return err == nil && svid.ID.Path() == "/second"
+	})
+
+	// A ConfigMap update arrives as a changed file and no signal.
+	writeConfig("  - spiffe_id: spiffe://example.org/third\n")
+	waitFor(t, "the changed file to be picked up without a signal", func() bool {
+		svid, err := src.GetX509SVID()
+		return err == nil && svid.ID.Path() == "/third"
 	})
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -126,6 +129,15 @@ func (o *agentOptions) run(cmd *cobra.Command) error {
 		log.Info("to fetch an SVID from another shell: SPIFFE_ENDPOINT_SOCKET=unix://" + cfg.SocketPath + " sworn svid fetch")
 	}
 
+	reload := func(why string) {
+		next, err := o.load()
+		if err == nil {
+			err = a.Reload(next)
+		}
+		if err != nil {
+			log.Error("reload refused; the current rules stay in force", "trigger", why, "error", err)
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -135,14 +147,34 @@ func (o *agentOptions) run(cmd *cobra.Command) error {
 				log.Info("SIGHUP: no config file to reload")
 				continue
 			}
-			next, err := o.load()
-			if err == nil {
-				err = a.Reload(next)
-			}
-			if err != nil {
-				log.Error("reload refused; the current rules stay in force", "error", err)
-			}
+			reload("SIGHUP")
 		}
 	}()
+	if o.configFile != "" {
+		// A ConfigMap-mounted file changes by a symlink swap and no signal:
+		// watch its contents too.
+		go watchFile(cmd.Context(), o.configFile, 2*time.Second, func() { reload("config file changed") })
+	}
 	return a.Run(cmd.Context())
+}
+
+// watchFile calls changed whenever the contents of path differ from the
+// last read, checking every interval until ctx ends.
+func watchFile(ctx context.Context, path string, interval time.Duration, changed func()) {
+	last, _ := os.ReadFile(path)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		data, err := os.ReadFile(path)
+		if err != nil || bytes.Equal(data, last) {
+			continue
+		}
+		last = data
+		changed()
+	}
 }
