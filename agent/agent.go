@@ -270,6 +270,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		allowed = append(allowed, *adminOwner)
 	}
 	adm := admin.New(admin.Config{
+		Attestor:    a.attestor,
+		Registry:    a.registry,
 		TrustDomain: a.cfg.TrustDomainID(),
 		CAType:      a.cfg.CA.Type,
 		Authority:   a.auth,

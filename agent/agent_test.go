@@ -411,3 +411,11 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+func TestDebugAttestExplainsIdentities(t *testing.T) {
+	ta := startAgent(t, newConfig(t, config.Rule{SPIFFEID: "spiffe://example.org/root-only", Selectors: []string{"unix:uid:4294967294"}}))
+	out := runCLI(t, "debug", "attest", "--pid", fmt.Sprint(os.Getpid()), "--admin-socket", ta.Config.AdminSocketPath)
+	if !strings.Contains(out, fmt.Sprintf("unix:uid:%d", os.Geteuid())) || !strings.Contains(out, "no identity issued") {
+		t.Fatalf("debug attest of a process no rule matches:\n%s", out)
+	}
+}

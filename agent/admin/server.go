@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sworn-id/sworn/agent/admin/adminpb"
+	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/peer"
 	"github.com/sworn-id/sworn/ca"
@@ -26,8 +28,15 @@ type Cache interface {
 	Rotate(ids ...spiffeid.ID) int
 }
 
+// Registry matches selectors to entries.
+type Registry interface {
+	Match(attest.Set) ([]registry.Entry, []error)
+}
+
 // Config configures a Server.
 type Config struct {
+	Attestor    attest.Attestor
+	Registry    Registry
 	TrustDomain spiffeid.TrustDomain
 	CAType      string
 	Authority   ca.Authority
@@ -155,6 +164,33 @@ func (s *Server) RotateCA(ctx context.Context, req *adminpb.RotateCARequest) (*a
 		return nil, caStatus(err)
 	}
 	return &adminpb.RotateCAResponse{Ca: caMessage(info)}, nil
+}
+
+// Attest implements adminpb.AdminServer.
+func (s *Server) Attest(ctx context.Context, req *adminpb.AttestRequest) (*adminpb.AttestResponse, error) {
+	if req.GetPid() <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "a pid is required")
+	}
+	caller, err := attest.CallerOf("", req.GetPid())
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "pid %d: %v", req.GetPid(), err)
+	}
+	resp := &adminpb.AttestResponse{Pid: caller.PID, Uid: caller.UID, Gid: caller.GID}
+	sel, err := s.cfg.Attestor.Attest(ctx, caller)
+	if err != nil {
+		resp.Errors = append(resp.Errors, err.Error())
+		return resp, nil
+	}
+	set := attest.NewSet(sel...)
+	resp.Selectors = set.Strings()
+	entries, errs := s.cfg.Registry.Match(set)
+	for _, e := range entries {
+		resp.SpiffeIds = append(resp.SpiffeIds, e.ID.String())
+	}
+	for _, e := range errs {
+		resp.Errors = append(resp.Errors, e.Error())
+	}
+	return resp, nil
 }
 
 func caMessage(info ca.Info) *adminpb.CA {

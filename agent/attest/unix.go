@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -174,4 +175,36 @@ func (n *nameCache) lookup(m *map[uint32]cachedName, id uint32, resolve func(str
 	(*m)[id] = c
 	n.mu.Unlock()
 	return c.name, c.ok
+}
+
+// CallerOf describes a running process the way its socket credentials
+// would (effective uid and gid, supplementary groups), from
+// /proc/<pid>/status, for diagnostics on a process that did not call.
+func CallerOf(procRoot string, pid int32) (Caller, error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(int(pid)), "status"))
+	if err != nil {
+		return Caller{}, fmt.Errorf("attest: %w", err)
+	}
+	c := Caller{PID: pid}
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, _ := strings.Cut(line, ":")
+		f := strings.Fields(value)
+		switch {
+		case key == "Uid" && len(f) >= 2:
+			n, _ := strconv.ParseUint(f[1], 10, 32)
+			c.UID = uint32(n)
+		case key == "Gid" && len(f) >= 2:
+			n, _ := strconv.ParseUint(f[1], 10, 32)
+			c.GID = uint32(n)
+		case key == "Groups":
+			for _, g := range f {
+				n, _ := strconv.ParseUint(g, 10, 32)
+				c.Groups = append(c.Groups, uint32(n))
+			}
+		}
+	}
+	return c, nil
 }

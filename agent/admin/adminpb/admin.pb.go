@@ -499,6 +499,135 @@ func (x *RotateCAResponse) GetCa() *CA {
 	return nil
 }
 
+type AttestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pid           int32                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttestRequest) Reset() {
+	*x = AttestRequest{}
+	mi := &file_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttestRequest) ProtoMessage() {}
+
+func (x *AttestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttestRequest.ProtoReflect.Descriptor instead.
+func (*AttestRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AttestRequest) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+type AttestResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Pid       int32                  `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Uid       uint32                 `protobuf:"varint,2,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid       uint32                 `protobuf:"varint,3,opt,name=gid,proto3" json:"gid,omitempty"`
+	Selectors []string               `protobuf:"bytes,4,rep,name=selectors,proto3" json:"selectors,omitempty"`
+	SpiffeIds []string               `protobuf:"bytes,5,rep,name=spiffe_ids,json=spiffeIds,proto3" json:"spiffe_ids,omitempty"`
+	// Rules that applied but could not render an ID, and attestation errors.
+	Errors        []string `protobuf:"bytes,6,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttestResponse) Reset() {
+	*x = AttestResponse{}
+	mi := &file_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttestResponse) ProtoMessage() {}
+
+func (x *AttestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttestResponse.ProtoReflect.Descriptor instead.
+func (*AttestResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AttestResponse) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *AttestResponse) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *AttestResponse) GetGid() uint32 {
+	if x != nil {
+		return x.Gid
+	}
+	return 0
+}
+
+func (x *AttestResponse) GetSelectors() []string {
+	if x != nil {
+		return x.Selectors
+	}
+	return nil
+}
+
+func (x *AttestResponse) GetSpiffeIds() []string {
+	if x != nil {
+		return x.SpiffeIds
+	}
+	return nil
+}
+
+func (x *AttestResponse) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
@@ -539,11 +668,22 @@ const file_admin_proto_rawDesc = "" +
 	"\x0fRotateCARequest\x12\x1a\n" +
 	"\bactivate\x18\x01 \x01(\bR\bactivate\"6\n" +
 	"\x10RotateCAResponse\x12\"\n" +
-	"\x02ca\x18\x01 \x01(\v2\x12.sworn.admin.v1.CAR\x02ca2\x80\x02\n" +
+	"\x02ca\x18\x01 \x01(\v2\x12.sworn.admin.v1.CAR\x02ca\"!\n" +
+	"\rAttestRequest\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\x05R\x03pid\"\x9b\x01\n" +
+	"\x0eAttestResponse\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12\x10\n" +
+	"\x03uid\x18\x02 \x01(\rR\x03uid\x12\x10\n" +
+	"\x03gid\x18\x03 \x01(\rR\x03gid\x12\x1c\n" +
+	"\tselectors\x18\x04 \x03(\tR\tselectors\x12\x1d\n" +
+	"\n" +
+	"spiffe_ids\x18\x05 \x03(\tR\tspiffeIds\x12\x16\n" +
+	"\x06errors\x18\x06 \x03(\tR\x06errors2\xc9\x02\n" +
 	"\x05Admin\x12P\n" +
 	"\tGetStatus\x12 .sworn.admin.v1.GetStatusRequest\x1a!.sworn.admin.v1.GetStatusResponse\x12V\n" +
 	"\vRotateSVIDs\x12\".sworn.admin.v1.RotateSVIDsRequest\x1a#.sworn.admin.v1.RotateSVIDsResponse\x12M\n" +
-	"\bRotateCA\x12\x1f.sworn.admin.v1.RotateCARequest\x1a .sworn.admin.v1.RotateCAResponseB/Z-github.com/sworn-id/sworn/agent/admin/adminpbb\x06proto3"
+	"\bRotateCA\x12\x1f.sworn.admin.v1.RotateCARequest\x1a .sworn.admin.v1.RotateCAResponse\x12G\n" +
+	"\x06Attest\x12\x1d.sworn.admin.v1.AttestRequest\x1a\x1e.sworn.admin.v1.AttestResponseB/Z-github.com/sworn-id/sworn/agent/admin/adminpbb\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -557,7 +697,7 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_admin_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),      // 0: sworn.admin.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),     // 1: sworn.admin.v1.GetStatusResponse
@@ -567,26 +707,30 @@ var file_admin_proto_goTypes = []any{
 	(*RotateSVIDsResponse)(nil),   // 5: sworn.admin.v1.RotateSVIDsResponse
 	(*RotateCARequest)(nil),       // 6: sworn.admin.v1.RotateCARequest
 	(*RotateCAResponse)(nil),      // 7: sworn.admin.v1.RotateCAResponse
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*AttestRequest)(nil),         // 8: sworn.admin.v1.AttestRequest
+	(*AttestResponse)(nil),        // 9: sworn.admin.v1.AttestResponse
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_admin_proto_depIdxs = []int32{
 	2,  // 0: sworn.admin.v1.GetStatusResponse.cas:type_name -> sworn.admin.v1.CA
 	3,  // 1: sworn.admin.v1.GetStatusResponse.identities:type_name -> sworn.admin.v1.Identity
-	8,  // 2: sworn.admin.v1.GetStatusResponse.started:type_name -> google.protobuf.Timestamp
-	8,  // 3: sworn.admin.v1.CA.not_before:type_name -> google.protobuf.Timestamp
-	8,  // 4: sworn.admin.v1.CA.not_after:type_name -> google.protobuf.Timestamp
-	8,  // 5: sworn.admin.v1.Identity.not_before:type_name -> google.protobuf.Timestamp
-	8,  // 6: sworn.admin.v1.Identity.not_after:type_name -> google.protobuf.Timestamp
-	8,  // 7: sworn.admin.v1.Identity.next_renewal:type_name -> google.protobuf.Timestamp
+	10, // 2: sworn.admin.v1.GetStatusResponse.started:type_name -> google.protobuf.Timestamp
+	10, // 3: sworn.admin.v1.CA.not_before:type_name -> google.protobuf.Timestamp
+	10, // 4: sworn.admin.v1.CA.not_after:type_name -> google.protobuf.Timestamp
+	10, // 5: sworn.admin.v1.Identity.not_before:type_name -> google.protobuf.Timestamp
+	10, // 6: sworn.admin.v1.Identity.not_after:type_name -> google.protobuf.Timestamp
+	10, // 7: sworn.admin.v1.Identity.next_renewal:type_name -> google.protobuf.Timestamp
 	2,  // 8: sworn.admin.v1.RotateCAResponse.ca:type_name -> sworn.admin.v1.CA
 	0,  // 9: sworn.admin.v1.Admin.GetStatus:input_type -> sworn.admin.v1.GetStatusRequest
 	4,  // 10: sworn.admin.v1.Admin.RotateSVIDs:input_type -> sworn.admin.v1.RotateSVIDsRequest
 	6,  // 11: sworn.admin.v1.Admin.RotateCA:input_type -> sworn.admin.v1.RotateCARequest
-	1,  // 12: sworn.admin.v1.Admin.GetStatus:output_type -> sworn.admin.v1.GetStatusResponse
-	5,  // 13: sworn.admin.v1.Admin.RotateSVIDs:output_type -> sworn.admin.v1.RotateSVIDsResponse
-	7,  // 14: sworn.admin.v1.Admin.RotateCA:output_type -> sworn.admin.v1.RotateCAResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
+	8,  // 12: sworn.admin.v1.Admin.Attest:input_type -> sworn.admin.v1.AttestRequest
+	1,  // 13: sworn.admin.v1.Admin.GetStatus:output_type -> sworn.admin.v1.GetStatusResponse
+	5,  // 14: sworn.admin.v1.Admin.RotateSVIDs:output_type -> sworn.admin.v1.RotateSVIDsResponse
+	7,  // 15: sworn.admin.v1.Admin.RotateCA:output_type -> sworn.admin.v1.RotateCAResponse
+	9,  // 16: sworn.admin.v1.Admin.Attest:output_type -> sworn.admin.v1.AttestResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -603,7 +747,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

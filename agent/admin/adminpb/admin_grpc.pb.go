@@ -25,6 +25,7 @@ const (
 	Admin_GetStatus_FullMethodName   = "/sworn.admin.v1.Admin/GetStatus"
 	Admin_RotateSVIDs_FullMethodName = "/sworn.admin.v1.Admin/RotateSVIDs"
 	Admin_RotateCA_FullMethodName    = "/sworn.admin.v1.Admin/RotateCA"
+	Admin_Attest_FullMethodName      = "/sworn.admin.v1.Admin/Attest"
 )
 
 // AdminClient is the client API for Admin service.
@@ -38,6 +39,10 @@ type AdminClient interface {
 	// RotateCA publishes a new CA (trusted, not yet signing), or with
 	// activate=true makes the published one sign.
 	RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error)
+	// Attest attests a process by PID as if it had called the Workload API
+	// and says which identities the rules give it, to answer "no identity
+	// issued". Nothing is issued.
+	Attest(ctx context.Context, in *AttestRequest, opts ...grpc.CallOption) (*AttestResponse, error)
 }
 
 type adminClient struct {
@@ -78,6 +83,16 @@ func (c *adminClient) RotateCA(ctx context.Context, in *RotateCARequest, opts ..
 	return out, nil
 }
 
+func (c *adminClient) Attest(ctx context.Context, in *AttestRequest, opts ...grpc.CallOption) (*AttestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AttestResponse)
+	err := c.cc.Invoke(ctx, Admin_Attest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -89,6 +104,10 @@ type AdminServer interface {
 	// RotateCA publishes a new CA (trusted, not yet signing), or with
 	// activate=true makes the published one sign.
 	RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error)
+	// Attest attests a process by PID as if it had called the Workload API
+	// and says which identities the rules give it, to answer "no identity
+	// issued". Nothing is issued.
+	Attest(context.Context, *AttestRequest) (*AttestResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -107,6 +126,9 @@ func (UnimplementedAdminServer) RotateSVIDs(context.Context, *RotateSVIDsRequest
 }
 func (UnimplementedAdminServer) RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RotateCA not implemented")
+}
+func (UnimplementedAdminServer) Attest(context.Context, *AttestRequest) (*AttestResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Attest not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -183,6 +205,24 @@ func _Admin_RotateCA_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Attest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AttestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Attest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Attest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Attest(ctx, req.(*AttestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -201,6 +241,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateCA",
 			Handler:    _Admin_RotateCA_Handler,
+		},
+		{
+			MethodName: "Attest",
+			Handler:    _Admin_Attest_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -33,6 +33,7 @@ func NewCommand(ctx context.Context) *cobra.Command {
 		newVaultCommand(),
 		newCACommand(),
 		newProxyCommand(),
+		newDebugCommand(),
 	)
 	return root
 }
