@@ -16,9 +16,9 @@ import (
 
 	"github.com/sworn-id/sworn/agent/admin/adminpb"
 	"github.com/sworn-id/sworn/agent/attest"
-	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/peer"
+	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/ca"
 )
 

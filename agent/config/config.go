@@ -32,15 +32,15 @@ const (
 
 // Config is the agent's configuration file.
 type Config struct {
-	TrustDomain     string   `yaml:"trust_domain"`
-	SocketPath      string   `yaml:"socket_path"`
-	AdminSocketPath string   `yaml:"admin_socket_path"`
-	AdminUID        *uint32  `yaml:"admin_uid"`
-	DataDir         string   `yaml:"data_dir"`
-	HealthAddr      string   `yaml:"health_addr"`
-	Log             Log      `yaml:"log"`
-	SVID            SVID     `yaml:"svid"`
-	Rotation        Rotation `yaml:"rotation"`
+	TrustDomain     string     `yaml:"trust_domain"`
+	SocketPath      string     `yaml:"socket_path"`
+	AdminSocketPath string     `yaml:"admin_socket_path"`
+	AdminUID        *uint32    `yaml:"admin_uid"`
+	DataDir         string     `yaml:"data_dir"`
+	HealthAddr      string     `yaml:"health_addr"`
+	Log             Log        `yaml:"log"`
+	SVID            SVID       `yaml:"svid"`
+	Rotation        Rotation   `yaml:"rotation"`
 	CA              CA         `yaml:"ca"`
 	Kubernetes      Kubernetes `yaml:"kubernetes"`
 	Rules           []Rule     `yaml:"rules"`

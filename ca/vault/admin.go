@@ -63,6 +63,13 @@ type SetupOptions struct {
 	Audience string
 	// TokenTTL of tokens the auth role issues.
 	TokenTTL time.Duration
+	// KubernetesHost and KubernetesCACert configure the kubernetes auth
+	// method: the API server Vault sends TokenReviews to, and the CA (PEM)
+	// that verifies it. Vault reviews each login with the token being
+	// logged in with, so the agents' service account needs
+	// system:auth-delegator (deploy/kubernetes/overlays/vault does that).
+	KubernetesHost   string
+	KubernetesCACert string
 }
 
 func (o *SetupOptions) setDefaults() {
@@ -275,10 +282,21 @@ func (a *Admin) setupAuth(ctx context.Context, o SetupOptions) (string, error) {
 	default:
 		return "", fmt.Errorf("vault setup: auth method %q: want approle, kubernetes or jwt", o.AuthMethod)
 	}
+	configured := ""
+	if o.AuthMethod == AuthKubernetes && o.KubernetesHost != "" {
+		if _, err := a.c.write(ctx, "auth/"+o.AuthMount+"/config", map[string]any{
+			"kubernetes_host":      o.KubernetesHost,
+			"kubernetes_ca_cert":   o.KubernetesCACert,
+			"disable_local_ca_jwt": true,
+		}); err != nil {
+			return "", fmt.Errorf("vault setup: configure kubernetes auth: %w", err)
+		}
+		configured = fmt.Sprintf("kubernetes auth reviews tokens at %s; ", o.KubernetesHost)
+	}
 	if _, err := a.c.write(ctx, "auth/"+o.AuthMount+"/role/"+o.AuthRole, role); err != nil {
 		return "", fmt.Errorf("vault setup: write %s role: %w", o.AuthMethod, err)
 	}
-	return fmt.Sprintf("%swrote %s role %s bound to policy %s", enabled, o.AuthMethod, o.AuthRole, o.Policy), nil
+	return fmt.Sprintf("%s%swrote %s role %s bound to policy %s", enabled, configured, o.AuthMethod, o.AuthRole, o.Policy), nil
 }
 
 func (a *Admin) truncateLeaves(ctx context.Context, id string) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -44,8 +45,9 @@ func (v *vaultFlags) admin() (*vault.Admin, error) {
 
 type vaultSetupOptions struct {
 	vaultFlags
-	trustDomain string
-	o           vault.SetupOptions
+	trustDomain      string
+	kubernetesCAFile string
+	o                vault.SetupOptions
 }
 
 func newVaultCommand() *cobra.Command {
@@ -66,6 +68,13 @@ auth role bound to it. Uses VAULT_ADDR and VAULT_TOKEN like the vault CLI.`,
 				return fmt.Errorf("--trust-domain: %w", err)
 			}
 			o.o.TrustDomain = td
+			if o.kubernetesCAFile != "" {
+				pem, err := os.ReadFile(o.kubernetesCAFile)
+				if err != nil {
+					return fmt.Errorf("--kubernetes-ca-file: %w", err)
+				}
+				o.o.KubernetesCACert = string(pem)
+			}
 			admin, err := o.admin()
 			if err != nil {
 				return err
@@ -91,6 +100,8 @@ auth role bound to it. Uses VAULT_ADDR and VAULT_TOKEN like the vault CLI.`,
 	f.StringVar(&o.o.BoundServiceAccount, "bound-service-account", "", "NAMESPACE/NAME of the agents' service account (kubernetes, jwt)")
 	f.StringVar(&o.o.Audience, "audience", "vault", "audience of the agents' service-account tokens (kubernetes, jwt)")
 	f.DurationVar(&o.o.TokenTTL, "token-ttl", time.Hour, "TTL of tokens the auth role issues")
+	f.StringVar(&o.o.KubernetesHost, "kubernetes-host", "", "kubernetes auth: the API server Vault sends TokenReviews to")
+	f.StringVar(&o.kubernetesCAFile, "kubernetes-ca-file", "", "kubernetes auth: CA file that verifies the API server")
 	_ = setup.MarkFlagRequired("trust-domain")
 	cmd.AddCommand(setup)
 	return cmd
