@@ -18,16 +18,18 @@ build: ## build bin/sworn
 run: ## run the agent on the embedded CA (--dev)
 	$(GO) run ./cmd/sworn agent --dev
 
+KUBE_BINS := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kubectl
+
 .PHONY: test
-test: $(BIN)/vault ## run every test with the race detector (builds the Vault server once)
+test: $(BIN)/vault $(KUBE_BINS) ## run every test with the race detector (builds Vault and the Kubernetes control plane once)
 	$(GO) test -race -count=1 $(PKGS)
 
 .PHONY: test-short
-test-short: $(BIN)/vault ## the quick inner loop: no race detector, short mode
+test-short: $(BIN)/vault $(KUBE_BINS) ## the quick inner loop: no race detector, short mode
 	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: bench
-bench: $(BIN)/vault ## run the benchmarks (figures go to docs/benchmarks.md)
+bench: $(BIN)/vault $(KUBE_BINS) ## run the benchmarks (figures go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ca/local/ ./ca/vault/ ./agent/ ./cmd/sworn/proxy/
 
 .PHONY: lint
@@ -64,6 +66,21 @@ $(BIN)/vault: deploy/vault/server/go.mod deploy/vault/server/go.sum
 	@mkdir -p $(BIN)
 	cd deploy/vault/server && $(GO) build -o ../../../$(BIN)/vault.tmp github.com/hashicorp/vault
 	mv $(BIN)/vault.tmp $@
+
+.PHONY: kube
+kube: $(KUBE_BINS) ## build etcd, kube-apiserver and kubectl for the Kubernetes tests
+
+KUBE_MOD := deploy/kubernetes/testbin
+
+$(BIN)/etcd: $(KUBE_MOD)/etcd/go.mod $(KUBE_MOD)/etcd/go.sum $(KUBE_MOD)/etcd/main.go
+	@mkdir -p $(BIN)
+	cd $(KUBE_MOD)/etcd && $(GO) build -o ../../../../$(BIN)/etcd.tmp .
+	mv $(BIN)/etcd.tmp $@
+
+$(BIN)/kube-apiserver $(BIN)/kubectl: $(BIN)/%: $(KUBE_MOD)/apiserver/go.mod $(KUBE_MOD)/apiserver/go.sum
+	@mkdir -p $(BIN)
+	cd $(KUBE_MOD)/apiserver && $(GO) build -o ../../../../$(BIN)/$*.tmp k8s.io/kubernetes/cmd/$*
+	mv $(BIN)/$*.tmp $@
 
 .PHONY: tidy
 tidy: ## go mod tidy

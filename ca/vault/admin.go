@@ -63,13 +63,14 @@ type SetupOptions struct {
 	Audience string
 	// TokenTTL of tokens the auth role issues.
 	TokenTTL time.Duration
-	// KubernetesHost and KubernetesCACert configure the kubernetes auth
-	// method: the API server Vault sends TokenReviews to, and the CA (PEM)
-	// that verifies it. Vault reviews each login with the token being
-	// logged in with, so the agents' service account needs
-	// system:auth-delegator (deploy/kubernetes/overlays/vault does that).
-	KubernetesHost   string
-	KubernetesCACert string
+	// KubernetesHost, KubernetesCACert and KubernetesReviewerJWT configure
+	// the kubernetes auth method: the API server Vault sends TokenReviews
+	// to, the CA (PEM) that verifies it, and the token Vault reviews with
+	// (a service account bound to system:auth-delegator; the agents' own
+	// tokens are for audience "vault" and cannot authenticate a review).
+	KubernetesHost        string
+	KubernetesCACert      string
+	KubernetesReviewerJWT string
 }
 
 func (o *SetupOptions) setDefaults() {
@@ -287,6 +288,7 @@ func (a *Admin) setupAuth(ctx context.Context, o SetupOptions) (string, error) {
 		if _, err := a.c.write(ctx, "auth/"+o.AuthMount+"/config", map[string]any{
 			"kubernetes_host":      o.KubernetesHost,
 			"kubernetes_ca_cert":   o.KubernetesCACert,
+			"token_reviewer_jwt":   o.KubernetesReviewerJWT,
 			"disable_local_ca_jwt": true,
 		}); err != nil {
 			return "", fmt.Errorf("vault setup: configure kubernetes auth: %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,6 +48,7 @@ type vaultSetupOptions struct {
 	vaultFlags
 	trustDomain      string
 	kubernetesCAFile string
+	reviewerJWTFile  string
 	o                vault.SetupOptions
 }
 
@@ -75,6 +77,13 @@ auth role bound to it. Uses VAULT_ADDR and VAULT_TOKEN like the vault CLI.`,
 				}
 				o.o.KubernetesCACert = string(pem)
 			}
+			if o.reviewerJWTFile != "" {
+				jwt, err := os.ReadFile(o.reviewerJWTFile)
+				if err != nil {
+					return fmt.Errorf("--kubernetes-reviewer-jwt-file: %w", err)
+				}
+				o.o.KubernetesReviewerJWT = strings.TrimSpace(string(jwt))
+			}
 			admin, err := o.admin()
 			if err != nil {
 				return err
@@ -102,6 +111,7 @@ auth role bound to it. Uses VAULT_ADDR and VAULT_TOKEN like the vault CLI.`,
 	f.DurationVar(&o.o.TokenTTL, "token-ttl", time.Hour, "TTL of tokens the auth role issues")
 	f.StringVar(&o.o.KubernetesHost, "kubernetes-host", "", "kubernetes auth: the API server Vault sends TokenReviews to")
 	f.StringVar(&o.kubernetesCAFile, "kubernetes-ca-file", "", "kubernetes auth: CA file that verifies the API server")
+	f.StringVar(&o.reviewerJWTFile, "kubernetes-reviewer-jwt-file", "", "kubernetes auth: token of a service account bound to system:auth-delegator, for Vault's TokenReviews")
 	_ = setup.MarkFlagRequired("trust-domain")
 	cmd.AddCommand(setup)
 	return cmd
