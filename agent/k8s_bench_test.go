@@ -1,0 +1,84 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/k8stest"
+)
+
+func percentiles(b *testing.B, d []time.Duration, unit string) {
+	b.Helper()
+	slices.Sort(d)
+	at := func(p float64) float64 {
+		return float64(d[min(len(d)-1, int(p*float64(len(d))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(at(0.50), "p50-"+unit)
+	b.ReportMetric(at(0.99), "p99-"+unit)
+}
+
+// BenchmarkKubernetesAttestation measures, against a real kube-apiserver
+// with the pod source the agent uses by default (a watch on this node's
+// pods): the latency of attesting a pid of a known pod (unix and k8s
+// attestors together), and the time from creating a pod (and setting its
+// container status) to the agent being able to attest it.
+func BenchmarkKubernetesAttestation(b *testing.B) {
+	c := k8stest.Start(b)
+	src, err := attest.NewInformerSource(c.Admin, "node-a")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	go src.Run(ctx)
+	if !src.WaitForSync(ctx) {
+		b.Fatal("informer did not sync")
+	}
+	caller := attest.Caller{PID: int32(os.Getpid()), UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+	newAttestor := func(uid string) attest.Multi {
+		return attest.Multi{&attest.Unix{}, &attest.Kubernetes{Source: src, NodeName: "node-a", ProcRoot: podProcRoot(b, uid), Retries: 1000, RetryInterval: time.Millisecond}}
+	}
+
+	b.Run("known-pod", func(b *testing.B) {
+		pod := runPod(b, c, "bench", "known", "api", nil)
+		a := newAttestor(string(pod.UID))
+		lat := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			sel, err := a.Attest(ctx, caller)
+			if err != nil || len(sel) < 10 {
+				b.Fatalf("attest: %v (%d selectors)", err, len(sel))
+			}
+			lat = append(lat, time.Since(start))
+		}
+		percentiles(b, lat, "ms")
+	})
+
+	b.Run("pod-creation-to-attestable", func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		i := 0
+		for b.Loop() {
+			i++
+			name := fmt.Sprintf("new-%d", i)
+			start := time.Now()
+			pod := runPod(b, c, "bench", name, "api", nil)
+			a := newAttestor(string(pod.UID))
+			for {
+				sel, err := a.Attest(ctx, caller)
+				if err == nil && len(sel) >= 10 {
+					break
+				}
+			}
+			lat = append(lat, time.Since(start))
+			_ = c.Admin.CoreV1().Pods("bench").Delete(ctx, name, *metav1.NewDeleteOptions(0))
+		}
+		percentiles(b, lat, "ms")
+	})
+}
