@@ -157,6 +157,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	if len(trusted) > 0 {
 		a.bundles.SetX509Authorities(cfg.TrustDomainID(), trusted)
 	}
+	if keys := a.auth.Authorities().JWT; len(keys) > 0 {
+		a.bundles.SetJWTAuthorities(cfg.TrustDomainID(), keys)
+	}
 	a.cache.Restore(trusted)
 	return a, nil
 }
@@ -250,7 +253,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	done := make(chan struct{})
+	var jwt workload.JWTSource
+	if signer, ok := a.auth.(ca.JWTSigner); ok {
+		jwt = &cache.JWTCache{Signer: signer, TTL: a.cfg.SVID.JWTTTL}
+	}
 	wl := workload.New(workload.Config{
+		JWT:         jwt,
 		TrustDomain: a.cfg.TrustDomainID(),
 		Attestor:    a.attestor,
 		Registry:    a.registry,
@@ -349,6 +357,9 @@ func (a *Agent) syncBundles(ctx context.Context) {
 		if len(auths.X509) > 0 && a.bundles.SetX509Authorities(td, auths.X509) {
 			a.log.Info("trust bundle updated", "authorities", len(auths.X509))
 			a.saveBundle(auths.X509)
+		}
+		if len(auths.JWT) > 0 && a.bundles.SetJWTAuthorities(td, auths.JWT) {
+			a.log.Info("JWT bundle updated", "keys", len(auths.JWT))
 		}
 		switch {
 		case auths.Signing == signing || auths.Signing == "":

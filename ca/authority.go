@@ -56,6 +56,26 @@ type Authorities struct {
 	// Signing identifies the CA that signs new SVIDs; a change means every
 	// SVID should be re-issued. Empty when the backend cannot tell.
 	Signing string
+	// JWT holds, by key ID, every key that may have signed a JWT-SVID still
+	// valid, and any published ahead of use. Empty if the backend has no
+	// JWT signer.
+	JWT map[string]crypto.PublicKey
+}
+
+// JWTSVIDRequest asks for a JWT-SVID.
+type JWTSVIDRequest struct {
+	ID       spiffeid.ID
+	Audience []string
+	// TTL is the requested lifetime; the signer may shorten it (never past
+	// its key's validity).
+	TTL time.Duration
+}
+
+// JWTSigner is implemented by backends that issue JWT-SVIDs.
+type JWTSigner interface {
+	// SignJWTSVID returns a compact JWS whose header has only alg, kid and
+	// typ, and whose claims are sub, aud, exp and iat.
+	SignJWTSVID(ctx context.Context, req JWTSVIDRequest) (token string, expiry time.Time, err error)
 }
 
 // Rotator is implemented by backends whose CA sworn can rotate.

@@ -94,6 +94,8 @@ type SVID struct {
 	TTL         time.Duration `yaml:"ttl"`
 	KeyType     ca.KeyType    `yaml:"key_type"`
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// JWTTTL is the lifetime of JWT-SVIDs.
+	JWTTTL time.Duration `yaml:"jwt_ttl"`
 	// Persist keeps issued SVIDs (key 0600) in the data dir so a restart
 	// serves them instead of asking the CA again; default true.
 	Persist *bool `yaml:"persist"`
@@ -195,6 +197,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.SVID.TTL, DefaultSVIDTTL)
 	setDefault(&c.SVID.KeyType, ca.KeyECP256)
 	setDefault(&c.SVID.IdleTimeout, 10*time.Minute)
+	setDefault(&c.SVID.JWTTTL, 5*time.Minute)
 	setDefault(&c.Rotation.MaxConcurrent, 4)
 	setDefault(&c.CA.Type, "local")
 	setDefault(&c.CA.Local.TTL, DefaultLocalCATTL)
@@ -316,6 +319,7 @@ func (c *Config) validate() []fieldError {
 	add(inRange(c.SVID.TTL, registry.MinTTL, registry.MaxTTL), "svid", "ttl")
 	add(c.SVID.KeyType.Validate(), "svid", "key_type")
 	add(inRange(c.SVID.IdleTimeout, time.Minute, 24*time.Hour), "svid", "idle_timeout")
+	add(inRange(c.SVID.JWTTTL, 30*time.Second, 24*time.Hour), "svid", "jwt_ttl")
 	if c.Rotation.MaxConcurrent < 1 || c.Rotation.MaxConcurrent > 1000 {
 		add(fmt.Errorf("%d is out of range [1, 1000]", c.Rotation.MaxConcurrent), "rotation", "max_concurrent")
 	}

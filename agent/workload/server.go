@@ -45,8 +45,10 @@ type Config struct {
 	Registry    Registry
 	Cache       Cache
 	Bundles     Bundles
-	Logger      *slog.Logger
-	Metrics     *telemetry.Metrics
+	// JWT issues JWT-SVIDs; nil if the CA cannot sign them.
+	JWT     JWTSource
+	Logger  *slog.Logger
+	Metrics *telemetry.Metrics
 }
 
 // Server implements the Workload API.
@@ -83,11 +85,19 @@ type caller struct {
 	selectors attest.Set
 }
 
-// attest checks the security header and attests the caller.
-func (s *Server) attest(ctx context.Context) (caller, error) {
+// checkHeader checks the security header every call must carry.
+func checkHeader(ctx context.Context) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if v := md.Get("workload.spiffe.io"); len(v) != 1 || v[0] != "true" {
-		return caller{}, errNoHeader
+		return errNoHeader
+	}
+	return nil
+}
+
+// attest checks the security header and attests the caller.
+func (s *Server) attest(ctx context.Context) (caller, error) {
+	if err := checkHeader(ctx); err != nil {
+		return caller{}, err
 	}
 	info, ok := peer.FromContext(ctx)
 	if !ok {
@@ -232,6 +242,11 @@ func (s *Server) issueError(err error) error {
 		return status.Error(codes.Canceled, "canceled")
 	}
 	return status.Error(codes.Unavailable, "could not issue an SVID; try again")
+}
+
+// count records a unary call's final code.
+func (s *Server) count(method string, err *error) {
+	s.cfg.Metrics.Requests.WithLabelValues(method, status.Code(*err).String()).Inc()
 }
 
 // track counts an open stream and, when it ends, its final code.

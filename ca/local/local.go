@@ -49,14 +49,19 @@ type CA struct {
 	changed chan struct{}
 }
 
+// authority is one rotation period: a CA certificate and the JWT key that
+// lives and rotates with it.
 type authority struct {
-	id   string // hex SubjectKeyId
-	cert *x509.Certificate
-	key  crypto.Signer
+	id     string // hex SubjectKeyId
+	cert   *x509.Certificate
+	key    crypto.Signer
+	jwtKey crypto.Signer
+	jwtKid string
 }
 
 var (
 	_ ca.Authority = (*CA)(nil)
+	_ ca.JWTSigner = (*CA)(nil)
 	_ ca.Rotator   = (*CA)(nil)
 	_ ca.Describer = (*CA)(nil)
 )
@@ -86,6 +91,18 @@ func New(cfg Config) (*CA, error) {
 	cas, st, err := c.store.load()
 	if err != nil {
 		return nil, fmt.Errorf("local ca: %w", err)
+	}
+	for _, a := range cas {
+		if a.jwtKey != nil {
+			continue
+		}
+		// Written before CAs carried a JWT key: add one.
+		if err := a.newJWTKey(); err != nil {
+			return nil, fmt.Errorf("local ca: %w", err)
+		}
+		if err := c.store.save(a); err != nil {
+			return nil, fmt.Errorf("local ca: %w", err)
+		}
 	}
 	now := cfg.Clock.Now()
 	for _, a := range cas {
@@ -130,10 +147,28 @@ func (c *CA) Authorities() ca.Authorities {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	certs := make([]*x509.Certificate, len(c.cas))
+	jwtKeys := make(map[string]crypto.PublicKey, len(c.cas))
 	for i, a := range c.cas {
 		certs[i] = a.cert
+		jwtKeys[a.jwtKid] = a.jwtKey.Public()
 	}
-	return ca.Authorities{X509: certs, Signing: c.active.id}
+	return ca.Authorities{X509: certs, Signing: c.active.id, JWT: jwtKeys}
+}
+
+// SignJWTSVID signs with the active period's JWT key; a token never
+// outlives that key's period, and the key stays published until then.
+func (c *CA) SignJWTSVID(_ context.Context, req ca.JWTSVIDRequest) (string, time.Time, error) {
+	if req.ID.IsZero() || req.ID.TrustDomain() != c.cfg.TrustDomain {
+		return "", time.Time{}, fmt.Errorf("local ca: %w: %q is not in trust domain %q", ca.ErrInvalidRequest, req.ID, c.cfg.TrustDomain)
+	}
+	c.mu.RLock()
+	active := c.active
+	c.mu.RUnlock()
+	token, exp, err := ca.SignJWT(active.jwtKey, active.jwtKid, req, c.cfg.Clock.Now(), active.cert.NotAfter)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("local ca: %w", err)
+	}
+	return token, exp, nil
 }
 
 // Changed is closed at the next change of Authorities.
@@ -373,5 +408,23 @@ func newAuthority(td spiffeid.TrustDomain, kt ca.KeyType, now time.Time, ttl tim
 	if err != nil {
 		return nil, fmt.Errorf("parse CA certificate: %w", err)
 	}
-	return &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key}, nil
+	a := &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key}
+	if err := a.newJWTKey(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// newJWTKey gives the authority a fresh ES256 key for JWT-SVIDs.
+func (a *authority) newJWTKey() error {
+	k, err := ca.KeyECP256.Generate()
+	if err != nil {
+		return err
+	}
+	kid, err := ca.KeyID(k.Public())
+	if err != nil {
+		return err
+	}
+	a.jwtKey, a.jwtKid = k, kid
+	return nil
 }

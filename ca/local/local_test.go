@@ -3,6 +3,8 @@ package local_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -253,5 +257,47 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestJWTSVIDsValidateWithGoSpiffeAndRotateWithTheCA(t *testing.T) {
+	c := newCA(t, local.Config{})
+	id := spiffeid.RequireFromString("spiffe://example.org/web")
+	token, exp, err := c.SignJWTSVID(context.Background(), ca.JWTSVIDRequest{ID: id, Audience: []string{"db", "cache"}, TTL: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := jwtbundle.FromJWTAuthorities(td, c.Authorities().JWT)
+	svid, err := jwtsvid.ParseAndValidate(token, bundle, []string{"cache"})
+	if err != nil || svid.ID != id || !svid.Expiry.Equal(exp) {
+		t.Fatalf("ParseAndValidate = %+v, %v", svid, err)
+	}
+	header, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	var h map[string]any
+	_ = json.Unmarshal(header, &h)
+	if len(h) != 3 || h["alg"] != "ES256" || h["typ"] != "JWT" || h["kid"] == "" {
+		t.Fatalf("header %v, want only alg ES256, kid and typ JWT", h)
+	}
+
+	if _, err := c.PrepareCA(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.Authorities().JWT); n != 2 {
+		t.Fatalf("%d JWT keys after prepare, want the next one published too", n)
+	}
+	before := strings.Split(token, ".")[0]
+	again, _, _ := c.SignJWTSVID(context.Background(), ca.JWTSVIDRequest{ID: id, Audience: []string{"db"}, TTL: time.Minute})
+	if strings.Split(again, ".")[0] != before {
+		t.Fatal("a prepared key signed before activation")
+	}
+	if _, err := c.ActivateCA(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := c.SignJWTSVID(context.Background(), ca.JWTSVIDRequest{ID: id, Audience: []string{"db"}, TTL: time.Minute})
+	if strings.Split(after, ".")[0] == before {
+		t.Fatal("the activated period's key does not sign")
+	}
+	if _, err := jwtsvid.ParseAndValidate(token, jwtbundle.FromJWTAuthorities(td, c.Authorities().JWT), []string{"db"}); err != nil {
+		t.Fatalf("a token of the previous key no longer validates: %v", err)
 	}
 }

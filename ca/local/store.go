@@ -82,7 +82,7 @@ func readAuthority(path string) (*authority, error) {
 		return nil, err
 	}
 	var cert *x509.Certificate
-	var key crypto.Signer
+	var key, jwtKey crypto.Signer
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
@@ -95,8 +95,14 @@ func readAuthority(path string) (*authority, error) {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
 		case "PRIVATE KEY":
-			if key, err = ca.ParsePrivateKey(block.Bytes); err != nil {
+			k, err := ca.ParsePrivateKey(block.Bytes)
+			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			if block.Headers["Use"] == "jwt-svid" {
+				jwtKey = k
+			} else {
+				key = k
 			}
 		}
 	}
@@ -106,7 +112,13 @@ func readAuthority(path string) (*authority, error) {
 	if !cert.IsCA || len(cert.URIs) != 1 {
 		return nil, fmt.Errorf("%s: not a sworn CA certificate", path)
 	}
-	return &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key}, nil
+	a := &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key, jwtKey: jwtKey}
+	if jwtKey != nil {
+		if a.jwtKid, err = ca.KeyID(jwtKey.Public()); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 func (s *store) save(a *authority) error {
@@ -117,8 +129,13 @@ func (s *store) save(a *authority) error {
 	if err != nil {
 		return fmt.Errorf("marshal CA key: %w", err)
 	}
+	jwtDER, err := x509.MarshalPKCS8PrivateKey(a.jwtKey)
+	if err != nil {
+		return fmt.Errorf("marshal JWT key: %w", err)
+	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.cert.Raw})
 	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...)
+	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"Use": "jwt-svid"}, Bytes: jwtDER})...)
 	if err := renameio.WriteFile(s.path(a.id), data, 0o600); err != nil {
 		return fmt.Errorf("write CA: %w", err)
 	}

@@ -1,0 +1,147 @@
+package workload
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"slices"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// JWTSource hands out JWT-SVIDs.
+type JWTSource interface {
+	Get(ctx context.Context, id spiffeid.ID, audience []string) (string, error)
+}
+
+// FetchJWTSVID returns a JWT-SVID for each of the caller's identities, or
+// for the one it names.
+func (s *Server) FetchJWTSVID(ctx context.Context, req *workload.JWTSVIDRequest) (resp *workload.JWTSVIDResponse, err error) {
+	defer s.count("FetchJWTSVID", &err)
+	c, err := s.attest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.GetAudience()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "audience must be specified")
+	}
+	if s.cfg.JWT == nil {
+		return nil, status.Error(codes.Unimplemented, "this agent's CA issues no JWT-SVIDs")
+	}
+	var want spiffeid.ID
+	if raw := req.GetSpiffeId(); raw != "" {
+		if want, err = spiffeid.FromString(raw); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "spiffe_id: %v", err)
+		}
+	}
+	resp = &workload.JWTSVIDResponse{}
+	seen := map[spiffeid.ID]bool{}
+	for _, e := range s.match(c) {
+		if seen[e.ID] || (!want.IsZero() && e.ID != want) {
+			continue
+		}
+		seen[e.ID] = true
+		token, err := s.cfg.JWT.Get(ctx, e.ID, req.GetAudience())
+		if err != nil {
+			return nil, s.issueError(err)
+		}
+		resp.Svids = append(resp.Svids, &workload.JWTSVID{SpiffeId: e.ID.String(), Svid: token, Hint: e.Hint})
+	}
+	if len(resp.Svids) == 0 {
+		if !want.IsZero() {
+			return nil, status.Errorf(codes.PermissionDenied, "caller does not hold %s", want)
+		}
+		return nil, errNoIdentity
+	}
+	return resp, nil
+}
+
+// FetchJWTBundles streams the JWT bundles (JWKS) a caller with an identity
+// trusts.
+func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream grpc.ServerStreamingServer[workload.JWTBundlesResponse]) (err error) {
+	defer s.track("FetchJWTBundles")(&err)
+	ctx := stream.Context()
+	c, err := s.attest(ctx)
+	if err != nil {
+		return err
+	}
+	if len(s.match(c)) == 0 {
+		return errNoIdentity
+	}
+	for {
+		rulesChanged := s.cfg.Registry.Changed()
+		bundlesChanged := s.cfg.Bundles.Changed()
+		resp := &workload.JWTBundlesResponse{Bundles: map[string][]byte{}}
+		for td, b := range s.cfg.Bundles.Snapshot().JWT {
+			jwks, err := marshalJWKS(b)
+			if err != nil {
+				return status.Error(codes.Internal, "cannot encode JWT bundle")
+			}
+			resp.Bundles[td.IDString()] = jwks
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.done:
+			return nil
+		case <-bundlesChanged:
+		case <-rulesChanged:
+			if len(s.match(c)) == 0 {
+				return errNoIdentity
+			}
+		}
+	}
+}
+
+// marshalJWKS encodes a bundle's public keys as a JWKS, each with its kid
+// and use "jwt-svid".
+func marshalJWKS(b *jwtbundle.Bundle) ([]byte, error) {
+	keys := b.JWTAuthorities()
+	kids := make([]string, 0, len(keys))
+	for kid := range keys {
+		kids = append(kids, kid)
+	}
+	slices.Sort(kids)
+	set := jose.JSONWebKeySet{}
+	for _, kid := range kids {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: crypto.PublicKey(keys[kid]), KeyID: kid, Use: "jwt-svid"})
+	}
+	return json.Marshal(set)
+}
+
+// ValidateJWTSVID checks a token against the bundle of its own trust domain.
+func (s *Server) ValidateJWTSVID(ctx context.Context, req *workload.ValidateJWTSVIDRequest) (resp *workload.ValidateJWTSVIDResponse, err error) {
+	defer s.count("ValidateJWTSVID", &err)
+	if err := checkHeader(ctx); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.GetAudience() == "":
+		return nil, status.Error(codes.InvalidArgument, "audience must be specified")
+	case req.GetSvid() == "":
+		return nil, status.Error(codes.InvalidArgument, "svid must be specified")
+	}
+	// go-spiffe picks the bundle by the token's subject, so a key of trust
+	// domain B never validates a token claiming A, and allows only the
+	// RS/ES/PS algorithms (never none or HS*).
+	svid, err := jwtsvid.ParseAndValidate(req.GetSvid(), s.cfg.Bundles.Snapshot().JWTSet(), []string{req.GetAudience()})
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid JWT-SVID: %v", err)
+	}
+	claims, err := structpb.NewStruct(svid.Claims)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "claims: %v", err)
+	}
+	return &workload.ValidateJWTSVIDResponse{SpiffeId: svid.ID.String(), Claims: claims}, nil
+}
