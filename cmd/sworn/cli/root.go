@@ -34,6 +34,7 @@ func NewCommand(ctx context.Context) *cobra.Command {
 		newCACommand(),
 		newProxyCommand(),
 		newDebugCommand(),
+		newJWTCommand(),
 	)
 	return root
 }

@@ -146,6 +146,7 @@ func (o *svidOptions) emit(w io.Writer, c *workloadapi.X509Context) error {
 type bundleOptions struct {
 	workloadFlags
 	format string
+	jwt    bool
 }
 
 func newBundleCommand() *cobra.Command {
@@ -161,6 +162,20 @@ func newBundleCommand() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
+			if o.jwt {
+				set, err := workloadapi.FetchJWTBundles(ctx, o.clientOption())
+				if err != nil {
+					return fmt.Errorf("bundle show from %s: %w", o.address(), err)
+				}
+				for _, b := range set.Bundles() {
+					data, err := b.Marshal()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "# %s\n%s\n", b.TrustDomain().IDString(), data)
+				}
+				return nil
+			}
 			set, err := workloadapi.FetchX509Bundles(ctx, o.clientOption())
 			if err != nil {
 				return fmt.Errorf("bundle show from %s: %w", o.address(), err)
@@ -170,6 +185,7 @@ func newBundleCommand() *cobra.Command {
 	}
 	o.add(show)
 	show.Flags().StringVar(&o.format, "format", "pem", "pem or spiffe")
+	show.Flags().BoolVar(&o.jwt, "jwt", false, "show the JWT bundles (JWKS) instead")
 	cmd.AddCommand(show)
 	return cmd
 }
