@@ -116,6 +116,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 			BundleRefresh:   vc.BundleRefresh,
 			IntermediateTTL: vc.IntermediateTTL,
 			KeyType:         cfg.SVID.KeyType,
+			JWT:             vault.JWTConfig(vc.JWT),
 			Logger:          log.With("component", "ca"),
 			OnHealth:        a.observeCA,
 		})
@@ -254,7 +255,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	done := make(chan struct{})
 	var jwt workload.JWTSource
-	if signer, ok := a.auth.(ca.JWTSigner); ok {
+	if signer, ok := a.auth.(ca.JWTSigner); ok && (a.cfg.CA.Type != "vault" || a.cfg.CA.Vault.JWT.Key != "") {
 		jwt = &cache.JWTCache{Signer: signer, TTL: a.cfg.SVID.JWTTTL}
 	}
 	wl := workload.New(workload.Config{

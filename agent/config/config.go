@@ -128,6 +128,14 @@ type VaultCA struct {
 	Auth            VaultAuth     `yaml:"auth"`
 	BundleRefresh   time.Duration `yaml:"bundle_refresh"`
 	IntermediateTTL time.Duration `yaml:"intermediate_ttl"`
+	// JWT enables JWT-SVIDs signed by a transit key shared by all agents.
+	JWT VaultJWT `yaml:"jwt"`
+}
+
+// VaultJWT names the transit key that signs JWT-SVIDs.
+type VaultJWT struct {
+	TransitMount string `yaml:"transit_mount"`
+	Key          string `yaml:"key"`
 }
 
 // VaultAuth configures how the agent logs in to Vault.

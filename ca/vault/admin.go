@@ -71,6 +71,11 @@ type SetupOptions struct {
 	KubernetesHost        string
 	KubernetesCACert      string
 	KubernetesReviewerJWT string
+	// JWTTransitKey, if set, creates an ecdsa-p256 key in the transit
+	// engine at JWTTransitMount (default "transit") for JWT-SVIDs, and lets
+	// agents sign with it and read its public keys.
+	JWTTransitMount string
+	JWTTransitKey   string
 }
 
 func (o *SetupOptions) setDefaults() {
@@ -88,6 +93,9 @@ func (o *SetupOptions) setDefaults() {
 	}
 	if o.AuthRole == "" {
 		o.AuthRole = "sworn-agent"
+	}
+	if o.JWTTransitMount == "" {
+		o.JWTTransitMount = "transit"
 	}
 	if o.TokenTTL == 0 {
 		o.TokenTTL = time.Hour
@@ -155,7 +163,25 @@ func (a *Admin) Setup(ctx context.Context, o SetupOptions) ([]string, error) {
 	say("wrote role %s/roles/%s: URI SANs %s/*, serverAuth+clientAuth, no CN, not stored, max TTL %s",
 		a.Mount, a.Role, o.TrustDomain.IDString(), o.MaxSVIDTTL)
 
-	if err := sys.PutPolicyWithContext(ctx, o.Policy, AgentPolicy(a.Mount, a.Role, o.Intermediate)); err != nil {
+	if o.JWTTransitKey != "" {
+		line, err := a.setupTransit(ctx, mounts, o)
+		if err != nil {
+			return did, err
+		}
+		say("%s", line)
+	}
+	policy := AgentPolicy(a.Mount, a.Role, o.Intermediate)
+	if o.JWTTransitKey != "" {
+		policy += fmt.Sprintf(`# JWT-SVIDs: sign with the shared transit key and read its public keys.
+path "%[1]s/sign/%[2]s/sha2-256" {
+  capabilities = ["update"]
+}
+path "%[1]s/keys/%[2]s" {
+  capabilities = ["read"]
+}
+`, o.JWTTransitMount, o.JWTTransitKey)
+	}
+	if err := sys.PutPolicyWithContext(ctx, o.Policy, policy); err != nil {
 		return did, fmt.Errorf("vault setup: write policy: %w", err)
 	}
 	say("wrote policy %s (sign with the role, read issuers%s)", o.Policy, map[bool]string{true: ", sign intermediates", false: ""}[o.Intermediate])
@@ -299,6 +325,31 @@ func (a *Admin) setupAuth(ctx context.Context, o SetupOptions) (string, error) {
 		return "", fmt.Errorf("vault setup: write %s role: %w", o.AuthMethod, err)
 	}
 	return fmt.Sprintf("%s%swrote %s role %s bound to policy %s", enabled, configured, o.AuthMethod, o.AuthRole, o.Policy), nil
+}
+
+func (a *Admin) setupTransit(ctx context.Context, mounts map[string]*api.MountOutput, o SetupOptions) (string, error) {
+	did := ""
+	if _, ok := mounts[o.JWTTransitMount+"/"]; !ok {
+		if err := a.c.api.Sys().MountWithContext(ctx, o.JWTTransitMount, &api.MountInput{Type: "transit", Description: "sworn JWT-SVID keys"}); err != nil {
+			return "", fmt.Errorf("vault setup: enable transit at %s: %w", o.JWTTransitMount, err)
+		}
+		did = fmt.Sprintf("enabled the transit engine at %s/; ", o.JWTTransitMount)
+	}
+	path := o.JWTTransitMount + "/keys/" + o.JWTTransitKey
+	existing, err := a.c.read(ctx, path)
+	if err != nil {
+		return "", fmt.Errorf("vault setup: read transit key: %w", err)
+	}
+	if existing == nil {
+		if _, err := a.c.write(ctx, path, map[string]any{"type": "ecdsa-p256", "exportable": false}); err != nil {
+			return "", fmt.Errorf("vault setup: create transit key: %w", err)
+		}
+		return did + fmt.Sprintf("created transit key %s (ecdsa-p256) for JWT-SVIDs", path), nil
+	}
+	if typ, _ := existing.Data["type"].(string); typ != "ecdsa-p256" {
+		return "", fmt.Errorf("vault setup: transit key %s is %q, want ecdsa-p256", path, typ)
+	}
+	return did + fmt.Sprintf("using transit key %s for JWT-SVIDs", path), nil
 }
 
 func (a *Admin) truncateLeaves(ctx context.Context, id string) error {

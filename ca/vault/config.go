@@ -55,8 +55,10 @@ type Config struct {
 	IntermediateTTL time.Duration
 	// KeyType of the intermediate's key.
 	KeyType ca.KeyType
-	Clock   clock.Clock
-	Logger  *slog.Logger
+	// JWT enables JWT-SVIDs through the transit engine.
+	JWT    JWTConfig
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// OnHealth, if set, is told after every exchange with Vault whether it
 	// succeeded (nil) or Vault could not be reached.
 	OnHealth func(error)
@@ -100,6 +102,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.IntermediateTTL <= 0 {
 		c.IntermediateTTL = DefaultIntermediateTTL
+	}
+	if c.JWT.TransitMount == "" {
+		c.JWT.TransitMount = "transit"
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}

@@ -32,6 +32,7 @@ type CA struct {
 	changed chan struct{}
 	health  error
 	inter   *intermediate // intermediate mode only
+	transit transitKey    // JWT-SVIDs, when configured
 }
 
 // intermediate is a CA certificate Vault signed for this agent; its key
@@ -162,6 +163,13 @@ func (v *CA) refresh(ctx context.Context) error {
 			next.Signing = i.ID
 		}
 	}
+	var transit map[int]transitVersion
+	if v.cfg.JWT.Key != "" {
+		if transit, err = v.readTransitKey(ctx); err != nil {
+			v.setHealth(err)
+			return fmt.Errorf("vault ca: %w", err)
+		}
+	}
 	v.mu.RLock()
 	prev := v.auths
 	inter := v.inter
@@ -186,7 +194,10 @@ func (v *CA) refresh(ctx context.Context) error {
 
 	v.mu.Lock()
 	v.issuers, v.inter = iss, inter
-	changed := prev.Signing != next.Signing || !sameCerts(prev.X509, next.X509)
+	if transit != nil {
+		next.JWT = v.updateTransit(transit)
+	}
+	changed := prev.Signing != next.Signing || !sameCerts(prev.X509, next.X509) || !sameKeys(prev.JWT, next.JWT)
 	if changed {
 		v.auths = next
 		close(v.changed)
@@ -364,6 +375,18 @@ func selfIssued(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawIssuer, c.RawSubject)
 }
 
+func sameKeys(a, b map[string]crypto.PublicKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for kid := range a {
+		if _, ok := b[kid]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func sameCerts(a, b []*x509.Certificate) bool {
 	if len(a) != len(b) {
 		return false
@@ -458,4 +481,12 @@ func (v *CA) signLocally(req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("vault ca: %w", err)
 	}
 	return append([]*x509.Certificate{leaf}, inter.chain...), nil
+}
+
+func parsePublicKeyPEM(s string) (crypto.PublicKey, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return nil, errors.New("no PEM public key")
+	}
+	return x509.ParsePKIXPublicKey(block.Bytes)
 }

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -196,4 +198,46 @@ func TestIntermediateIsRenewedAtHalfLife(t *testing.T) {
 		next, err := sign(t, c, "/web")
 		return err == nil && !next[1].Equal(first[1])
 	})
+}
+
+func TestTransitSignsJWTSVIDsAndPublishesRotatedKeysFirst(t *testing.T) {
+	srv, _ := setup(t, vault.SetupOptions{JWTTransitKey: "sworn-jwt"})
+	// Behind real time, so the fake minutes stepped below keep iat in the
+	// past for go-spiffe's real-time check.
+	clk := clocktesting.NewFakeClock(time.Now().Add(-5 * time.Minute))
+	c := newCA(t, vault.Config{Address: srv.Addr, Clock: clk, BundleRefresh: time.Minute,
+		JWT: vault.JWTConfig{Key: "sworn-jwt"}, Auth: vault.Auth{TokenFile: tokenFile(t, vaulttest.RootToken)}})
+	runCA(t, c)
+	id := spiffeid.RequireFromPath(td, "/web")
+	sign := func() string {
+		t.Helper()
+		token, _, err := c.SignJWTSVID(context.Background(), ca.JWTSVIDRequest{ID: id, Audience: []string{"db"}, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := jwtsvid.ParseAndValidate(token, jwtbundle.FromJWTAuthorities(td, c.Authorities().JWT), []string{"db"}); err != nil {
+			t.Fatalf("go-spiffe refuses a transit-signed token: %v", err)
+		}
+		return strings.Split(token, ".")[0]
+	}
+	first := sign()
+
+	if _, err := srv.Client.Logical().Write("transit/keys/sworn-jwt/rotate", nil); err != nil {
+		t.Fatal(err)
+	}
+	changed := c.Changed()
+	waitFor(t, "the refresh timer", clk.HasWaiters)
+	clk.Step(time.Minute)
+	<-changed
+	if n := len(c.Authorities().JWT); n != 2 {
+		t.Fatalf("%d keys in the JWKS after rotation, want 2", n)
+	}
+	if sign() != first {
+		t.Fatal("the rotated key signed before agents had time to publish it")
+	}
+	for range 2 {
+		waitFor(t, "the refresh timer", clk.HasWaiters)
+		clk.Step(time.Minute)
+	}
+	waitFor(t, "the new key to sign", func() bool { return sign() != first })
 }

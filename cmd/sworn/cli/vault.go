@@ -109,6 +109,8 @@ auth role bound to it. Uses VAULT_ADDR and VAULT_TOKEN like the vault CLI.`,
 	f.StringVar(&o.o.BoundServiceAccount, "bound-service-account", "", "NAMESPACE/NAME of the agents' service account (kubernetes, jwt)")
 	f.StringVar(&o.o.Audience, "audience", "vault", "audience of the agents' service-account tokens (kubernetes, jwt)")
 	f.DurationVar(&o.o.TokenTTL, "token-ttl", time.Hour, "TTL of tokens the auth role issues")
+	f.StringVar(&o.o.JWTTransitKey, "jwt-transit-key", "", "create (or use) this transit key for JWT-SVIDs and let agents sign with it")
+	f.StringVar(&o.o.JWTTransitMount, "jwt-transit-mount", "transit", "the transit engine's mount path")
 	f.StringVar(&o.o.KubernetesHost, "kubernetes-host", "", "kubernetes auth: the API server Vault sends TokenReviews to")
 	f.StringVar(&o.kubernetesCAFile, "kubernetes-ca-file", "", "kubernetes auth: CA file that verifies the API server")
 	f.StringVar(&o.reviewerJWTFile, "kubernetes-reviewer-jwt-file", "", "kubernetes auth: token of a service account bound to system:auth-delegator, for Vault's TokenReviews")
