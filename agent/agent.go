@@ -162,6 +162,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		a.bundles.SetJWTAuthorities(cfg.TrustDomainID(), keys)
 	}
 	a.cache.Restore(trusted)
+	if err := a.bootstrapFederation(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -298,7 +301,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 7)
+	errc := make(chan error, 8+len(a.cfg.Federation.TrustDomains))
 	goRun := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -314,6 +317,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	goRun("cache", func() error { return a.cache.Run(runCtx) })
 	goRun("bundles", func() error { a.syncBundles(runCtx); return nil })
+	// Federation before the servers: a bad endpoint address must stop the
+	// agent before anything serves.
+	if err := a.runFederation(runCtx, goRun); err != nil {
+		cancel()
+		wg.Wait()
+		workloadL.Close()
+		adminL.Close()
+		healthL.Close()
+		return err
+	}
 	goRun("workload api", func() error { return workloadSrv.Serve(workloadL) })
 	goRun("admin api", func() error { return adminSrv.Serve(adminL) })
 	goRun("health", func() error { return tel.Serve(runCtx, healthL) })

@@ -43,8 +43,42 @@ type Config struct {
 	Rotation        Rotation   `yaml:"rotation"`
 	CA              CA         `yaml:"ca"`
 	Kubernetes      Kubernetes `yaml:"kubernetes"`
+	Federation      Federation `yaml:"federation"`
 	Rules           []Rule     `yaml:"rules"`
 }
+
+// Federation configures trust across trust domains.
+type Federation struct {
+	BundleEndpoint BundleEndpoint `yaml:"bundle_endpoint"`
+	TrustDomains   []FederatedTD  `yaml:"trust_domains"`
+}
+
+// BundleEndpoint serves this trust domain's bundle to federated ones.
+type BundleEndpoint struct {
+	Listen   string `yaml:"listen"`  // empty: no endpoint
+	Profile  string `yaml:"profile"` // https_spiffe (default) or https_web
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// RefreshHint tells fetchers how often to come back; default 5m.
+	RefreshHint time.Duration `yaml:"refresh_hint"`
+}
+
+// FederatedTD is a foreign trust domain whose bundle is fetched.
+type FederatedTD struct {
+	TrustDomain      string `yaml:"trust_domain"`
+	URL              string `yaml:"url"`
+	Profile          string `yaml:"profile"` // https_spiffe (default) or https_web
+	EndpointSPIFFEID string `yaml:"endpoint_spiffe_id"`
+	// BundleFile bootstraps the bundle (PEM or SPIFFE bundle JSON); an
+	// https_spiffe endpoint cannot be authenticated without it.
+	BundleFile string `yaml:"bundle_file"`
+	// CAFile verifies an https_web endpoint; empty means the system roots.
+	CAFile string `yaml:"ca_file"`
+}
+
+// EndpointPath is the path of the SPIFFE ID the agent's own bundle
+// endpoint presents (https_spiffe): spiffe://<trust-domain>/sworn/bundle-endpoint.
+const EndpointPath = "/sworn/bundle-endpoint"
 
 // Kubernetes configures pod attestation.
 type Kubernetes struct {
@@ -157,11 +191,12 @@ type LocalCA struct {
 
 // Rule maps selectors to a SPIFFE ID.
 type Rule struct {
-	SPIFFEID  string        `yaml:"spiffe_id"`
-	Selectors []string      `yaml:"selectors"`
-	TTL       time.Duration `yaml:"ttl"`
-	DNSNames  []string      `yaml:"dns_names"`
-	Hint      string        `yaml:"hint"`
+	SPIFFEID      string        `yaml:"spiffe_id"`
+	Selectors     []string      `yaml:"selectors"`
+	TTL           time.Duration `yaml:"ttl"`
+	DNSNames      []string      `yaml:"dns_names"`
+	Hint          string        `yaml:"hint"`
+	FederatesWith []string      `yaml:"federates_with"`
 }
 
 // Load reads and validates the file at path.
@@ -220,6 +255,13 @@ func (c *Config) SetDefaults() {
 		if k.Kubelet.URL == "" && k.NodeName != "" {
 			k.Kubelet.URL = "https://" + net.JoinHostPort(k.NodeName, "10250")
 		}
+	}
+	if c.Federation.BundleEndpoint.Listen != "" {
+		setDefault(&c.Federation.BundleEndpoint.Profile, "https_spiffe")
+		setDefault(&c.Federation.BundleEndpoint.RefreshHint, 5*time.Minute)
+	}
+	for i := range c.Federation.TrustDomains {
+		setDefault(&c.Federation.TrustDomains[i].Profile, "https_spiffe")
 	}
 	if c.CA.Type == "vault" {
 		v := &c.CA.Vault
@@ -359,10 +401,20 @@ func (c *Config) validate() []fieldError {
 			add(inRange(k.Kubelet.CacheTTL, 100*time.Millisecond, time.Minute), "kubernetes", "kubelet", "cache_ttl")
 		}
 	}
+	errs = append(errs, c.Federation.validate()...)
 	if len(errs) > 0 && errs[0].path[0] == "trust_domain" {
 		return errs // rules cannot be checked without a trust domain
 	}
+	federated := map[string]bool{}
+	for _, f := range c.Federation.TrustDomains {
+		federated[f.TrustDomain] = true
+	}
 	for i, r := range c.Rules {
+		for j, td := range r.FederatesWith {
+			if !federated[td] {
+				add(fmt.Errorf("%q is not in federation.trust_domains", td), "rules", strconv.Itoa(i), "federates_with", strconv.Itoa(j))
+			}
+		}
 		_, err := registry.Compile(c.TrustDomainID(), c.SVID.TTL, registry.Rule(r))
 		var fe *registry.FieldError
 		if errors.As(err, &fe) {
@@ -481,6 +533,55 @@ func (v *VaultCA) validate() []fieldError {
 		}
 	default:
 		add(oneOf(a.Method, "token", "approle", "kubernetes", "jwt"), "auth", "method")
+	}
+	return errs
+}
+
+func (f *Federation) validate() []fieldError {
+	var errs []fieldError
+	add := func(err error, path ...string) {
+		if err != nil {
+			errs = append(errs, fieldError{path: append([]string{"federation"}, path...), err: err})
+		}
+	}
+	if e := f.BundleEndpoint; e.Listen != "" {
+		if _, _, err := net.SplitHostPort(e.Listen); err != nil {
+			add(err, "bundle_endpoint", "listen")
+		}
+		add(oneOf(e.Profile, "https_spiffe", "https_web"), "bundle_endpoint", "profile")
+		if e.Profile == "https_web" && (e.CertFile == "" || e.KeyFile == "") {
+			add(errors.New("https_web needs cert_file and key_file"), "bundle_endpoint", "profile")
+		}
+		add(inRange(e.RefreshHint, time.Second, 24*time.Hour), "bundle_endpoint", "refresh_hint")
+	}
+	seen := map[string]bool{}
+	for i, t := range f.TrustDomains {
+		at := func(field string) []string { return []string{"trust_domains", strconv.Itoa(i), field} }
+		td, err := spiffeid.TrustDomainFromString(t.TrustDomain)
+		if err != nil {
+			add(err, at("trust_domain")...)
+			continue
+		}
+		if seen[t.TrustDomain] {
+			add(errors.New("is listed twice"), at("trust_domain")...)
+		}
+		seen[t.TrustDomain] = true
+		if u, err := url.Parse(t.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+			add(fmt.Errorf("%q is not an https URL", t.URL), at("url")...)
+		}
+		add(oneOf(t.Profile, "https_spiffe", "https_web"), at("profile")...)
+		if t.Profile == "https_spiffe" {
+			id, err := spiffeid.FromString(t.EndpointSPIFFEID)
+			switch {
+			case err != nil:
+				add(fmt.Errorf("https_spiffe needs the endpoint's SPIFFE ID: %w", err), at("endpoint_spiffe_id")...)
+			case id.TrustDomain() != td:
+				add(fmt.Errorf("%s is not in %s", id, td), at("endpoint_spiffe_id")...)
+			}
+			if t.BundleFile == "" {
+				add(errors.New("https_spiffe needs a bootstrap bundle to authenticate the endpoint"), at("bundle_file")...)
+			}
+		}
 	}
 	return errs
 }

@@ -19,6 +19,9 @@ type Rule struct {
 	TTL       time.Duration // 0 means the default SVID TTL
 	DNSNames  []string
 	Hint      string
+	// FederatesWith names foreign trust domains whose bundles workloads
+	// with this identity receive.
+	FederatesWith []string
 }
 
 // FieldError says which field of a rule is wrong, so a config loader can
@@ -40,10 +43,11 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // Entry is one identity a workload is entitled to.
 type Entry struct {
-	ID       spiffeid.ID
-	TTL      time.Duration
-	DNSNames []string
-	Hint     string
+	ID            spiffeid.ID
+	TTL           time.Duration
+	DNSNames      []string
+	Hint          string
+	FederatesWith []spiffeid.TrustDomain
 }
 
 // Key identifies the SVID an entry needs: entries with the same key share
@@ -92,6 +96,16 @@ func Compile(td spiffeid.TrustDomain, defaultTTL time.Duration, r Rule) (Compile
 		if err := checkDNSName(name); err != nil {
 			return c, &FieldError{Field: "dns_names", Index: i, Err: err}
 		}
+	}
+	for i, name := range r.FederatesWith {
+		ftd, err := spiffeid.TrustDomainFromString(name)
+		if err == nil && ftd == td {
+			err = errors.New("a trust domain does not federate with itself")
+		}
+		if err != nil {
+			return c, &FieldError{Field: "federates_with", Index: i, Err: err}
+		}
+		c.entry.FederatesWith = append(c.entry.FederatesWith, ftd)
 	}
 	c.entry.TTL = ttl
 	c.entry.DNSNames = slices.Clone(r.DNSNames)

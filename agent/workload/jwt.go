@@ -73,14 +73,19 @@ func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream grpc.Serv
 	if err != nil {
 		return err
 	}
-	if len(s.match(c)) == 0 {
+	entries := s.match(c)
+	if len(entries) == 0 {
 		return errNoIdentity
 	}
 	for {
 		rulesChanged := s.cfg.Registry.Changed()
 		bundlesChanged := s.cfg.Bundles.Changed()
 		resp := &workload.JWTBundlesResponse{Bundles: map[string][]byte{}}
+		fed := federatedWith(entries)
 		for td, b := range s.cfg.Bundles.Snapshot().JWT {
+			if !s.visible(td, fed) {
+				continue
+			}
 			jwks, err := marshalJWKS(b)
 			if err != nil {
 				return status.Error(codes.Internal, "cannot encode JWT bundle")
@@ -97,7 +102,7 @@ func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream grpc.Serv
 			return nil
 		case <-bundlesChanged:
 		case <-rulesChanged:
-			if len(s.match(c)) == 0 {
+			if entries = s.match(c); len(entries) == 0 {
 				return errNoIdentity
 			}
 		}

@@ -155,7 +155,7 @@ func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerSt
 	for {
 		rulesChanged := s.cfg.Registry.Changed()
 		bundlesChanged := s.cfg.Bundles.Changed()
-		if err := stream.Send(s.x509SVIDResponse(sub.SVIDs())); err != nil {
+		if err := stream.Send(s.x509SVIDResponse(sub.SVIDs(), federatedWith(entries))); err != nil {
 			return err
 		}
 		select {
@@ -186,15 +186,19 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 	if err != nil {
 		return err
 	}
-	if len(s.match(c)) == 0 {
+	entries := s.match(c)
+	if len(entries) == 0 {
 		return errNoIdentity
 	}
 	for {
 		rulesChanged := s.cfg.Registry.Changed()
 		bundlesChanged := s.cfg.Bundles.Changed()
 		resp := &workload.X509BundlesResponse{Bundles: map[string][]byte{}}
+		fed := federatedWith(entries)
 		for td, der := range bundleDER(s.cfg.Bundles.Snapshot()) {
-			resp.Bundles[td.IDString()] = der
+			if s.visible(td, fed) {
+				resp.Bundles[td.IDString()] = der
+			}
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
@@ -213,11 +217,30 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 	}
 }
 
-func (s *Server) x509SVIDResponse(svids []*cache.SVID) *workload.X509SVIDResponse {
+// federatedWith returns the foreign trust domains any of entries federates
+// with.
+func federatedWith(entries []registry.Entry) map[spiffeid.TrustDomain]bool {
+	out := map[spiffeid.TrustDomain]bool{}
+	for _, e := range entries {
+		for _, td := range e.FederatesWith {
+			out[td] = true
+		}
+	}
+	return out
+}
+
+// visible reports whether a caller whose identities federate with fed sees
+// the bundle of td: its own trust domain's always, a foreign one only if
+// federated with.
+func (s *Server) visible(td spiffeid.TrustDomain, fed map[spiffeid.TrustDomain]bool) bool {
+	return td == s.cfg.TrustDomain || fed[td]
+}
+
+func (s *Server) x509SVIDResponse(svids []*cache.SVID, fed map[spiffeid.TrustDomain]bool) *workload.X509SVIDResponse {
 	resp := &workload.X509SVIDResponse{Svids: make([]*workload.X509SVID, 0, len(svids))}
 	bundles := bundleDER(s.cfg.Bundles.Snapshot())
 	for td, der := range bundles {
-		if td != s.cfg.TrustDomain {
+		if td != s.cfg.TrustDomain && fed[td] {
 			if resp.FederatedBundles == nil {
 				resp.FederatedBundles = map[string][]byte{}
 			}

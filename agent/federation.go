@@ -1,0 +1,168 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/sworn-id/sworn/agent/cache"
+	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/trust"
+)
+
+// bootstrapFederation loads the configured bootstrap bundles, so that
+// workloads trust federated domains (and https_spiffe endpoints can be
+// authenticated) before the first fetch.
+func (a *Agent) bootstrapFederation() error {
+	for _, f := range a.cfg.Federation.TrustDomains {
+		if f.BundleFile == "" {
+			continue
+		}
+		td, _ := spiffeid.TrustDomainFromString(f.TrustDomain)
+		b, err := loadBundleFile(td, f.BundleFile)
+		if err != nil {
+			return fmt.Errorf("agent: federation %s: %w", td, err)
+		}
+		if err := trust.CheckBundleTrustDomain(td, b.X509Authorities()); err != nil {
+			return fmt.Errorf("agent: federation %s: %s: %w", td, f.BundleFile, err)
+		}
+		a.bundles.SetX509Authorities(td, b.X509Authorities())
+		if keys := b.JWTAuthorities(); len(keys) > 0 {
+			a.bundles.SetJWTAuthorities(td, keys)
+		}
+	}
+	return nil
+}
+
+// loadBundleFile reads a SPIFFE bundle (JSON) or PEM CA certificates.
+func loadBundleFile(td spiffeid.TrustDomain, path string) (*spiffebundle.Bundle, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
+		return spiffebundle.Parse(td, data)
+	}
+	xb, err := x509bundle.Parse(td, data)
+	if err != nil {
+		return nil, err
+	}
+	return spiffebundle.FromX509Bundle(xb), nil
+}
+
+// runFederation fetches every federated bundle and serves the bundle
+// endpoint until ctx ends.
+func (a *Agent) runFederation(ctx context.Context, goRun func(string, func() error)) error {
+	for _, f := range a.cfg.Federation.TrustDomains {
+		fed, err := a.federation(f)
+		if err != nil {
+			return err
+		}
+		goRun("federation "+f.TrustDomain, func() error { return fed.Watch(ctx, a.bundles) })
+	}
+	ep := a.cfg.Federation.BundleEndpoint
+	if ep.Listen == "" {
+		return nil
+	}
+	handler, err := trust.EndpointHandler(a.cfg.TrustDomainID(), a.bundles, ep.RefreshHint)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := a.endpointTLS(ctx, ep)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", ep.Listen)
+	if err != nil {
+		return fmt.Errorf("agent: bundle endpoint: %w", err)
+	}
+	srv := &http.Server{Handler: handler, TLSConfig: tlsCfg, ReadHeaderTimeout: 5 * time.Second}
+	goRun("bundle endpoint", func() error {
+		go func() {
+			<-ctx.Done()
+			_ = srv.Close()
+		}()
+		if err := srv.ServeTLS(l, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	a.log.Info("serving the trust bundle", "addr", l.Addr().String(), "profile", ep.Profile)
+	return nil
+}
+
+func (a *Agent) federation(f config.FederatedTD) (*trust.Federation, error) {
+	td, _ := spiffeid.TrustDomainFromString(f.TrustDomain)
+	fed := &trust.Federation{
+		TrustDomain: td, URL: f.URL, Profile: f.Profile,
+		OnUpdate: func(b *spiffebundle.Bundle) {
+			a.log.Info("federated bundle updated", "trust_domain", td.Name(), "authorities", len(b.X509Authorities()))
+		},
+		OnError: func(err error) {
+			a.log.Warn("federated bundle fetch failed; keeping the last one", "trust_domain", td.Name(), "error", err)
+		},
+	}
+	if f.Profile == trust.ProfileHTTPSSPIFFE {
+		fed.EndpointID, _ = spiffeid.FromString(f.EndpointSPIFFEID)
+	}
+	if f.CAFile != "" {
+		pem, err := os.ReadFile(f.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: federation %s: ca_file: %w", td, err)
+		}
+		fed.WebRoots = x509.NewCertPool()
+		if !fed.WebRoots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("agent: federation %s: ca_file has no certificate", td)
+		}
+	}
+	return fed, nil
+}
+
+// endpointTLS is the bundle endpoint's TLS: with https_spiffe, an SVID of
+// spiffe://<td>/sworn/bundle-endpoint from the agent's own CA, rotated like
+// any other; with https_web, the configured certificate.
+func (a *Agent) endpointTLS(ctx context.Context, ep config.BundleEndpoint) (*tls.Config, error) {
+	if ep.Profile == trust.ProfileHTTPSWeb {
+		cert, err := tls.LoadX509KeyPair(ep.CertFile, ep.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: bundle endpoint: %w", err)
+		}
+		return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+	}
+	id, err := spiffeid.FromPath(a.cfg.TrustDomainID(), config.EndpointPath)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := a.cache.Subscribe(ctx, []registry.Entry{{ID: id, TTL: a.cfg.SVID.TTL}}, cache.Requester{})
+	if err != nil {
+		return nil, fmt.Errorf("agent: bundle endpoint SVID: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		sub.Close()
+	}()
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		svids := sub.SVIDs()
+		if len(svids) == 0 {
+			return nil, errors.New("no bundle endpoint SVID")
+		}
+		s := svids[0]
+		cert := &tls.Certificate{PrivateKey: s.Key, Leaf: s.Chain[0]}
+		for _, c := range s.Chain {
+			cert.Certificate = append(cert.Certificate, c.Raw)
+		}
+		return cert, nil
+	}}, nil
+}

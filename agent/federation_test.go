@@ -1,0 +1,141 @@
+package agent_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+
+	"github.com/sworn-id/sworn/agent/config"
+)
+
+var otherTD = spiffeid.RequireTrustDomainFromString("other.org")
+
+// domainConfig is an agent config for trust domain td whose one rule gives
+// this process spiffe://td/<name>, federating with the listed domains.
+func domainConfig(t *testing.T, td, name string, federatesWith ...string) *config.Config {
+	t.Helper()
+	cfg := newConfig(t)
+	cfg.TrustDomain = td
+	cfg.Rules = []config.Rule{{SPIFFEID: "spiffe://" + td + "/" + name, Selectors: []string{fmt.Sprintf("unix:uid:%d", os.Geteuid())}, FederatesWith: federatesWith}}
+	return cfg
+}
+
+func federate(cfg *config.Config, listen, profile string, peers ...config.FederatedTD) {
+	cfg.Federation = config.Federation{
+		BundleEndpoint: config.BundleEndpoint{Listen: listen, Profile: profile, RefreshHint: time.Second},
+		TrustDomains:   peers,
+	}
+}
+
+func validated(t *testing.T, cfg *config.Config) *config.Config {
+	t.Helper()
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestFederationOverHTTPSSPIFFE(t *testing.T) {
+	cfgA := domainConfig(t, "example.org", "a", "other.org")
+	cfgB := domainConfig(t, "other.org", "b", "example.org")
+	// A first run makes each CA and its bundle.pem, the bootstrap bundles.
+	for _, cfg := range []*config.Config{cfgA, cfgB} {
+		first := *cfg
+		first.Rules = nil
+		if err := startAgent(t, validated(t, &first)).Stop(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	federate(cfgA, addrA, "https_spiffe", config.FederatedTD{TrustDomain: "other.org", URL: "https://" + addrB,
+		EndpointSPIFFEID: "spiffe://other.org/sworn/bundle-endpoint", BundleFile: filepath.Join(cfgB.DataDir, "bundle.pem")})
+	federate(cfgB, addrB, "https_spiffe", config.FederatedTD{TrustDomain: "example.org", URL: "https://" + addrA,
+		EndpointSPIFFEID: "spiffe://example.org/sworn/bundle-endpoint", BundleFile: filepath.Join(cfgA.DataDir, "bundle.pem")})
+	a := startAgent(t, validated(t, cfgA))
+	b := startAgent(t, validated(t, cfgB))
+	srcA, srcB := newSource(t, a), newSource(t, b)
+
+	// Workloads of the two domains authenticate each other.
+	idA, idB := spiffeid.RequireFromString("spiffe://example.org/a"), spiffeid.RequireFromString("spiffe://other.org/b")
+	handshake(t, tlsconfig.MTLSServerConfig(srcA, srcA, tlsconfig.AuthorizeID(idB)), tlsconfig.MTLSClientConfig(srcB, srcB, tlsconfig.AuthorizeID(idA)))
+
+	// The federated bundle follows the endpoint: B publishes a new CA and A's
+	// workloads see it without a restart.
+	runCLI(t, "rotate", "ca", "--admin-socket", cfgB.AdminSocketPath)
+	eventually(t, "B's new CA in A's workloads' bundle for other.org", func() bool {
+		bundle, err := srcA.GetX509BundleForTrustDomain(otherTD)
+		return err == nil && len(bundle.X509Authorities()) == 2
+	})
+
+	// B's endpoint goes away: A keeps the last bundle it fetched.
+	if err := b.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // three refresh hints of failed fetches
+	if bundle, err := srcA.GetX509BundleForTrustDomain(otherTD); err != nil || len(bundle.X509Authorities()) != 2 {
+		t.Fatalf("after B's endpoint went down A's workloads have %v, %v; want the last bundle kept", bundle, err)
+	}
+}
+
+func TestFederationOverHTTPSWebRefusesAMismatchedTrustDomain(t *testing.T) {
+	certFile, keyFile, caFile := webCert(t)
+	cfgB := domainConfig(t, "other.org", "b")
+	addrB := freeAddr(t)
+	federate(cfgB, addrB, "https_web")
+	cfgB.Federation.BundleEndpoint.CertFile, cfgB.Federation.BundleEndpoint.KeyFile = certFile, keyFile
+	startAgent(t, validated(t, cfgB))
+
+	cfgA := domainConfig(t, "example.org", "a", "other.org", "third.org")
+	federate(cfgA, "", "",
+		config.FederatedTD{TrustDomain: "other.org", URL: "https://" + addrB, Profile: "https_web", CAFile: caFile},
+		// B's bundle claimed for another domain: refused.
+		config.FederatedTD{TrustDomain: "third.org", URL: "https://" + addrB, Profile: "https_web", CAFile: caFile})
+	a := startAgent(t, validated(t, cfgA))
+	src := newSource(t, a)
+	eventually(t, "other.org's bundle fetched over https_web", func() bool {
+		_, err := src.GetX509BundleForTrustDomain(otherTD)
+		return err == nil
+	})
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := src.GetX509BundleForTrustDomain(spiffeid.RequireTrustDomainFromString("third.org")); err == nil {
+		t.Fatal("a bundle whose CAs belong to other.org was accepted for third.org")
+	}
+}
+
+// webCert makes a CA and a server certificate for 127.0.0.1, as files.
+func webCert(t *testing.T) (certFile, keyFile, caFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "web CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca, &key.PublicKey, caKey)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	write := func(name, typ string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("cert.pem", "CERTIFICATE", der), write("key.pem", "PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
+}
