@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,6 +114,13 @@ func TestFederationOverHTTPSWebRefusesAMismatchedTrustDomain(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if _, err := src.GetX509BundleForTrustDomain(spiffeid.RequireTrustDomainFromString("third.org")); err == nil {
 		t.Fatal("a bundle whose CAs belong to other.org was accepted for third.org")
+	}
+
+	if out := runCLI(t, "bundle", "show", "--federated", "--socket", cfgA.SocketPath); !strings.Contains(out, "# spiffe://other.org") || strings.Contains(out, "# spiffe://example.org") {
+		t.Fatalf("bundle show --federated:\n%s", out)
+	}
+	if out := runCLI(t, "bundle", "fetch", "--trust-domain", "other.org", "--url", "https://"+addrB, "--ca-file", caFile); !strings.Contains(out, `"use":"x509-svid"`) || !strings.Contains(out, "spiffe_sequence") {
+		t.Fatalf("bundle fetch:\n%s", out)
 	}
 }
 

@@ -145,8 +145,9 @@ func (o *svidOptions) emit(w io.Writer, c *workloadapi.X509Context) error {
 
 type bundleOptions struct {
 	workloadFlags
-	format string
-	jwt    bool
+	format    string
+	jwt       bool
+	federated bool
 }
 
 func newBundleCommand() *cobra.Command {
@@ -176,6 +177,21 @@ func newBundleCommand() *cobra.Command {
 				}
 				return nil
 			}
+			if o.federated {
+				// The X509-SVID response says which bundles are foreign.
+				x, err := workloadapi.FetchX509Context(ctx, o.clientOption())
+				if err != nil {
+					return fmt.Errorf("bundle show from %s: %w", o.address(), err)
+				}
+				own := x.DefaultSVID().ID.TrustDomain()
+				foreign := x509bundle.NewSet()
+				for _, b := range x.Bundles.Bundles() {
+					if b.TrustDomain() != own {
+						foreign.Add(b)
+					}
+				}
+				return printBundles(cmd.OutOrStdout(), foreign, o.format)
+			}
 			set, err := workloadapi.FetchX509Bundles(ctx, o.clientOption())
 			if err != nil {
 				return fmt.Errorf("bundle show from %s: %w", o.address(), err)
@@ -186,7 +202,8 @@ func newBundleCommand() *cobra.Command {
 	o.add(show)
 	show.Flags().StringVar(&o.format, "format", "pem", "pem or spiffe")
 	show.Flags().BoolVar(&o.jwt, "jwt", false, "show the JWT bundles (JWKS) instead")
-	cmd.AddCommand(show)
+	show.Flags().BoolVar(&o.federated, "federated", false, "show only federated (foreign) trust domains' bundles")
+	cmd.AddCommand(show, newBundleFetchCommand())
 	return cmd
 }
 

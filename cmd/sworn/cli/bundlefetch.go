@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/federation"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/sworn-id/sworn/trust"
+)
+
+type bundleFetchOptions struct {
+	trustDomain string
+	url         string
+	caFile      string
+	endpointID  string
+	bundleFile  string
+	timeout     time.Duration
+}
+
+func newBundleFetchCommand() *cobra.Command {
+	o := &bundleFetchOptions{}
+	cmd := &cobra.Command{
+		Use:   "fetch --trust-domain TD --url URL",
+		Short: "Fetch a trust domain's bundle from its bundle endpoint and print it (SPIFFE bundle JSON)",
+		Long: `Fetch a foreign trust domain's bundle from its SPIFFE bundle endpoint and print it
+as SPIFFE bundle JSON, e.g. to write the bundle_file that bootstraps federation:
+  sworn bundle fetch --trust-domain other.org --url https://bundle.other.org --ca-file web-ca.pem > other.org.json
+With --endpoint-spiffe-id and --bundle-file the endpoint is authenticated with
+https_spiffe against a bundle you already have; otherwise with https_web
+(--ca-file, or the system roots).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			td, err := spiffeid.TrustDomainFromString(o.trustDomain)
+			if err != nil {
+				return fmt.Errorf("--trust-domain: %w", err)
+			}
+			var opt federation.FetchOption
+			switch {
+			case o.endpointID != "":
+				id, err := spiffeid.FromString(o.endpointID)
+				if err != nil {
+					return fmt.Errorf("--endpoint-spiffe-id: %w", err)
+				}
+				if o.bundleFile == "" {
+					return errors.New("--endpoint-spiffe-id needs --bundle-file to authenticate the endpoint")
+				}
+				b, err := x509bundle.Load(td, o.bundleFile)
+				if err != nil {
+					return fmt.Errorf("--bundle-file: %w", err)
+				}
+				opt = federation.WithSPIFFEAuth(b, id)
+			default:
+				var pool *x509.CertPool
+				if o.caFile != "" {
+					pem, err := os.ReadFile(o.caFile)
+					if err != nil {
+						return fmt.Errorf("--ca-file: %w", err)
+					}
+					pool = x509.NewCertPool()
+					pool.AppendCertsFromPEM(pem)
+				}
+				opt = federation.WithWebPKIRoots(pool)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			defer cancel()
+			b, err := federation.FetchBundle(ctx, td, o.url, opt)
+			if err != nil {
+				return fmt.Errorf("bundle fetch: %w", err)
+			}
+			if err := trust.CheckBundleTrustDomain(td, b.X509Authorities()); err != nil {
+				return err
+			}
+			data, err := b.Marshal()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", data)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.trustDomain, "trust-domain", "", "the foreign trust domain (required)")
+	f.StringVar(&o.url, "url", "", "its bundle endpoint URL (required)")
+	f.StringVar(&o.caFile, "ca-file", "", "https_web: CA that verifies the endpoint")
+	f.StringVar(&o.endpointID, "endpoint-spiffe-id", "", "https_spiffe: the endpoint's SPIFFE ID")
+	f.StringVar(&o.bundleFile, "bundle-file", "", "https_spiffe: a bundle of the trust domain you already trust")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait")
+	_ = cmd.MarkFlagRequired("trust-domain")
+	_ = cmd.MarkFlagRequired("url")
+	return cmd
+}
