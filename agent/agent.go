@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -281,17 +282,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	if adminOwner != nil {
 		allowed = append(allowed, *adminOwner)
 	}
+	var setFederated func(spiffeid.TrustDomain, []byte) (int, int, error)
+	if len(a.cfg.Federation.TrustDomains) > 0 {
+		setFederated = a.setFederatedBundle
+	}
 	adm := admin.New(admin.Config{
-		Attestor:    a.attestor,
-		Registry:    a.registry,
-		TrustDomain: a.cfg.TrustDomainID(),
-		CAType:      a.cfg.CA.Type,
-		Authority:   a.auth,
-		Cache:       a.cache,
-		Rules:       a.registry.Len,
-		Started:     a.started,
-		AllowedUIDs: allowed,
-		Logger:      a.log.With("component", "admin"),
+		SetFederatedBundle: setFederated,
+		Attestor:           a.attestor,
+		Registry:           a.registry,
+		TrustDomain:        a.cfg.TrustDomainID(),
+		CAType:             a.cfg.CA.Type,
+		Authority:          a.auth,
+		Cache:              a.cache,
+		Rules:              a.registry.Len,
+		Started:            a.started,
+		AllowedUIDs:        allowed,
+		Logger:             a.log.With("component", "admin"),
 	})
 	adminSrv := grpc.NewServer(grpc.Creds(peer.Credentials()), grpc.UnaryInterceptor(adm.UnaryInterceptor))
 	adm.Register(adminSrv)

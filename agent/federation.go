@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"path/filepath"
+
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/google/renameio/v2"
 	"net"
 	"net/http"
 	"os"
@@ -22,21 +25,59 @@ import (
 	"github.com/sworn-id/sworn/trust"
 )
 
-// bootstrapFederation loads the configured bootstrap bundles, so that
-// workloads trust federated domains (and https_spiffe endpoints can be
+// federatedPath is where `sworn bundle set` keeps a federated bundle.
+func (a *Agent) federatedPath(td spiffeid.TrustDomain) string {
+	return filepath.Join(a.cfg.DataDir, "federation", td.Name()+".bundle")
+}
+
+// setFederatedBundle stores a bundle given by an operator and keeps it for
+// restarts.
+func (a *Agent) setFederatedBundle(td spiffeid.TrustDomain, data []byte) (int, int, error) {
+	known := false
+	for _, f := range a.cfg.Federation.TrustDomains {
+		known = known || f.TrustDomain == td.Name()
+	}
+	if !known {
+		return 0, 0, fmt.Errorf("%s is not in federation.trust_domains", td)
+	}
+	b, err := parseBundle(td, data)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := trust.CheckBundleTrustDomain(td, b.X509Authorities()); err != nil {
+		return 0, 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(a.federatedPath(td)), 0o700); err != nil {
+		return 0, 0, err
+	}
+	if err := renameio.WriteFile(a.federatedPath(td), data, 0o644); err != nil {
+		return 0, 0, err
+	}
+	a.bundles.SetX509Authorities(td, b.X509Authorities())
+	a.bundles.SetJWTAuthorities(td, b.JWTAuthorities())
+	return len(b.X509Authorities()), len(b.JWTAuthorities()), nil
+}
+
+// bootstrapFederation loads the configured bootstrap bundles (an
+// operator's `sworn bundle set` first, else bundle_file), so that workloads
+// trust federated domains (and https_spiffe endpoints can be
 // authenticated) before the first fetch.
 func (a *Agent) bootstrapFederation() error {
 	for _, f := range a.cfg.Federation.TrustDomains {
-		if f.BundleFile == "" {
+		td, _ := spiffeid.TrustDomainFromString(f.TrustDomain)
+		path := a.federatedPath(td)
+		if _, err := os.Stat(path); err != nil {
+			path = f.BundleFile
+		}
+		if path == "" {
 			continue
 		}
-		td, _ := spiffeid.TrustDomainFromString(f.TrustDomain)
-		b, err := loadBundleFile(td, f.BundleFile)
+		b, err := loadBundleFile(td, path)
 		if err != nil {
 			return fmt.Errorf("agent: federation %s: %w", td, err)
 		}
 		if err := trust.CheckBundleTrustDomain(td, b.X509Authorities()); err != nil {
-			return fmt.Errorf("agent: federation %s: %s: %w", td, f.BundleFile, err)
+			return fmt.Errorf("agent: federation %s: %s: %w", td, path, err)
 		}
 		a.bundles.SetX509Authorities(td, b.X509Authorities())
 		if keys := b.JWTAuthorities(); len(keys) > 0 {
@@ -52,6 +93,11 @@ func loadBundleFile(td spiffeid.TrustDomain, path string) (*spiffebundle.Bundle,
 	if err != nil {
 		return nil, err
 	}
+	return parseBundle(td, data)
+}
+
+// parseBundle reads a SPIFFE bundle (JSON) or PEM CA certificates.
+func parseBundle(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
 	if strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
 		return spiffebundle.Parse(td, data)
 	}

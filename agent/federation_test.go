@@ -119,6 +119,12 @@ func TestFederationOverHTTPSWebRefusesAMismatchedTrustDomain(t *testing.T) {
 	if out := runCLI(t, "bundle", "show", "--federated", "--socket", cfgA.SocketPath); !strings.Contains(out, "# spiffe://other.org") || strings.Contains(out, "# spiffe://example.org") {
 		t.Fatalf("bundle show --federated:\n%s", out)
 	}
+	if out := runCLI(t, "bundle", "set", "--trust-domain", "other.org", "--file", filepath.Join(cfgB.DataDir, "bundle.pem"), "--admin-socket", cfgA.AdminSocketPath); !strings.Contains(out, "1 X.509 authorities") {
+		t.Fatalf("bundle set:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(cfgA.DataDir, "federation", "other.org.bundle")); err != nil {
+		t.Fatalf("bundle set did not keep the bundle for restarts: %v", err)
+	}
 	if out := runCLI(t, "bundle", "fetch", "--trust-domain", "other.org", "--url", "https://"+addrB, "--ca-file", caFile); !strings.Contains(out, `"use":"x509-svid"`) || !strings.Contains(out, "spiffe_sequence") {
 		t.Fatalf("bundle fetch:\n%s", out)
 	}

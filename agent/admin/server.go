@@ -45,7 +45,9 @@ type Config struct {
 	Started     time.Time
 	// AllowedUIDs may call besides root.
 	AllowedUIDs []uint32
-	Logger      *slog.Logger
+	// SetFederatedBundle stores a federated bundle; nil refuses.
+	SetFederatedBundle func(td spiffeid.TrustDomain, data []byte) (x509, jwt int, err error)
+	Logger             *slog.Logger
 }
 
 // Server implements adminpb.AdminServer.
@@ -191,6 +193,26 @@ func (s *Server) Attest(ctx context.Context, req *adminpb.AttestRequest) (*admin
 		resp.Errors = append(resp.Errors, e.Error())
 	}
 	return resp, nil
+}
+
+// SetFederatedBundle implements adminpb.AdminServer.
+func (s *Server) SetFederatedBundle(_ context.Context, req *adminpb.SetFederatedBundleRequest) (*adminpb.SetFederatedBundleResponse, error) {
+	td, err := spiffeid.TrustDomainFromString(req.GetTrustDomain())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "trust_domain: %v", err)
+	}
+	if td == s.cfg.TrustDomain {
+		return nil, status.Error(codes.InvalidArgument, "the agent's own trust domain comes from its CA, not a file")
+	}
+	if s.cfg.SetFederatedBundle == nil {
+		return nil, status.Error(codes.Unimplemented, "federation is not configured")
+	}
+	x, j, err := s.cfg.SetFederatedBundle(td, req.GetBundle())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	s.cfg.Logger.Info("federated bundle set", "trust_domain", td.Name(), "x509_authorities", x, "jwt_authorities", j)
+	return &adminpb.SetFederatedBundleResponse{X509Authorities: int32(x), JwtAuthorities: int32(j)}, nil
 }
 
 func caMessage(info ca.Info) *adminpb.CA {

@@ -628,6 +628,110 @@ func (x *AttestResponse) GetErrors() []string {
 	return nil
 }
 
+type SetFederatedBundleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TrustDomain   string                 `protobuf:"bytes,1,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
+	Bundle        []byte                 `protobuf:"bytes,2,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFederatedBundleRequest) Reset() {
+	*x = SetFederatedBundleRequest{}
+	mi := &file_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFederatedBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFederatedBundleRequest) ProtoMessage() {}
+
+func (x *SetFederatedBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFederatedBundleRequest.ProtoReflect.Descriptor instead.
+func (*SetFederatedBundleRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetFederatedBundleRequest) GetTrustDomain() string {
+	if x != nil {
+		return x.TrustDomain
+	}
+	return ""
+}
+
+func (x *SetFederatedBundleRequest) GetBundle() []byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+type SetFederatedBundleResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	X509Authorities int32                  `protobuf:"varint,1,opt,name=x509_authorities,json=x509Authorities,proto3" json:"x509_authorities,omitempty"`
+	JwtAuthorities  int32                  `protobuf:"varint,2,opt,name=jwt_authorities,json=jwtAuthorities,proto3" json:"jwt_authorities,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SetFederatedBundleResponse) Reset() {
+	*x = SetFederatedBundleResponse{}
+	mi := &file_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFederatedBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFederatedBundleResponse) ProtoMessage() {}
+
+func (x *SetFederatedBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFederatedBundleResponse.ProtoReflect.Descriptor instead.
+func (*SetFederatedBundleResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetFederatedBundleResponse) GetX509Authorities() int32 {
+	if x != nil {
+		return x.X509Authorities
+	}
+	return 0
+}
+
+func (x *SetFederatedBundleResponse) GetJwtAuthorities() int32 {
+	if x != nil {
+		return x.JwtAuthorities
+	}
+	return 0
+}
+
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
@@ -678,12 +782,19 @@ const file_admin_proto_rawDesc = "" +
 	"\tselectors\x18\x04 \x03(\tR\tselectors\x12\x1d\n" +
 	"\n" +
 	"spiffe_ids\x18\x05 \x03(\tR\tspiffeIds\x12\x16\n" +
-	"\x06errors\x18\x06 \x03(\tR\x06errors2\xc9\x02\n" +
+	"\x06errors\x18\x06 \x03(\tR\x06errors\"V\n" +
+	"\x19SetFederatedBundleRequest\x12!\n" +
+	"\ftrust_domain\x18\x01 \x01(\tR\vtrustDomain\x12\x16\n" +
+	"\x06bundle\x18\x02 \x01(\fR\x06bundle\"p\n" +
+	"\x1aSetFederatedBundleResponse\x12)\n" +
+	"\x10x509_authorities\x18\x01 \x01(\x05R\x0fx509Authorities\x12'\n" +
+	"\x0fjwt_authorities\x18\x02 \x01(\x05R\x0ejwtAuthorities2\xb6\x03\n" +
 	"\x05Admin\x12P\n" +
 	"\tGetStatus\x12 .sworn.admin.v1.GetStatusRequest\x1a!.sworn.admin.v1.GetStatusResponse\x12V\n" +
 	"\vRotateSVIDs\x12\".sworn.admin.v1.RotateSVIDsRequest\x1a#.sworn.admin.v1.RotateSVIDsResponse\x12M\n" +
 	"\bRotateCA\x12\x1f.sworn.admin.v1.RotateCARequest\x1a .sworn.admin.v1.RotateCAResponse\x12G\n" +
-	"\x06Attest\x12\x1d.sworn.admin.v1.AttestRequest\x1a\x1e.sworn.admin.v1.AttestResponseB/Z-github.com/sworn-id/sworn/agent/admin/adminpbb\x06proto3"
+	"\x06Attest\x12\x1d.sworn.admin.v1.AttestRequest\x1a\x1e.sworn.admin.v1.AttestResponse\x12k\n" +
+	"\x12SetFederatedBundle\x12).sworn.admin.v1.SetFederatedBundleRequest\x1a*.sworn.admin.v1.SetFederatedBundleResponseB/Z-github.com/sworn-id/sworn/agent/admin/adminpbb\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -697,40 +808,44 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_admin_proto_goTypes = []any{
-	(*GetStatusRequest)(nil),      // 0: sworn.admin.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 1: sworn.admin.v1.GetStatusResponse
-	(*CA)(nil),                    // 2: sworn.admin.v1.CA
-	(*Identity)(nil),              // 3: sworn.admin.v1.Identity
-	(*RotateSVIDsRequest)(nil),    // 4: sworn.admin.v1.RotateSVIDsRequest
-	(*RotateSVIDsResponse)(nil),   // 5: sworn.admin.v1.RotateSVIDsResponse
-	(*RotateCARequest)(nil),       // 6: sworn.admin.v1.RotateCARequest
-	(*RotateCAResponse)(nil),      // 7: sworn.admin.v1.RotateCAResponse
-	(*AttestRequest)(nil),         // 8: sworn.admin.v1.AttestRequest
-	(*AttestResponse)(nil),        // 9: sworn.admin.v1.AttestResponse
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*GetStatusRequest)(nil),           // 0: sworn.admin.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),          // 1: sworn.admin.v1.GetStatusResponse
+	(*CA)(nil),                         // 2: sworn.admin.v1.CA
+	(*Identity)(nil),                   // 3: sworn.admin.v1.Identity
+	(*RotateSVIDsRequest)(nil),         // 4: sworn.admin.v1.RotateSVIDsRequest
+	(*RotateSVIDsResponse)(nil),        // 5: sworn.admin.v1.RotateSVIDsResponse
+	(*RotateCARequest)(nil),            // 6: sworn.admin.v1.RotateCARequest
+	(*RotateCAResponse)(nil),           // 7: sworn.admin.v1.RotateCAResponse
+	(*AttestRequest)(nil),              // 8: sworn.admin.v1.AttestRequest
+	(*AttestResponse)(nil),             // 9: sworn.admin.v1.AttestResponse
+	(*SetFederatedBundleRequest)(nil),  // 10: sworn.admin.v1.SetFederatedBundleRequest
+	(*SetFederatedBundleResponse)(nil), // 11: sworn.admin.v1.SetFederatedBundleResponse
+	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
 }
 var file_admin_proto_depIdxs = []int32{
 	2,  // 0: sworn.admin.v1.GetStatusResponse.cas:type_name -> sworn.admin.v1.CA
 	3,  // 1: sworn.admin.v1.GetStatusResponse.identities:type_name -> sworn.admin.v1.Identity
-	10, // 2: sworn.admin.v1.GetStatusResponse.started:type_name -> google.protobuf.Timestamp
-	10, // 3: sworn.admin.v1.CA.not_before:type_name -> google.protobuf.Timestamp
-	10, // 4: sworn.admin.v1.CA.not_after:type_name -> google.protobuf.Timestamp
-	10, // 5: sworn.admin.v1.Identity.not_before:type_name -> google.protobuf.Timestamp
-	10, // 6: sworn.admin.v1.Identity.not_after:type_name -> google.protobuf.Timestamp
-	10, // 7: sworn.admin.v1.Identity.next_renewal:type_name -> google.protobuf.Timestamp
+	12, // 2: sworn.admin.v1.GetStatusResponse.started:type_name -> google.protobuf.Timestamp
+	12, // 3: sworn.admin.v1.CA.not_before:type_name -> google.protobuf.Timestamp
+	12, // 4: sworn.admin.v1.CA.not_after:type_name -> google.protobuf.Timestamp
+	12, // 5: sworn.admin.v1.Identity.not_before:type_name -> google.protobuf.Timestamp
+	12, // 6: sworn.admin.v1.Identity.not_after:type_name -> google.protobuf.Timestamp
+	12, // 7: sworn.admin.v1.Identity.next_renewal:type_name -> google.protobuf.Timestamp
 	2,  // 8: sworn.admin.v1.RotateCAResponse.ca:type_name -> sworn.admin.v1.CA
 	0,  // 9: sworn.admin.v1.Admin.GetStatus:input_type -> sworn.admin.v1.GetStatusRequest
 	4,  // 10: sworn.admin.v1.Admin.RotateSVIDs:input_type -> sworn.admin.v1.RotateSVIDsRequest
 	6,  // 11: sworn.admin.v1.Admin.RotateCA:input_type -> sworn.admin.v1.RotateCARequest
 	8,  // 12: sworn.admin.v1.Admin.Attest:input_type -> sworn.admin.v1.AttestRequest
-	1,  // 13: sworn.admin.v1.Admin.GetStatus:output_type -> sworn.admin.v1.GetStatusResponse
-	5,  // 14: sworn.admin.v1.Admin.RotateSVIDs:output_type -> sworn.admin.v1.RotateSVIDsResponse
-	7,  // 15: sworn.admin.v1.Admin.RotateCA:output_type -> sworn.admin.v1.RotateCAResponse
-	9,  // 16: sworn.admin.v1.Admin.Attest:output_type -> sworn.admin.v1.AttestResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
+	10, // 13: sworn.admin.v1.Admin.SetFederatedBundle:input_type -> sworn.admin.v1.SetFederatedBundleRequest
+	1,  // 14: sworn.admin.v1.Admin.GetStatus:output_type -> sworn.admin.v1.GetStatusResponse
+	5,  // 15: sworn.admin.v1.Admin.RotateSVIDs:output_type -> sworn.admin.v1.RotateSVIDsResponse
+	7,  // 16: sworn.admin.v1.Admin.RotateCA:output_type -> sworn.admin.v1.RotateCAResponse
+	9,  // 17: sworn.admin.v1.Admin.Attest:output_type -> sworn.admin.v1.AttestResponse
+	11, // 18: sworn.admin.v1.Admin.SetFederatedBundle:output_type -> sworn.admin.v1.SetFederatedBundleResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -747,7 +862,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

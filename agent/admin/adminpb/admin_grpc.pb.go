@@ -22,10 +22,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_GetStatus_FullMethodName   = "/sworn.admin.v1.Admin/GetStatus"
-	Admin_RotateSVIDs_FullMethodName = "/sworn.admin.v1.Admin/RotateSVIDs"
-	Admin_RotateCA_FullMethodName    = "/sworn.admin.v1.Admin/RotateCA"
-	Admin_Attest_FullMethodName      = "/sworn.admin.v1.Admin/Attest"
+	Admin_GetStatus_FullMethodName          = "/sworn.admin.v1.Admin/GetStatus"
+	Admin_RotateSVIDs_FullMethodName        = "/sworn.admin.v1.Admin/RotateSVIDs"
+	Admin_RotateCA_FullMethodName           = "/sworn.admin.v1.Admin/RotateCA"
+	Admin_Attest_FullMethodName             = "/sworn.admin.v1.Admin/Attest"
+	Admin_SetFederatedBundle_FullMethodName = "/sworn.admin.v1.Admin/SetFederatedBundle"
 )
 
 // AdminClient is the client API for Admin service.
@@ -43,6 +44,10 @@ type AdminClient interface {
 	// and says which identities the rules give it, to answer "no identity
 	// issued". Nothing is issued.
 	Attest(ctx context.Context, in *AttestRequest, opts ...grpc.CallOption) (*AttestResponse, error)
+	// SetFederatedBundle sets a federated trust domain's bundle (SPIFFE
+	// bundle JSON or PEM), kept in the data dir across restarts, e.g. to
+	// bootstrap an https_spiffe endpoint. Fetches replace it later.
+	SetFederatedBundle(ctx context.Context, in *SetFederatedBundleRequest, opts ...grpc.CallOption) (*SetFederatedBundleResponse, error)
 }
 
 type adminClient struct {
@@ -93,6 +98,16 @@ func (c *adminClient) Attest(ctx context.Context, in *AttestRequest, opts ...grp
 	return out, nil
 }
 
+func (c *adminClient) SetFederatedBundle(ctx context.Context, in *SetFederatedBundleRequest, opts ...grpc.CallOption) (*SetFederatedBundleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetFederatedBundleResponse)
+	err := c.cc.Invoke(ctx, Admin_SetFederatedBundle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -108,6 +123,10 @@ type AdminServer interface {
 	// and says which identities the rules give it, to answer "no identity
 	// issued". Nothing is issued.
 	Attest(context.Context, *AttestRequest) (*AttestResponse, error)
+	// SetFederatedBundle sets a federated trust domain's bundle (SPIFFE
+	// bundle JSON or PEM), kept in the data dir across restarts, e.g. to
+	// bootstrap an https_spiffe endpoint. Fetches replace it later.
+	SetFederatedBundle(context.Context, *SetFederatedBundleRequest) (*SetFederatedBundleResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -129,6 +148,9 @@ func (UnimplementedAdminServer) RotateCA(context.Context, *RotateCARequest) (*Ro
 }
 func (UnimplementedAdminServer) Attest(context.Context, *AttestRequest) (*AttestResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Attest not implemented")
+}
+func (UnimplementedAdminServer) SetFederatedBundle(context.Context, *SetFederatedBundleRequest) (*SetFederatedBundleResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetFederatedBundle not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -223,6 +245,24 @@ func _Admin_Attest_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_SetFederatedBundle_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetFederatedBundleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).SetFederatedBundle(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_SetFederatedBundle_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).SetFederatedBundle(ctx, req.(*SetFederatedBundleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -245,6 +285,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Attest",
 			Handler:    _Admin_Attest_Handler,
+		},
+		{
+			MethodName: "SetFederatedBundle",
+			Handler:    _Admin_SetFederatedBundle_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -13,6 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/federation"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/sworn-id/sworn/agent/admin/adminpb"
 	"github.com/sworn-id/sworn/trust"
 )
 
@@ -95,5 +96,40 @@ https_spiffe against a bundle you already have; otherwise with https_web
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait")
 	_ = cmd.MarkFlagRequired("trust-domain")
 	_ = cmd.MarkFlagRequired("url")
+	return cmd
+}
+
+func newBundleSetCommand() *cobra.Command {
+	o := &adminFlags{}
+	var td, file string
+	cmd := &cobra.Command{
+		Use:   "set --trust-domain TD --file F",
+		Short: "Give the agent a federated trust domain's bundle (SPIFFE JSON or PEM), kept across restarts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			client, closeConn, err := o.dial()
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := o.context(cmd)
+			defer cancel()
+			resp, err := client.SetFederatedBundle(ctx, &adminpb.SetFederatedBundleRequest{TrustDomain: td, Bundle: data})
+			if err != nil {
+				return fmt.Errorf("bundle set: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "bundle of %s set: %d X.509 authorities, %d JWT keys\n", td, resp.GetX509Authorities(), resp.GetJwtAuthorities())
+			return nil
+		},
+	}
+	o.add(cmd)
+	cmd.Flags().StringVar(&td, "trust-domain", "", "the federated trust domain (required)")
+	cmd.Flags().StringVar(&file, "file", "", "the bundle file (required)")
+	_ = cmd.MarkFlagRequired("trust-domain")
+	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }

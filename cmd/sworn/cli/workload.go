@@ -203,7 +203,7 @@ func newBundleCommand() *cobra.Command {
 	show.Flags().StringVar(&o.format, "format", "pem", "pem or spiffe")
 	show.Flags().BoolVar(&o.jwt, "jwt", false, "show the JWT bundles (JWKS) instead")
 	show.Flags().BoolVar(&o.federated, "federated", false, "show only federated (foreign) trust domains' bundles")
-	cmd.AddCommand(show, newBundleFetchCommand())
+	cmd.AddCommand(show, newBundleFetchCommand(), newBundleSetCommand())
 	return cmd
 }
 
