@@ -19,17 +19,18 @@ run: ## run the agent on the embedded CA (--dev)
 	$(GO) run ./cmd/sworn agent --dev
 
 KUBE_BINS := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kubectl
+TEST_BINS := $(BIN)/vault $(KUBE_BINS) $(BIN)/step-ca
 
 .PHONY: test
-test: $(BIN)/vault $(KUBE_BINS) ## run every test with the race detector (builds Vault and the Kubernetes control plane once)
+test: $(TEST_BINS) ## run every test with the race detector (builds Vault and the Kubernetes control plane once)
 	$(GO) test -race -count=1 $(PKGS)
 
 .PHONY: test-short
-test-short: $(BIN)/vault $(KUBE_BINS) ## the quick inner loop: no race detector, short mode
+test-short: $(TEST_BINS) ## the quick inner loop: no race detector, short mode
 	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: bench
-bench: $(BIN)/vault $(KUBE_BINS) ## run the benchmarks (figures go to docs/benchmarks.md)
+bench: $(TEST_BINS) ## run the benchmarks (figures go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ca/local/ ./ca/vault/ ./agent/ ./cmd/sworn/proxy/
 
 .PHONY: lint
@@ -81,6 +82,15 @@ $(BIN)/kube-apiserver $(BIN)/kubectl: $(BIN)/%: $(KUBE_MOD)/apiserver/go.mod $(K
 	@mkdir -p $(BIN)
 	cd $(KUBE_MOD)/apiserver && $(GO) build -o ../../../../$(BIN)/$*.tmp k8s.io/kubernetes/cmd/$*
 	mv $(BIN)/$*.tmp $@
+
+.PHONY: stepca
+stepca: $(BIN)/step-ca ## build the pinned smallstep step-ca used by the step-ca tests
+
+# Without cgo: with it step-ca wants libpcsclite for the YubiKey KMS.
+$(BIN)/step-ca: deploy/stepca/server/go.mod deploy/stepca/server/go.sum
+	@mkdir -p $(BIN)
+	cd deploy/stepca/server && CGO_ENABLED=0 $(GO) build -o ../../../$(BIN)/step-ca.tmp github.com/smallstep/certificates/cmd/step-ca
+	mv $(BIN)/step-ca.tmp $@
 
 .PHONY: tidy
 tidy: ## go mod tidy

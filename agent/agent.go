@@ -33,6 +33,7 @@ import (
 	"github.com/sworn-id/sworn/agent/workload"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/ca/stepca"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/rotation"
 	"github.com/sworn-id/sworn/trust"
@@ -125,6 +126,25 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 		a.auth, a.runCA = v, v.Run
+	case "stepca":
+		st := cfg.CA.StepCA
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := stepca.New(ctx, stepca.Config{
+			TrustDomain:     cfg.TrustDomainID(),
+			URL:             st.URL,
+			RootFingerprint: st.RootFingerprint,
+			RootFile:        st.RootFile,
+			Provisioner:     st.Provisioner,
+			PasswordFile:    st.PasswordFile,
+			BundleRefresh:   st.BundleRefresh,
+			Logger:          log.With("component", "ca"),
+			OnHealth:        a.observeCA,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.auth, a.runCA = s, s.Run
 	default:
 		return nil, fmt.Errorf("agent: unknown CA type %q", cfg.CA.Type)
 	}

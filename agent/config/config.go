@@ -146,9 +146,23 @@ type Rotation struct {
 
 // CA chooses and configures the upstream CA.
 type CA struct {
-	Type  string  `yaml:"type"` // local or vault
-	Local LocalCA `yaml:"local"`
-	Vault VaultCA `yaml:"vault"`
+	Type   string  `yaml:"type"` // local, vault or stepca
+	Local  LocalCA `yaml:"local"`
+	Vault  VaultCA `yaml:"vault"`
+	StepCA StepCA  `yaml:"stepca"`
+}
+
+// StepCA configures the smallstep step-ca backend (ca/stepca).
+type StepCA struct {
+	URL string `yaml:"url"`
+	// RootFingerprint (hex SHA-256) or RootFile pins step-ca's root.
+	RootFingerprint string `yaml:"root_fingerprint"`
+	RootFile        string `yaml:"root_file"`
+	// Provisioner is a JWK provisioner; its key is decrypted with the
+	// password in PasswordFile.
+	Provisioner   string        `yaml:"provisioner"`
+	PasswordFile  string        `yaml:"provisioner_password_file"`
+	BundleRefresh time.Duration `yaml:"bundle_refresh"`
 }
 
 // VaultCA configures the Vault backend (ca/vault).
@@ -262,6 +276,9 @@ func (c *Config) SetDefaults() {
 	}
 	for i := range c.Federation.TrustDomains {
 		setDefault(&c.Federation.TrustDomains[i].Profile, "https_spiffe")
+	}
+	if c.CA.Type == "stepca" {
+		setDefault(&c.CA.StepCA.BundleRefresh, 30*time.Second)
 	}
 	if c.CA.Type == "vault" {
 		v := &c.CA.Vault
@@ -385,8 +402,27 @@ func (c *Config) validate() []fieldError {
 		add(c.CA.Local.KeyType.Validate(), "ca", "local", "key_type")
 	case "vault":
 		errs = append(errs, c.CA.Vault.validate()...)
+	case "stepca":
+		st := c.CA.StepCA
+		if u, err := url.Parse(st.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+			add(fmt.Errorf("%q is not an https URL", st.URL), "ca", "stepca", "url")
+		}
+		if (st.RootFingerprint == "") == (st.RootFile == "") {
+			add(errors.New("give exactly one of root_fingerprint and root_file"), "ca", "stepca", "root_fingerprint")
+		} else if fp := st.RootFingerprint; fp != "" && (len(fp) != 64 || strings.Trim(fp, "0123456789abcdefABCDEF") != "") {
+			add(fmt.Errorf("%q is not a hex SHA-256 fingerprint", fp), "ca", "stepca", "root_fingerprint")
+		}
+		if st.Provisioner == "" {
+			add(errors.New("is required"), "ca", "stepca", "provisioner")
+		}
+		if st.PasswordFile == "" {
+			add(errors.New("is required"), "ca", "stepca", "provisioner_password_file")
+		} else {
+			add(absolute(st.PasswordFile), "ca", "stepca", "provisioner_password_file")
+		}
+		add(inRange(st.BundleRefresh, time.Second, time.Hour), "ca", "stepca", "bundle_refresh")
 	default:
-		add(fmt.Errorf("unknown CA type %q (want local or vault)", c.CA.Type), "ca", "type")
+		add(fmt.Errorf("unknown CA type %q (want local, vault or stepca)", c.CA.Type), "ca", "type")
 	}
 	if k := c.Kubernetes; k.Enabled {
 		if k.NodeName == "" {

@@ -1,0 +1,312 @@
+// Package stepca is sworn's backend for smallstep's step-ca, reached with
+// the client in github.com/smallstep/certificates/ca.
+//
+// The agent makes each SVID's key pair and sends a CSR (URI SAN = the
+// SPIFFE ID, plus any DNS names) to step-ca's sign API with a one-time token
+// from a JWK provisioner, whose encrypted key is fetched from the CA and
+// decrypted with the provisioner password (re-read from its file at every
+// (re)load). step-ca's certificate template decides the extensions, so
+// every leaf is checked against the X.509-SVID profile and the bundle
+// before it is served; deploy/stepca/spiffe-leaf.tpl is a template that
+// passes. The trust bundle is step-ca's roots (and federated roots), the
+// first connection pinned by the root's SHA-256 fingerprint or a root file,
+// refreshed on an interval and pushed on change. Unreachable step-ca wraps
+// ca.ErrUnavailable: cached SVIDs stay served and renewals back off, as
+// with Vault.
+package stepca
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/smallstep/certificates/api"
+	stepclient "github.com/smallstep/certificates/ca"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"k8s.io/utils/clock"
+
+	"github.com/sworn-id/sworn/ca"
+)
+
+// Config configures the step-ca backend.
+type Config struct {
+	TrustDomain spiffeid.TrustDomain
+	URL         string
+	// RootFingerprint (hex SHA-256) or RootFile pins step-ca's root.
+	RootFingerprint string
+	RootFile        string
+	// Provisioner is the JWK provisioner's name; PasswordFile decrypts its key.
+	Provisioner  string
+	PasswordFile string
+	// BundleRefresh is how often the roots are re-read; 0 means 30s.
+	BundleRefresh time.Duration
+	Clock         clock.Clock
+	Logger        *slog.Logger
+	OnHealth      func(error)
+}
+
+// CA is the step-ca backend; it implements ca.Authority.
+type CA struct {
+	cfg    Config
+	client *stepclient.Client
+
+	mu      sync.RWMutex
+	prov    *stepclient.Provisioner
+	auths   ca.Authorities
+	changed chan struct{}
+}
+
+var _ ca.Authority = (*CA)(nil)
+
+// New connects to step-ca. If it cannot be reached, New still returns a CA
+// that keeps trying in Run.
+func New(ctx context.Context, cfg Config) (*CA, error) {
+	switch {
+	case cfg.TrustDomain.IsZero():
+		return nil, errors.New("stepca: trust domain is required")
+	case cfg.URL == "" || cfg.Provisioner == "" || cfg.PasswordFile == "":
+		return nil, errors.New("stepca: url, provisioner and password_file are required")
+	case (cfg.RootFingerprint == "") == (cfg.RootFile == ""):
+		return nil, errors.New("stepca: give exactly one of root_fingerprint and root_file")
+	}
+	if cfg.BundleRefresh <= 0 {
+		cfg.BundleRefresh = 30 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var pin stepclient.ClientOption
+	if cfg.RootFile != "" {
+		pin = stepclient.WithRootFile(cfg.RootFile)
+	} else {
+		pin = stepclient.WithRootSHA256(cfg.RootFingerprint)
+	}
+	client, err := stepclient.NewClient(cfg.URL, pin)
+	if err != nil {
+		return nil, fmt.Errorf("stepca: %w", err)
+	}
+	c := &CA{cfg: cfg, client: client, changed: make(chan struct{})}
+	if err := c.refresh(ctx); err != nil {
+		if !errors.Is(err, ca.ErrUnavailable) {
+			return nil, err
+		}
+		cfg.Logger.Error("step-ca unreachable at start; retrying in the background", "url", cfg.URL, "error", err)
+	}
+	return c, nil
+}
+
+// Run refreshes the roots until ctx ends.
+func (c *CA) Run(ctx context.Context) error {
+	t := c.cfg.Clock.NewTimer(c.cfg.BundleRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+		if err := c.refresh(ctx); err != nil && ctx.Err() == nil {
+			c.cfg.Logger.Warn("could not refresh step-ca roots; keeping the last bundle", "error", err)
+		}
+		t.Reset(c.cfg.BundleRefresh)
+	}
+}
+
+func (c *CA) refresh(ctx context.Context) error {
+	roots, err := c.client.RootsWithContext(ctx)
+	c.health(err)
+	if err != nil {
+		return fmt.Errorf("stepca: roots: %w", classify(err))
+	}
+	var certs []*x509.Certificate
+	for _, r := range roots.Certificates {
+		certs = append(certs, r.Certificate)
+	}
+	if fed, err := c.client.FederationWithContext(ctx); err == nil {
+		for _, r := range fed.Certificates {
+			if !containsCert(certs, r.Certificate) {
+				certs = append(certs, r.Certificate)
+			}
+		}
+	}
+	if len(certs) == 0 {
+		return fmt.Errorf("stepca: %w: step-ca returned no root", ca.ErrInvalidRequest)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !sameCerts(c.auths.X509, certs) {
+		c.auths = ca.Authorities{X509: certs}
+		close(c.changed)
+		c.changed = make(chan struct{})
+		c.cfg.Logger.Info("step-ca roots changed", "roots", len(certs))
+	}
+	return nil
+}
+
+// provisioner returns the JWK provisioner, loading it (and the password)
+// when first needed or after a failure.
+func (c *CA) provisioner() (*stepclient.Provisioner, error) {
+	c.mu.RLock()
+	p := c.prov
+	c.mu.RUnlock()
+	if p != nil {
+		return p, nil
+	}
+	password, err := os.ReadFile(c.cfg.PasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("stepca: %w: password_file: %w", ca.ErrInvalidRequest, err)
+	}
+	var pin stepclient.ClientOption
+	if c.cfg.RootFile != "" {
+		pin = stepclient.WithRootFile(c.cfg.RootFile)
+	} else {
+		pin = stepclient.WithRootSHA256(c.cfg.RootFingerprint)
+	}
+	p, err = stepclient.NewProvisioner(c.cfg.Provisioner, "", c.cfg.URL, []byte(strings.TrimSpace(string(password))), pin)
+	if err != nil {
+		return nil, fmt.Errorf("stepca: provisioner %s: %w", c.cfg.Provisioner, classify(err))
+	}
+	c.mu.Lock()
+	c.prov = p
+	c.mu.Unlock()
+	return p, nil
+}
+
+// SignX509SVID implements ca.Authority.
+func (c *CA) SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	if req.ID.IsZero() || req.ID.TrustDomain() != c.cfg.TrustDomain || req.TTL <= 0 || req.Key == nil {
+		return nil, fmt.Errorf("stepca: %w: a key, a positive ttl and an ID of %s are required", ca.ErrInvalidRequest, c.cfg.TrustDomain)
+	}
+	chain, err := c.sign(ctx, req)
+	c.health(err)
+	if err != nil {
+		return nil, err
+	}
+	if err := ca.CheckX509SVID(chain, req.ID, c.Authorities().X509, c.cfg.Clock.Now()); err != nil {
+		c.cfg.Logger.Error("step-ca returned a certificate that breaks the X.509-SVID profile; check the provisioner's template (deploy/stepca/spiffe-leaf.tpl)",
+			"provisioner", c.cfg.Provisioner, "spiffe_id", req.ID.String(), "error", err)
+		return nil, fmt.Errorf("stepca: %w", err)
+	}
+	return chain, nil
+}
+
+func (c *CA) sign(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	p, err := c.provisioner()
+	if err != nil {
+		return nil, err
+	}
+	sans := append([]string{req.ID.String()}, req.DNSNames...)
+	token, err := p.Token(req.ID.String(), sans...)
+	if err != nil {
+		return nil, fmt.Errorf("stepca: token: %w", err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{req.ID.URL()}, DNSNames: req.DNSNames}, req.Key)
+	if err != nil {
+		return nil, fmt.Errorf("stepca: csr: %w", err)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, err
+	}
+	notAfter, err := api.ParseTimeDuration(req.TTL.String())
+	if err != nil {
+		return nil, fmt.Errorf("stepca: ttl: %w", err)
+	}
+	resp, err := c.client.SignWithContext(ctx, &api.SignRequest{CsrPEM: api.CertificateRequest{CertificateRequest: csr}, OTT: token, NotAfter: notAfter})
+	if err != nil {
+		if errors.Is(classify(err), ca.ErrUnavailable) {
+			// A new connection may need the provisioner again (rotated key).
+			c.mu.Lock()
+			c.prov = nil
+			c.mu.Unlock()
+		}
+		return nil, fmt.Errorf("stepca: sign %s: %w", req.ID, classify(err))
+	}
+	chain := []*x509.Certificate{resp.ServerPEM.Certificate}
+	for _, crt := range resp.CertChainPEM {
+		if crt.Certificate != nil && !crt.Certificate.Equal(chain[0]) && string(crt.RawIssuer) != string(crt.RawSubject) {
+			chain = append(chain, crt.Certificate)
+		}
+	}
+	if !ca.SamePublicKey(chain[0].PublicKey, req.Key.Public()) {
+		return nil, fmt.Errorf("stepca: %w: step-ca signed a different public key", ca.ErrBadCertificate)
+	}
+	return chain, nil
+}
+
+// Authorities implements ca.Authority.
+func (c *CA) Authorities() ca.Authorities {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.auths
+}
+
+// Changed implements ca.Authority.
+func (c *CA) Changed() <-chan struct{} {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.changed
+}
+
+func (c *CA) health(err error) {
+	if c.cfg.OnHealth == nil {
+		return
+	}
+	if err != nil && !errors.Is(classify(err), ca.ErrUnavailable) {
+		return
+	}
+	c.cfg.OnHealth(err)
+}
+
+// classify wraps err with the ca error class: no answer or a 5xx is an
+// outage, a refusal is a bad request.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrInvalidRequest) || errors.Is(err, ca.ErrBadCertificate) {
+		return err
+	}
+	var ne net.Error
+	var ue *url.Error
+	var sc interface{ StatusCode() int }
+	switch {
+	case errors.As(err, &sc) && sc.StatusCode() < 500:
+		return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
+	case errors.As(err, &ne), errors.As(err, &ue), errors.As(err, &sc):
+		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
+	case strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "EOF"):
+		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
+}
+
+func containsCert(list []*x509.Certificate, c *x509.Certificate) bool {
+	for _, x := range list {
+		if x.Equal(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameCerts(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}

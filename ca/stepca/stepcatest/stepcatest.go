@@ -1,0 +1,217 @@
+// Package stepcatest runs a real smallstep step-ca on loopback for tests,
+// with a root, an intermediate and a JWK provisioner it writes itself, the
+// provisioner using deploy/stepca/spiffe-leaf.tpl (or another template).
+//
+// The binary is the one `make stepca` builds into .bin/step-ca (pinned in
+// deploy/stepca/server); SWORN_STEPCA_BIN overrides it. A missing binary
+// fails the test.
+package stepcatest
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.step.sm/crypto/jose"
+)
+
+// Password decrypts the test provisioner's key.
+const Password = "sworn-test-password"
+
+// Server is a running step-ca.
+type Server struct {
+	URL             string
+	RootFile        string
+	RootFingerprint string
+	PasswordFile    string
+	Provisioner     string
+	cmd             *exec.Cmd
+	config          string
+	logs            *bytes.Buffer
+	addr            string
+}
+
+func repoRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "deploy", "stepca", "server", "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("cannot find the sworn repository root")
+		}
+		dir = parent
+	}
+}
+
+// Binary returns the step-ca binary.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	if p := os.Getenv("SWORN_STEPCA_BIN"); p != "" {
+		return p
+	}
+	bin := filepath.Join(repoRoot(tb), ".bin", "step-ca")
+	if _, err := os.Stat(bin); err != nil {
+		tb.Fatalf("no step-ca at %s: run `make stepca` (make test does it for you)", bin)
+	}
+	return bin
+}
+
+// Start writes a CA and runs step-ca until the test ends. template is the
+// provisioner's X.509 template file; empty means deploy/stepca/spiffe-leaf.tpl.
+func Start(tb testing.TB, template string) *Server {
+	tb.Helper()
+	Binary(tb) // fail early when it is missing
+	if template == "" {
+		template = filepath.Join(repoRoot(tb), "deploy", "stepca", "spiffe-leaf.tpl")
+	}
+	dir := tb.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		return p
+	}
+	now := time.Now()
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sworn test step-ca root"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, URIs: []*url.URL{{Scheme: "spiffe", Host: "example.org"}}}
+	rootDER, _ := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	root, _ := x509.ParseCertificate(rootDER)
+	intKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	intDER, _ := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "sworn test step-ca intermediate"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, root, &intKey.PublicKey, rootKey)
+	intKeyDER, _ := x509.MarshalPKCS8PrivateKey(intKey)
+
+	jwk, err := jose.GenerateJWK("EC", "P-256", "ES256", "sig", "", 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kid, _ := jwk.Thumbprint(crypto.SHA256)
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(kid)
+	enc, err := jose.EncryptJWK(jwk, []byte(Password))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	encrypted, err := enc.CompactSerialize()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pub := jwk.Public()
+
+	port := freePort(tb)
+	s := &Server{
+		addr:         fmt.Sprintf("127.0.0.1:%d", port),
+		RootFile:     write("root.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})),
+		PasswordFile: write("password", []byte(Password+"\n")),
+		Provisioner:  "sworn",
+		logs:         &bytes.Buffer{},
+	}
+	sum := sha256.Sum256(rootDER)
+	s.RootFingerprint = hex.EncodeToString(sum[:])
+	s.URL = "https://" + s.addr
+	cfg := map[string]any{
+		"root":     s.RootFile,
+		"crt":      write("intermediate.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: intDER})),
+		"key":      write("intermediate.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: intKeyDER})),
+		"address":  s.addr,
+		"dnsNames": []string{"127.0.0.1", "localhost"},
+		"logger":   map[string]any{"format": "text"},
+		"authority": map[string]any{
+			"provisioners": []any{map[string]any{
+				"type": "JWK", "name": s.Provisioner, "key": &pub, "encryptedKey": encrypted,
+				"claims":  map[string]any{"minTLSCertDuration": "1m", "maxTLSCertDuration": "24h", "defaultTLSCertDuration": "1h"},
+				"options": map[string]any{"x509": map[string]any{"templateFile": template}},
+			}},
+		},
+		"tls": map[string]any{"minVersion": 1.2, "maxVersion": 1.3},
+	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.config = write("ca.json", data)
+	s.Start(tb)
+	tb.Cleanup(func() { s.Stop() })
+	return s
+}
+
+// Start (re)starts the process and waits until it answers.
+func (s *Server) Start(tb testing.TB) {
+	tb.Helper()
+	s.cmd = exec.Command(Binary(tb), s.config)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	s.cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(s.config), "STEPPATH="+filepath.Dir(s.config))
+	if err := s.cmd.Start(); err != nil {
+		tb.Fatalf("start step-ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	rootPEM, _ := os.ReadFile(s.RootFile)
+	pool.AppendCertsFromPEM(rootPEM)
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/health", nil)
+		resp, err := client.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("step-ca not ready: %v\n%s", err, s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop ends the process (a restart with Start keeps the same CA).
+func (s *Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_, _ = s.cmd.Process.Wait()
+		s.cmd = nil
+	}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
