@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,8 +49,27 @@ type Server struct {
 	Provisioner     string
 	cmd             *exec.Cmd
 	config          string
-	logs            *bytes.Buffer
+	logs            *logBuffer
 	addr            string
+}
+
+// logBuffer collects step-ca's output, written by exec's copying
+// goroutines of successive processes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func repoRoot(tb testing.TB) string {
@@ -134,7 +154,7 @@ func Start(tb testing.TB, template string) *Server {
 		RootFile:     write("root.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})),
 		PasswordFile: write("password", []byte(Password+"\n")),
 		Provisioner:  "sworn",
-		logs:         &bytes.Buffer{},
+		logs:         &logBuffer{},
 	}
 	sum := sha256.Sum256(rootDER)
 	s.RootFingerprint = hex.EncodeToString(sum[:])
@@ -201,7 +221,7 @@ func (s *Server) Start(tb testing.TB) {
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
-		_, _ = s.cmd.Process.Wait()
+		_ = s.cmd.Wait() // also waits for the output to be copied
 		s.cmd = nil
 	}
 }
