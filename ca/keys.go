@@ -63,3 +63,17 @@ func ParsePrivateKey(der []byte) (crypto.Signer, error) {
 	}
 	return signer, nil
 }
+
+// SameCertificates reports whether a and b hold the same certificates in
+// the same order.
+func SameCertificates(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}

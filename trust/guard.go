@@ -113,10 +113,22 @@ func ClientConfig(src Source, g *Guard) *tls.Config {
 // Guard's SetPolicy). A file that does not parse goes to onError instead,
 // so the policy in force stays.
 func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, onChange func(*Policy), onError func(error)) {
-	// Policy files are small: comparing contents catches every change,
-	// where a modification time may not (same size, same tick). The first
-	// tick always delivers the file, so a change made between the caller's
-	// own load and this watch starting is not missed.
+	WatchFile(ctx, path, interval, func(data []byte) {
+		p, err := ParsePolicy(data)
+		if err != nil {
+			onError(fmt.Errorf("%s: %w", path, err))
+			return
+		}
+		onChange(p)
+	}, onError)
+}
+
+// WatchFile calls onChange with the contents of path on the first tick and
+// whenever they differ from the last read, checking every interval until
+// ctx ends. Comparing contents catches every change, where a modification
+// time may not (same size, same tick), and delivering the first read means
+// a change made just before the watch started is not missed.
+func WatchFile(ctx context.Context, path string, interval time.Duration, onChange func([]byte), onError func(error)) {
 	var last []byte
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -131,16 +143,11 @@ func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, o
 			onError(fmt.Errorf("trust: %w", err))
 			continue
 		}
-		if bytes.Equal(data, last) {
+		if last != nil && bytes.Equal(data, last) {
 			continue
 		}
 		last = data
-		p, err := ParsePolicy(data)
-		if err != nil {
-			onError(fmt.Errorf("%s: %w", path, err))
-			continue
-		}
-		onChange(p)
+		onChange(data)
 	}
 }
 

@@ -146,7 +146,7 @@ func (c *CA) refresh(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !sameCerts(c.auths.X509, certs) {
+	if !ca.SameCertificates(c.auths.X509, certs) {
 		c.auths = ca.Authorities{X509: certs}
 		close(c.changed)
 		c.changed = make(chan struct{})
@@ -297,16 +297,4 @@ func containsCert(list []*x509.Certificate, c *x509.Certificate) bool {
 		}
 	}
 	return false
-}
-
-func sameCerts(a, b []*x509.Certificate) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].Equal(b[i]) {
-			return false
-		}
-	}
-	return true
 }

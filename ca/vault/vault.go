@@ -197,7 +197,7 @@ func (v *CA) refresh(ctx context.Context) error {
 	if transit != nil {
 		next.JWT = v.updateTransit(transit)
 	}
-	changed := prev.Signing != next.Signing || !sameCerts(prev.X509, next.X509) || !sameKeys(prev.JWT, next.JWT)
+	changed := prev.Signing != next.Signing || !ca.SameCertificates(prev.X509, next.X509) || !sameKeys(prev.JWT, next.JWT)
 	if changed {
 		v.auths = next
 		close(v.changed)
@@ -381,18 +381,6 @@ func sameKeys(a, b map[string]crypto.PublicKey) bool {
 	}
 	for kid := range a {
 		if _, ok := b[kid]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func sameCerts(a, b []*x509.Certificate) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !a[i].Equal(b[i]) {
 			return false
 		}
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent"
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/trust"
 )
 
 type agentOptions struct {
@@ -153,28 +153,15 @@ func (o *agentOptions) run(cmd *cobra.Command) error {
 	if o.configFile != "" {
 		// A ConfigMap-mounted file changes by a symlink swap and no signal:
 		// watch its contents too.
-		go watchFile(cmd.Context(), o.configFile, 2*time.Second, func() { reload("config file changed") })
+		loaded, _ := os.ReadFile(o.configFile)
+		go trust.WatchFile(cmd.Context(), o.configFile, 2*time.Second, func(data []byte) {
+			if loaded != nil && bytes.Equal(data, loaded) {
+				loaded = nil // the file as loaded at start: nothing to do
+				return
+			}
+			loaded = nil
+			reload("config file changed")
+		}, func(err error) { log.Warn("cannot read the config file", "error", err) })
 	}
 	return a.Run(cmd.Context())
-}
-
-// watchFile calls changed whenever the contents of path differ from the
-// last read, checking every interval until ctx ends.
-func watchFile(ctx context.Context, path string, interval time.Duration, changed func()) {
-	last, _ := os.ReadFile(path)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		data, err := os.ReadFile(path)
-		if err != nil || bytes.Equal(data, last) {
-			continue
-		}
-		last = data
-		changed()
-	}
 }
