@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/sworn-id/sworn/agent/config"
 )
@@ -152,4 +155,42 @@ func webCert(t *testing.T) (certFile, keyFile, caFile string) {
 		return p
 	}
 	return write("cert.pem", "CERTIFICATE", der), write("key.pem", "PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
+}
+
+func TestBundleStreamsFollowFederatesWithOnReload(t *testing.T) {
+	// other.org's bundle comes from a bootstrap file; its endpoint is never
+	// reachable, which must not matter.
+	other := domainConfig(t, "other.org", "b")
+	if err := startAgent(t, validated(t, other)).Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	cfg := domainConfig(t, "example.org", "a")
+	federate(cfg, "", "", config.FederatedTD{TrustDomain: "other.org", URL: "https://" + freeAddr(t), Profile: "https_web",
+		BundleFile: filepath.Join(other.DataDir, "bundle.pem")})
+	ta := startAgent(t, validated(t, cfg))
+
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs("workload.spiffe.io", "true")), 20*time.Second)
+	defer cancel()
+	stream, err := rawClient(t, ta).FetchX509Bundles(ctx, &workload.X509BundlesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil || len(resp.Bundles) != 1 {
+		t.Fatalf("before federating: %v, %v; want only example.org", resp, err)
+	}
+	next := *cfg
+	next.Rules = []config.Rule{{SPIFFEID: "spiffe://example.org/a", Selectors: cfg.Rules[0].Selectors, FederatesWith: []string{"other.org"}}}
+	if err := ta.Agent.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		resp, err = stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := resp.Bundles["spiffe://other.org"]; ok {
+			break
+		}
+	}
 }

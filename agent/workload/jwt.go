@@ -68,20 +68,8 @@ func (s *Server) FetchJWTSVID(ctx context.Context, req *workload.JWTSVIDRequest)
 // trusts.
 func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream grpc.ServerStreamingServer[workload.JWTBundlesResponse]) (err error) {
 	defer s.track("FetchJWTBundles")(&err)
-	ctx := stream.Context()
-	c, err := s.attest(ctx)
-	if err != nil {
-		return err
-	}
-	entries := s.match(c)
-	if len(entries) == 0 {
-		return errNoIdentity
-	}
-	for {
-		rulesChanged := s.cfg.Registry.Changed()
-		bundlesChanged := s.cfg.Bundles.Changed()
+	return s.streamBundles(stream.Context(), func(fed map[spiffeid.TrustDomain]bool) error {
 		resp := &workload.JWTBundlesResponse{Bundles: map[string][]byte{}}
-		fed := federatedWith(entries)
 		for td, b := range s.cfg.Bundles.Snapshot().JWT {
 			if !s.visible(td, fed) {
 				continue
@@ -92,21 +80,8 @@ func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream grpc.Serv
 			}
 			resp.Bundles[td.IDString()] = jwks
 		}
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.done:
-			return nil
-		case <-bundlesChanged:
-		case <-rulesChanged:
-			if entries = s.match(c); len(entries) == 0 {
-				return errNoIdentity
-			}
-		}
-	}
+		return stream.Send(resp)
+	})
 }
 
 // marshalJWKS encodes a bundle's public keys as a JWKS, each with its kid

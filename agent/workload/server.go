@@ -181,7 +181,22 @@ func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerSt
 // FetchX509Bundles streams the bundles a caller with an identity trusts.
 func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.ServerStreamingServer[workload.X509BundlesResponse]) (err error) {
 	defer s.track("FetchX509Bundles")(&err)
-	ctx := stream.Context()
+	return s.streamBundles(stream.Context(), func(fed map[spiffeid.TrustDomain]bool) error {
+		resp := &workload.X509BundlesResponse{Bundles: map[string][]byte{}}
+		for td, der := range bundleDER(s.cfg.Bundles.Snapshot()) {
+			if s.visible(td, fed) {
+				resp.Bundles[td.IDString()] = der
+			}
+		}
+		return stream.Send(resp)
+	})
+}
+
+// streamBundles attests the caller of a bundle stream, then calls send at
+// once and again on every bundle or rule change, with the foreign trust
+// domains the caller's identities federate with. The stream ends with
+// PermissionDenied when the caller loses its last identity.
+func (s *Server) streamBundles(ctx context.Context, send func(fed map[spiffeid.TrustDomain]bool) error) error {
 	c, err := s.attest(ctx)
 	if err != nil {
 		return err
@@ -193,14 +208,7 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 	for {
 		rulesChanged := s.cfg.Registry.Changed()
 		bundlesChanged := s.cfg.Bundles.Changed()
-		resp := &workload.X509BundlesResponse{Bundles: map[string][]byte{}}
-		fed := federatedWith(entries)
-		for td, der := range bundleDER(s.cfg.Bundles.Snapshot()) {
-			if s.visible(td, fed) {
-				resp.Bundles[td.IDString()] = der
-			}
-		}
-		if err := stream.Send(resp); err != nil {
+		if err := send(federatedWith(entries)); err != nil {
 			return err
 		}
 		select {
@@ -210,7 +218,7 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 			return nil
 		case <-bundlesChanged:
 		case <-rulesChanged:
-			if len(s.match(c)) == 0 {
+			if entries = s.match(c); len(entries) == 0 {
 				return errNoIdentity
 			}
 		}
