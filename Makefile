@@ -33,10 +33,13 @@ test-short: $(TEST_BINS) ## the quick inner loop: no race detector, short mode
 bench: $(TEST_BINS) ## run the benchmarks (figures go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ca/local/ ./ca/vault/ ./agent/ ./cmd/sworn/proxy/
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 .PHONY: lint
-lint: ## gofmt, go vet and a check that generated code is current
+lint: ## gofmt, go vet, staticcheck and a check that generated code is current
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	$(MAKE) generate-check
 
 .PHONY: generate

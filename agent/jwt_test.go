@@ -59,7 +59,7 @@ func TestJWTSVIDsVerifyWithGoSpiffeAndAreCached(t *testing.T) {
 		if err != nil || parsed.ID != s.ID {
 			t.Fatalf("ParseAndValidate(%s) = %v", s.ID, err)
 		}
-		if got := parsed.Expiry.Sub(time.Now()); got > 5*time.Minute || got < 4*time.Minute {
+		if got := time.Until(parsed.Expiry); got > 5*time.Minute || got < 4*time.Minute {
 			t.Fatalf("token lives %v, want the 5m default", got)
 		}
 	}

@@ -127,7 +127,7 @@ func (a *Admin) Setup(ctx context.Context, o SetupOptions) ([]string, error) {
 	case m.Type != "pki":
 		return did, fmt.Errorf("vault setup: %s/ is a %s mount, not pki", a.Mount, m.Type)
 	default:
-		if err := sys.TuneMountWithContext(ctx, a.Mount, api.MountConfigInput{MaxLeaseTTL: maxLease}); err != nil {
+		if err := sys.TuneMountAllowNilWithContext(ctx, a.Mount, api.TuneMountConfigInput{MaxLeaseTTL: &maxLease}); err != nil {
 			return did, fmt.Errorf("vault setup: tune %s: %w", a.Mount, err)
 		}
 		say("PKI secrets engine already at %s/; max lease TTL set to %s", a.Mount, maxLease)

@@ -434,7 +434,7 @@ func (v *CA) obtainIntermediate(ctx context.Context, roots []*x509.Certificate) 
 func checkIntermediate(cert *x509.Certificate, key crypto.Signer, cfg Config, roots, above []*x509.Certificate) error {
 	switch {
 	case !ca.SamePublicKey(cert.PublicKey, key.Public()):
-		return errors.New("Vault signed a different public key")
+		return errors.New("the intermediate has a different public key than the CSR")
 	case !cert.IsCA || !cert.BasicConstraintsValid || cert.KeyUsage&x509.KeyUsageCertSign == 0:
 		return errors.New("not a CA certificate with keyCertSign")
 	case cert.MaxPathLen != 0 || !cert.MaxPathLenZero:
