@@ -66,15 +66,6 @@ func ParsePattern(s string) (Pattern, error) {
 	return p, nil
 }
 
-// MustParsePattern is ParsePattern for patterns known to be valid.
-func MustParsePattern(s string) Pattern {
-	p, err := ParsePattern(s)
-	if err != nil {
-		panic(err)
-	}
-	return p
-}
-
 // String returns the pattern as written.
 func (p Pattern) String() string { return p.raw }
 

@@ -148,9 +148,6 @@ func (p *Policy) ForConnections() *Policy {
 	return &q
 }
 
-// HTTPRules returns the policy's HTTP rules.
-func (p *Policy) HTTPRules() []HTTPRule { return p.http }
-
 // Decide checks a peer.
 func (p *Policy) Decide(id spiffeid.ID) Decision {
 	for _, d := range p.deny {

@@ -32,17 +32,6 @@ func (s Snapshot) JWTSet() *jwtbundle.Set {
 	return jwtbundle.NewSet(slices.Collect(maps.Values(s.JWT))...)
 }
 
-// Bundle returns the bundle of td, if the snapshot has one.
-func (s Snapshot) Bundle(td spiffeid.TrustDomain) (*x509bundle.Bundle, bool) {
-	b, ok := s.Bundles[td]
-	return b, ok
-}
-
-// Set returns the bundles as a go-spiffe bundle set.
-func (s Snapshot) Set() *x509bundle.Set {
-	return x509bundle.NewSet(slices.Collect(maps.Values(s.Bundles))...)
-}
-
 // NewStore returns an empty Store.
 func NewStore() *Store {
 	return &Store{snap: Snapshot{Bundles: map[spiffeid.TrustDomain]*x509bundle.Bundle{}, JWT: map[spiffeid.TrustDomain]*jwtbundle.Bundle{}}, changed: make(chan struct{})}

@@ -48,7 +48,7 @@ func TestStoreNotifiesOnlyOnChange(t *testing.T) {
 			t.Fatalf("%s: notified=%v seq %d->%d, want change=%v", step.name, closed, before.Seq, after.Seq, step.changed)
 		}
 		got := 0
-		if bundle, ok := after.Bundle(td); ok {
+		if bundle, ok := after.Bundles[td]; ok {
 			got = len(bundle.X509Authorities())
 		}
 		if got != step.count {
