@@ -111,19 +111,14 @@ func newBundleSetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, closeConn, err := o.dial()
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := o.context(cmd)
-			defer cancel()
-			resp, err := client.SetFederatedBundle(ctx, &adminpb.SetFederatedBundleRequest{TrustDomain: td, Bundle: data})
-			if err != nil {
-				return fmt.Errorf("bundle set: %w", err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bundle of %s set: %d X.509 authorities, %d JWT keys\n", td, resp.GetX509Authorities(), resp.GetJwtAuthorities())
-			return nil
+			return o.call(cmd, func(ctx context.Context, client adminpb.AdminClient) error {
+				resp, err := client.SetFederatedBundle(ctx, &adminpb.SetFederatedBundleRequest{TrustDomain: td, Bundle: data})
+				if err != nil {
+					return fmt.Errorf("bundle set: %w", err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "bundle of %s set: %d X.509 authorities, %d JWT keys\n", td, resp.GetX509Authorities(), resp.GetJwtAuthorities())
+				return nil
+			})
 		},
 	}
 	o.add(cmd)

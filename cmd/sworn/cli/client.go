@@ -60,15 +60,15 @@ func (a *adminFlags) add(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&a.timeout, "timeout", 10*time.Second, "how long to wait for the agent")
 }
 
-// dial connects to the admin API; the caller closes the connection.
-func (a *adminFlags) dial() (adminpb.AdminClient, func(), error) {
+// call connects to the admin API and runs f with a client and a context
+// bounded by --timeout.
+func (a *adminFlags) call(cmd *cobra.Command, f func(context.Context, adminpb.AdminClient) error) error {
 	conn, err := grpc.NewClient(socketURI(a.socket), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return nil, nil, fmt.Errorf("admin socket %s: %w", a.socket, err)
+		return fmt.Errorf("admin socket %s: %w", a.socket, err)
 	}
-	return adminpb.NewAdminClient(conn), func() { _ = conn.Close() }, nil
-}
-
-func (a *adminFlags) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), a.timeout)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
+	defer cancel()
+	return f(ctx, adminpb.NewAdminClient(conn))
 }

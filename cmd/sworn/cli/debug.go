@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -20,33 +21,28 @@ print its selectors and the identities the rules in force give it. Nothing is
 issued. The first thing to run on "no identity issued".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, closeConn, err := o.dial()
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := o.context(cmd)
-			defer cancel()
-			resp, err := client.Attest(ctx, &adminpb.AttestRequest{Pid: pid})
-			if err != nil {
-				return fmt.Errorf("debug attest: %w", err)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "pid %d (uid %d, gid %d)\nselectors:\n", resp.GetPid(), resp.GetUid(), resp.GetGid())
-			for _, s := range resp.GetSelectors() {
-				fmt.Fprintln(w, "  ", s)
-			}
-			fmt.Fprintln(w, "identities:")
-			if len(resp.GetSpiffeIds()) == 0 {
-				fmt.Fprintln(w, "   (none: the Workload API answers PermissionDenied \"no identity issued\")")
-			}
-			for _, id := range resp.GetSpiffeIds() {
-				fmt.Fprintln(w, "  ", id)
-			}
-			for _, e := range resp.GetErrors() {
-				fmt.Fprintln(w, "error:", e)
-			}
-			return nil
+			return o.call(cmd, func(ctx context.Context, client adminpb.AdminClient) error {
+				resp, err := client.Attest(ctx, &adminpb.AttestRequest{Pid: pid})
+				if err != nil {
+					return fmt.Errorf("debug attest: %w", err)
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "pid %d (uid %d, gid %d)\nselectors:\n", resp.GetPid(), resp.GetUid(), resp.GetGid())
+				for _, s := range resp.GetSelectors() {
+					fmt.Fprintln(w, "  ", s)
+				}
+				fmt.Fprintln(w, "identities:")
+				if len(resp.GetSpiffeIds()) == 0 {
+					fmt.Fprintln(w, "   (none: the Workload API answers PermissionDenied \"no identity issued\")")
+				}
+				for _, id := range resp.GetSpiffeIds() {
+					fmt.Fprintln(w, "  ", id)
+				}
+				for _, e := range resp.GetErrors() {
+					fmt.Fprintln(w, "error:", e)
+				}
+				return nil
+			})
 		},
 	}
 	o.add(attestCmd)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,26 +27,21 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show the agent's trust domain, CAs and cached identities",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, closeConn, err := o.dial()
-			if err != nil {
-				return err
-			}
-			defer closeConn()
-			ctx, cancel := o.context(cmd)
-			defer cancel()
-			st, err := client.GetStatus(ctx, &adminpb.GetStatusRequest{})
-			if err != nil {
-				return fmt.Errorf("status: %w", err)
-			}
-			if o.output == "json" {
-				data, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(st)
+			return o.call(cmd, func(ctx context.Context, client adminpb.AdminClient) error {
+				st, err := client.GetStatus(ctx, &adminpb.GetStatusRequest{})
 				if err != nil {
+					return fmt.Errorf("status: %w", err)
+				}
+				if o.output == "json" {
+					data, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(st)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintln(cmd.OutOrStdout(), string(data))
 					return err
 				}
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), string(data))
-				return err
-			}
-			return printStatus(cmd.OutOrStdout(), st, time.Now())
+				return printStatus(cmd.OutOrStdout(), st, time.Now())
+			})
 		},
 	}
 	o.add(cmd)
@@ -111,19 +107,14 @@ func newRotateCommand() *cobra.Command {
 			if so.all == (len(so.ids) > 0) {
 				return errors.New("give --spiffe-id (repeatable) or --all")
 			}
-			client, closeConn, err := so.dial()
-			if err != nil {
+			return so.call(cmd, func(ctx context.Context, client adminpb.AdminClient) error {
+				resp, err := client.RotateSVIDs(ctx, &adminpb.RotateSVIDsRequest{SpiffeIds: so.ids, All: so.all})
+				if err != nil {
+					return fmt.Errorf("rotate svids: %w", err)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "re-issuing %d SVID(s)\n", resp.GetScheduled())
 				return err
-			}
-			defer closeConn()
-			ctx, cancel := so.context(cmd)
-			defer cancel()
-			resp, err := client.RotateSVIDs(ctx, &adminpb.RotateSVIDsRequest{SpiffeIds: so.ids, All: so.all})
-			if err != nil {
-				return fmt.Errorf("rotate svids: %w", err)
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "re-issuing %d SVID(s)\n", resp.GetScheduled())
-			return err
+			})
 		},
 	}
 	so.add(svids)
@@ -140,20 +131,15 @@ life, or now with --activate. Activation re-issues every SVID; the old CA stays
 trusted until the SVIDs it signed have expired.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, closeConn, err := co.dial()
-			if err != nil {
+			return co.call(cmd, func(ctx context.Context, client adminpb.AdminClient) error {
+				resp, err := client.RotateCA(ctx, &adminpb.RotateCARequest{Activate: co.activate})
+				if err != nil {
+					return fmt.Errorf("rotate ca: %w", err)
+				}
+				c := resp.GetCa()
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "CA %s is %s (valid until %s)\n", c.GetId(), c.GetState(), ts(c.GetNotAfter()))
 				return err
-			}
-			defer closeConn()
-			ctx, cancel := co.context(cmd)
-			defer cancel()
-			resp, err := client.RotateCA(ctx, &adminpb.RotateCARequest{Activate: co.activate})
-			if err != nil {
-				return fmt.Errorf("rotate ca: %w", err)
-			}
-			c := resp.GetCa()
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "CA %s is %s (valid until %s)\n", c.GetId(), c.GetState(), ts(c.GetNotAfter()))
-			return err
+			})
 		},
 	}
 	co.add(caCmd)
