@@ -7,8 +7,8 @@
 // period 0.
 //
 // The binaries are the ones `make kube` builds into .bin (pinned in
-// deploy/kubernetes/testbin); SWORN_KUBE_BIN overrides the directory. A
-// missing binary fails the test rather than skipping it.
+// deploy/kubernetes/testbin); SWORN_ETCD_BIN, SWORN_KUBE_APISERVER_BIN and
+// SWORN_KUBECTL_BIN override them. A missing binary fails the test.
 package k8stest
 
 import (
@@ -34,6 +34,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/sworn-id/sworn/deploy/testbin"
 )
 
 // Cluster is a running control plane.
@@ -50,47 +52,18 @@ type Cluster struct {
 	dir             string
 }
 
-// BinDir returns the directory holding etcd, kube-apiserver and kubectl.
-func BinDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("SWORN_KUBE_BIN"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "deploy", "kubernetes", "testbin")); err == nil {
-			bin := filepath.Join(dir, ".bin")
-			for _, name := range []string{"etcd", "kube-apiserver", "kubectl"} {
-				if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
-					tb.Fatalf("no %s in %s: run `make kube` (make test does it for you)", name, bin)
-				}
-			}
-			return bin
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("cannot find the sworn repository root to locate .bin; set SWORN_KUBE_BIN")
-		}
-		dir = parent
-	}
-}
-
 // Start runs etcd and kube-apiserver until the test ends.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
-	bin := BinDir(tb)
 	dir, err := os.MkdirTemp("", "k8s")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 
-	etcdClient, etcdPeer := freePort(tb), freePort(tb)
+	etcdClient, etcdPeer := testbin.FreePort(tb), testbin.FreePort(tb)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
-	run(tb, dir, "etcd", filepath.Join(bin, "etcd"),
+	run(tb, dir, "etcd", testbin.Path(tb, "etcd", "SWORN_ETCD_BIN", "kube"),
 		"--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", etcdPeer),
@@ -99,9 +72,9 @@ func Start(tb testing.TB) *Cluster {
 		"--unsafe-no-fsync", "--log-level", "error")
 
 	pki := newPKI(tb, dir)
-	port := freePort(tb)
-	c := &Cluster{Host: fmt.Sprintf("https://127.0.0.1:%d", port), CAFile: pki.caFile, Kubectl: filepath.Join(bin, "kubectl"), dir: dir}
-	run(tb, dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"),
+	port := testbin.FreePort(tb)
+	c := &Cluster{Host: fmt.Sprintf("https://127.0.0.1:%d", port), CAFile: pki.caFile, Kubectl: testbin.Path(tb, "kubectl", "SWORN_KUBECTL_BIN", "kube"), dir: dir}
+	run(tb, dir, "kube-apiserver", testbin.Path(tb, "kube-apiserver", "SWORN_KUBE_APISERVER_BIN", "kube"),
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
 		"--secure-port", fmt.Sprint(port),
@@ -214,16 +187,6 @@ func tail(path string) string {
 		data = data[len(data)-4000:]
 	}
 	return string(data)
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // pki holds the test cluster's certificates and keys, as files.

@@ -24,7 +24,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,6 +34,8 @@ import (
 	"time"
 
 	"go.step.sm/crypto/jose"
+
+	"github.com/sworn-id/sworn/deploy/testbin"
 )
 
 // Password decrypts the test provisioner's key.
@@ -72,35 +73,10 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-func repoRoot(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "deploy", "stepca", "server", "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("cannot find the sworn repository root")
-		}
-		dir = parent
-	}
-}
-
 // Binary returns the step-ca binary.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	if p := os.Getenv("SWORN_STEPCA_BIN"); p != "" {
-		return p
-	}
-	bin := filepath.Join(repoRoot(tb), ".bin", "step-ca")
-	if _, err := os.Stat(bin); err != nil {
-		tb.Fatalf("no step-ca at %s: run `make stepca` (make test does it for you)", bin)
-	}
-	return bin
+	return testbin.Path(tb, "step-ca", "SWORN_STEPCA_BIN", "stepca")
 }
 
 // Start writes a CA and runs step-ca until the test ends. template is the
@@ -109,7 +85,7 @@ func Start(tb testing.TB, template string) *Server {
 	tb.Helper()
 	Binary(tb) // fail early when it is missing
 	if template == "" {
-		template = filepath.Join(repoRoot(tb), "deploy", "stepca", "spiffe-leaf.tpl")
+		template = filepath.Join(testbin.Root(tb), "deploy", "stepca", "spiffe-leaf.tpl")
 	}
 	dir := tb.TempDir()
 	write := func(name string, data []byte) string {
@@ -148,7 +124,7 @@ func Start(tb testing.TB, template string) *Server {
 	}
 	pub := jwk.Public()
 
-	port := freePort(tb)
+	port := testbin.FreePort(tb)
 	s := &Server{
 		addr:         fmt.Sprintf("127.0.0.1:%d", port),
 		RootFile:     write("root.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})),
@@ -224,14 +200,4 @@ func (s *Server) Stop() {
 		_ = s.cmd.Wait() // also waits for the output to be copied
 		s.cmd = nil
 	}
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -2,10 +2,9 @@
 // on loopback for tests, and a TCP proxy in front of it that a test can cut
 // to simulate Vault becoming unreachable while it keeps its state.
 //
-// The Vault binary is the one `make vault` builds into .bin/vault at the
-// repository root (pinned in deploy/vault/server/go.mod); SWORN_VAULT_BIN
-// overrides it. A missing binary fails the test rather than skipping it, so
-// the Vault tests can never pass by not running.
+// The Vault binary is the one `make vault` builds into .bin/vault (pinned
+// in deploy/vault/server/go.mod); SWORN_VAULT_BIN overrides it. A missing
+// binary fails the test rather than skipping it.
 package vaulttest
 
 import (
@@ -22,6 +21,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/sworn-id/sworn/deploy/testbin"
 )
 
 // RootToken is the dev server's root token.
@@ -35,32 +36,6 @@ type Server struct {
 	CACertFile string
 	cmd        *exec.Cmd
 	logs       *bytes.Buffer
-}
-
-// Binary returns the path of the Vault binary tests run.
-func Binary(tb testing.TB) string {
-	tb.Helper()
-	if p := os.Getenv("SWORN_VAULT_BIN"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "deploy", "vault", "server", "go.mod")); err == nil {
-			bin := filepath.Join(dir, ".bin", "vault")
-			if _, err := os.Stat(bin); err != nil {
-				tb.Fatalf("no Vault binary at %s: run `make vault` (make test does it for you)", bin)
-			}
-			return bin
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("cannot find the sworn repository root to locate .bin/vault; set SWORN_VAULT_BIN")
-		}
-		dir = parent
-	}
 }
 
 // Start runs `vault server -dev` on a free loopback port until the test ends.
@@ -78,8 +53,8 @@ func StartTLS(tb testing.TB) *Server {
 
 func start(tb testing.TB, useTLS bool) *Server {
 	tb.Helper()
-	bin := Binary(tb)
-	port := freePort(tb)
+	bin := testbin.Path(tb, "vault", "SWORN_VAULT_BIN", "vault")
+	port := testbin.FreePort(tb)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	logs := &bytes.Buffer{}
 	args := []string{"server", "-dev", "-dev-root-token-id=" + RootToken, "-dev-listen-address=" + addr, "-dev-no-store-token"}
@@ -147,16 +122,6 @@ func (s *Server) NewClient(tb testing.TB, token string) *api.Client {
 	return c
 }
 
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Proxy forwards loopback TCP connections to a target. Down closes the
 // listener and every open connection (clients get connection refused); Up
 // listens again on the same address.
@@ -173,7 +138,7 @@ type Proxy struct {
 // NewProxy starts a proxy to target ("http://host:port") until the test ends.
 func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
-	hostport := fmt.Sprintf("127.0.0.1:%d", freePort(tb))
+	hostport := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(tb))
 	p := &Proxy{Addr: "http://" + hostport, target: target[len("http://"):], hostport: hostport, conns: map[net.Conn]struct{}{}}
 	if err := p.Up(); err != nil {
 		tb.Fatal(err)
