@@ -284,8 +284,6 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
 	case errors.As(err, &ne), errors.As(err, &ue), errors.As(err, &sc):
 		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
-	case strings.Contains(err.Error(), "connection refused"), strings.Contains(err.Error(), "EOF"):
-		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
 }
