@@ -32,9 +32,6 @@ import (
 	"github.com/sworn-id/sworn/agent/telemetry"
 	"github.com/sworn-id/sworn/agent/workload"
 	"github.com/sworn-id/sworn/ca"
-	"github.com/sworn-id/sworn/ca/local"
-	"github.com/sworn-id/sworn/ca/stepca"
-	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/rotation"
 	"github.com/sworn-id/sworn/trust"
 )
@@ -89,64 +86,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		a.attestor = append(a.attestor.(attest.Multi), &attest.Kubernetes{Source: src, NodeName: k.NodeName, ProcRoot: k.ProcRoot})
 		a.runPods, a.podsReady = run, synced
 	}
-	switch cfg.CA.Type {
-	case "local":
-		lc, err := local.New(local.Config{
-			TrustDomain: cfg.TrustDomainID(),
-			Dir:         filepath.Join(cfg.DataDir, "ca"),
-			TTL:         cfg.CA.Local.TTL,
-			KeyType:     cfg.CA.Local.KeyType,
-			Logger:      log.With("component", "ca"),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
-		}
-		a.auth, a.runCA = lc, lc.Run
-	case "vault":
-		vc := cfg.CA.Vault
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		v, err := vault.New(ctx, vault.Config{
-			TrustDomain:     cfg.TrustDomainID(),
-			Address:         vc.Address,
-			CACertFile:      vc.CACertFile,
-			Namespace:       vc.Namespace,
-			PKIMount:        vc.PKIMount,
-			Role:            vc.Role,
-			Mode:            vault.Mode(vc.Mode),
-			Auth:            vault.Auth(vc.Auth),
-			BundleRefresh:   vc.BundleRefresh,
-			IntermediateTTL: vc.IntermediateTTL,
-			KeyType:         cfg.SVID.KeyType,
-			JWT:             vault.JWTConfig(vc.JWT),
-			Logger:          log.With("component", "ca"),
-			OnHealth:        a.observeCA,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
-		}
-		a.auth, a.runCA = v, v.Run
-	case "stepca":
-		st := cfg.CA.StepCA
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		s, err := stepca.New(ctx, stepca.Config{
-			TrustDomain:     cfg.TrustDomainID(),
-			URL:             st.URL,
-			RootFingerprint: st.RootFingerprint,
-			RootFile:        st.RootFile,
-			Provisioner:     st.Provisioner,
-			PasswordFile:    st.PasswordFile,
-			BundleRefresh:   st.BundleRefresh,
-			Logger:          log.With("component", "ca"),
-			OnHealth:        a.observeCA,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("agent: %w", err)
-		}
-		a.auth, a.runCA = s, s.Run
-	default:
-		return nil, fmt.Errorf("agent: unknown CA type %q", cfg.CA.Type)
+	a.auth, a.runCA, err = newAuthority(cfg, log.With("component", "ca"), a.observeCA)
+	if err != nil {
+		return nil, err
 	}
 	svidDir := ""
 	if cfg.SVID.PersistSVIDs() {
