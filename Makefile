@@ -19,7 +19,7 @@ run: ## run the agent on the embedded CA (--dev)
 	$(GO) run ./cmd/sworn agent --dev
 
 KUBE_BINS := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kubectl
-TEST_BINS := $(BIN)/vault $(KUBE_BINS) $(BIN)/step-ca
+TEST_BINS := $(BIN)/vault $(KUBE_BINS) $(BIN)/step-ca $(BIN)/nginx-ok
 
 .PHONY: test
 test: $(TEST_BINS) ## run every test with the race detector (builds Vault and the Kubernetes control plane once)
@@ -54,6 +54,13 @@ generate: $(BIN)/protoc-ok ## regenerate the admin API's Go code from its proto
 .PHONY: generate-check
 generate-check: generate ## fail if generated code differs from the committed code
 	@git diff --exit-code -- agent/admin/adminpb || (echo "generated code is stale: run make generate"; exit 1)
+
+# nginx comes from Debian's package: the proxy's HTTP-mode tests forward to a
+# real one, because what matters is how a real backend normalises paths and
+# reads headers.
+$(BIN)/nginx-ok:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
+	@mkdir -p $(BIN) && touch $@
 
 # protoc comes from Debian's protobuf-compiler; the Go plugins are pinned
 # as tools in go.mod.
