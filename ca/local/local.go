@@ -121,10 +121,54 @@ func New(cfg Config) (*CA, error) {
 	if len(cas) > 0 {
 		cfg.Logger.Info("loaded persisted CAs", "count", len(cas), "dir", cfg.Dir)
 	}
+	if err := c.recoverActive(now, st); err != nil {
+		return nil, err
+	}
 	if err := c.maintain(now); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// recoverActive handles a state file that is missing or names no live CA
+// while live CAs are on disk. Creating and activating a new CA then (as a
+// first start does) would sign SVIDs that no workload trusts yet; the
+// newest persisted CA was published before, so it is activated instead,
+// with a warning, since a lost state file can also mean someone tampered
+// with the directory.
+func (c *CA) recoverActive(now time.Time, st stateFile) error {
+	if c.active != nil || c.next != nil {
+		return nil
+	}
+	var newest *authority
+	for _, a := range c.cas {
+		if now.Before(a.cert.NotAfter) {
+			newest = a // c.cas is sorted by NotBefore
+		}
+	}
+	if newest == nil {
+		return nil // nothing live: maintain creates the first CA
+	}
+	path := c.store.statePath()
+	var what string
+	switch {
+	case !st.found:
+		what = "CA state file " + path + " is missing"
+	case st.Active == "":
+		what = "CA state file " + path + " names no active CA"
+	default:
+		what = fmt.Sprintf("CA state file %s names active CA %q", path, st.Active)
+		if slices.ContainsFunc(c.cas, func(a *authority) bool { return a.id == st.Active }) {
+			what += ", which has expired"
+		} else {
+			what += ", which is not in " + c.cfg.Dir
+		}
+	}
+	c.cfg.Logger.Warn(what+"; activating the newest persisted CA "+newest.id+
+		" (already in the trust bundle workloads were given) instead of creating one they do not trust yet;"+
+		" if nobody removed or edited the state file, check who can write "+c.cfg.Dir,
+		"ca", newest.id, "not_after", newest.cert.NotAfter, "file", path)
+	return c.activate(newest)
 }
 
 // SignX509SVID signs a leaf for req.Key's public key with the active CA.

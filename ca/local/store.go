@@ -2,6 +2,8 @@ package local
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -31,6 +33,8 @@ const stateName = "state.json"
 type stateFile struct {
 	Active   string `json:"active"`
 	Prepared string `json:"prepared,omitempty"`
+
+	found bool // the file exists; set by load
 }
 
 func (s *store) path(id string) string { return filepath.Join(s.dir, "ca-"+id+".pem") }
@@ -56,18 +60,21 @@ func (s *store) load() ([]*authority, stateFile, error) {
 		cas = append(cas, a)
 	}
 	slices.SortStableFunc(cas, func(x, y *authority) int { return x.cert.NotBefore.Compare(y.cert.NotBefore) })
-	data, err := os.ReadFile(filepath.Join(s.dir, stateName))
+	data, err := os.ReadFile(s.statePath())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, st, fmt.Errorf("read CA state: %w", err)
 	default:
 		if err := json.Unmarshal(data, &st); err != nil {
-			return nil, st, fmt.Errorf("%s: %w", filepath.Join(s.dir, stateName), err)
+			return nil, st, fmt.Errorf("%s: %w (remove the file to activate the newest CA in %s)", s.statePath(), err, s.dir)
 		}
+		st.found = true
 	}
 	return cas, st, nil
 }
+
+func (s *store) statePath() string { return filepath.Join(s.dir, stateName) }
 
 func readAuthority(path string) (*authority, error) {
 	fi, err := os.Stat(path)
@@ -91,6 +98,9 @@ func readAuthority(path string) (*authority, error) {
 		}
 		switch block.Type {
 		case "CERTIFICATE":
+			if cert != nil {
+				return nil, fmt.Errorf("%s: more than one CERTIFICATE block", path)
+			}
 			if cert, err = x509.ParseCertificate(block.Bytes); err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
@@ -99,26 +109,53 @@ func readAuthority(path string) (*authority, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
+			dst := &key
 			if block.Headers["Use"] == "jwt-svid" {
-				jwtKey = k
-			} else {
-				key = k
+				dst = &jwtKey
 			}
+			if *dst != nil {
+				return nil, fmt.Errorf("%s: more than one PRIVATE KEY block for the same use", path)
+			}
+			*dst = k
 		}
 	}
 	if cert == nil || key == nil {
 		return nil, fmt.Errorf("%s: want a CERTIFICATE and a PRIVATE KEY block", path)
 	}
-	if !cert.IsCA || len(cert.URIs) != 1 {
-		return nil, fmt.Errorf("%s: not a sworn CA certificate", path)
+	if err := checkAuthority(path, cert, key, jwtKey); err != nil {
+		return nil, err
 	}
 	a := &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key, jwtKey: jwtKey}
 	if jwtKey != nil {
 		if a.jwtKid, err = ca.KeyID(jwtKey.Public()); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	return a, nil
+}
+
+// checkAuthority refuses a CA file that would load but not work: a key that
+// is not the certificate's makes every signature fail while the agent
+// reports ready, and a JWT key that cannot sign ES256 fails every JWT-SVID.
+func checkAuthority(path string, cert *x509.Certificate, key, jwtKey crypto.Signer) error {
+	if !cert.IsCA || len(cert.URIs) != 1 || cert.KeyUsage&x509.KeyUsageCertSign == 0 || len(cert.SubjectKeyId) == 0 {
+		return fmt.Errorf("%s: not a sworn CA certificate", path)
+	}
+	if !ca.SamePublicKey(cert.PublicKey, key.Public()) {
+		return fmt.Errorf("%s: the CA private key does not match its certificate; restore the file from a backup or remove it (a new CA is then created)", path)
+	}
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+		return fmt.Errorf("%s: the CA certificate is not self-signed by its key: %w", path, err)
+	}
+	if want := "ca-" + hex.EncodeToString(cert.SubjectKeyId) + ".pem"; filepath.Base(path) != want {
+		return fmt.Errorf("%s: file name does not match the CA it holds (want %s)", path, want)
+	}
+	if jwtKey != nil {
+		if k, ok := jwtKey.(*ecdsa.PrivateKey); !ok || k.Curve != elliptic.P256() {
+			return fmt.Errorf("%s: the JWT-SVID key is not an EC P-256 key (ES256); remove that PRIVATE KEY block and a new JWT key is made", path)
+		}
+	}
+	return nil
 }
 
 func (s *store) save(a *authority) error {
@@ -150,7 +187,7 @@ func (s *store) saveState(st stateFile) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(filepath.Join(s.dir, stateName), append(data, '\n'), 0o600); err != nil {
+	if err := renameio.WriteFile(s.statePath(), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("record CA state: %w", err)
 	}
 	return nil
