@@ -67,6 +67,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	logWarnings(log, cfg)
 	a := &Agent{
 		cfg:      cfg,
 		log:      log,
@@ -163,9 +164,17 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	logWarnings(a.log, cfg)
 	a.registry.Set(rules)
 	a.log.Info("rules reloaded", "rules", len(rules))
 	return nil
+}
+
+// logWarnings logs what the config allows but almost surely does not mean.
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 }
 
 // observeCA records whether the CA answered.

@@ -230,7 +230,7 @@ func TestReloadPushesNewIdentitiesAndRevokes(t *testing.T) {
 	}
 
 	next := *cfg
-	next.Rules = append([]config.Rule{{SPIFFEID: "spiffe://example.org/extra", Hint: "extra"}}, cfg.Rules...)
+	next.Rules = append([]config.Rule{{SPIFFEID: "spiffe://example.org/extra", Selectors: []string{"any"}, Hint: "extra"}}, cfg.Rules...)
 	if err := ta.Agent.Reload(&next); err != nil {
 		t.Fatal(err)
 	}

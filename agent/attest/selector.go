@@ -122,8 +122,46 @@ func CheckName(typ, name string) error {
 	return nil
 }
 
-// Check reports whether s could ever be attested.
+// Check reports whether s could ever be attested. The value after the
+// name must not be empty: "unix:uid:" matches no process, and an operator
+// who wrote it meant something else (a template variable that expanded to
+// nothing, a value lost in an edit). Keyed selectors (pod-label,
+// pod-owner) need a non-empty key; a label's own value may be empty, as
+// Kubernetes allows.
 func (s Selector) Check() error {
-	name, _, _ := strings.Cut(s.Value, ":")
-	return CheckName(s.Type, name)
+	name, rest, _ := strings.Cut(s.Value, ":")
+	if err := CheckName(s.Type, name); err != nil {
+		return err
+	}
+	if rest == "" {
+		return fmt.Errorf("selector %q has no value after %s:%s: (e.g. %s)", s.String(), s.Type, name, example(s.Type, name))
+	}
+	if slices.Contains(keyed, name) {
+		if key, _, ok := strings.Cut(rest, ":"); !ok || key == "" {
+			return fmt.Errorf("selector %q needs %s:%s:<key>:<value> (e.g. %s)", s.String(), s.Type, name, example(s.Type, name))
+		}
+	}
+	return nil
+}
+
+// keyed names the selectors whose value is itself key:value.
+var keyed = []string{"pod-label", "pod-owner"}
+
+func example(typ, name string) string {
+	switch typ + ":" + name {
+	case "k8s:pod-label":
+		return "k8s:pod-label:app:web"
+	case "k8s:pod-owner":
+		return "k8s:pod-owner:ReplicaSet:web-5d8f7"
+	case "unix:path":
+		return "unix:path:/usr/bin/app"
+	case "unix:user", "unix:group":
+		return typ + ":" + name + ":www-data"
+	case "unix:sha256":
+		return "unix:sha256:<hex digest>"
+	}
+	if typ == "unix" {
+		return typ + ":" + name + ":1000"
+	}
+	return typ + ":" + name + ":prod"
 }

@@ -45,6 +45,10 @@ type Config struct {
 	Kubernetes      Kubernetes `yaml:"kubernetes"`
 	Federation      Federation `yaml:"federation"`
 	Rules           []Rule     `yaml:"rules"`
+
+	// warnings are what Parse found legal but almost surely unmeant, with
+	// file and line.
+	warnings []string
 }
 
 // Federation configures trust across trust domains.
@@ -233,14 +237,55 @@ func Parse(name string, data []byte) (*Config, error) {
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
 	c.SetDefaults()
+	at := func(fe fieldError) string {
+		return fmt.Sprintf("%s:%d: %s: %v", name, lineOf(&root, fe.path), fe.field(), fe.err)
+	}
 	if errs := c.validate(); len(errs) > 0 {
 		msgs := make([]string, len(errs))
 		for i, fe := range errs {
-			msgs[i] = fmt.Sprintf("%s:%d: %s: %v", name, lineOf(&root, fe.path), fe.field(), fe.err)
+			msgs[i] = at(fe)
 		}
 		return nil, fmt.Errorf("config: %s", strings.Join(msgs, "\n  "))
 	}
+	for _, fe := range c.lint() {
+		c.warnings = append(c.warnings, at(fe))
+	}
 	return &c, nil
+}
+
+// Warnings lists what the config allows but almost surely does not mean,
+// e.g. a k8s: selector while Kubernetes attestation is off; the agent logs
+// each at start and at every reload. A Config from Parse names file and
+// line.
+func (c *Config) Warnings() []string {
+	if c.warnings != nil {
+		return c.warnings
+	}
+	var out []string
+	for _, fe := range c.lint() {
+		out = append(out, fmt.Sprintf("%s: %v", fe.field(), fe.err))
+	}
+	return out
+}
+
+// lint finds rules that can never match.
+func (c *Config) lint() []fieldError {
+	var out []fieldError
+	if c.Kubernetes.Enabled {
+		return nil
+	}
+	const off = "kubernetes attestation is off (kubernetes.enabled: false), so this rule never matches"
+	for i, r := range c.Rules {
+		for j, sel := range r.Selectors {
+			if strings.HasPrefix(sel, "k8s:") {
+				out = append(out, fieldError{path: []string{"rules", strconv.Itoa(i), "selectors", strconv.Itoa(j)}, err: fmt.Errorf("%s: %s", sel, off)})
+			}
+		}
+		if strings.Contains(r.SPIFFEID, "{k8s:") {
+			out = append(out, fieldError{path: []string{"rules", strconv.Itoa(i), "spiffe_id"}, err: fmt.Errorf("%s names a k8s: placeholder: %s", r.SPIFFEID, off)})
+		}
+	}
+	return out
 }
 
 // SetDefaults fills in every unset field.
@@ -445,7 +490,17 @@ func (c *Config) validate() []fieldError {
 	for _, f := range c.Federation.TrustDomains {
 		federated[f.TrustDomain] = true
 	}
+	hints := map[string]int{}
 	for i, r := range c.Rules {
+		// The Workload API requires each SVID's hint to be unique; two
+		// rules with one hint could both apply to a workload.
+		if r.Hint != "" {
+			if first, ok := hints[r.Hint]; ok {
+				add(fmt.Errorf("%q is already the hint of rules[%d]; hints must be unique (the Workload API requires it)", r.Hint, first), "rules", strconv.Itoa(i), "hint")
+			} else {
+				hints[r.Hint] = i
+			}
+		}
 		for j, td := range r.FederatesWith {
 			if !federated[td] {
 				add(fmt.Errorf("%q is not in federation.trust_domains", td), "rules", strconv.Itoa(i), "federates_with", strconv.Itoa(j))

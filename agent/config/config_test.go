@@ -84,6 +84,26 @@ func TestLoadNamesFileLineAndField(t *testing.T) {
 			want: []string{":5: ca.vault.address: \"vault:8200\" is not an http(s) URL", ":7: ca.vault.auth.token_file: \"token\" is not an absolute path"},
 		},
 		{
+			name: "trust domain as a rule's ID",
+			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org\n    selectors: [unix:uid:0]\n",
+			want: []string{":3: rules[0].spiffe_id: \"spiffe://example.org\" names the trust domain, not a workload"},
+		},
+		{
+			name: "rule with its selectors line deleted",
+			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/db\n    ttl: 10m\n",
+			want: []string{":3: rules[0].selectors: a rule without selectors would give spiffe://example.org/db to every process", "selectors: [any]"},
+		},
+		{
+			name: "empty selector value",
+			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/db\n    selectors:\n      - unix:gid:0\n      - \"unix:uid:\"\n",
+			want: []string{":6: rules[0].selectors[1]: selector \"unix:uid:\" has no value"},
+		},
+		{
+			name: "duplicate hint",
+			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n    selectors: [unix:uid:1]\n    hint: internal\n  - spiffe_id: spiffe://example.org/b\n    selectors: [unix:uid:2]\n    hint: internal\n",
+			want: []string{":8: rules[1].hint: \"internal\" is already the hint of rules[0]; hints must be unique"},
+		},
+		{
 			name: "relative socket path",
 			yaml: "trust_domain: example.org\nsocket_path: run/w.sock\n",
 			want: []string{":2: socket_path: \"run/w.sock\" is not an absolute path"},
@@ -132,5 +152,33 @@ func TestShippedExampleConfigLoads(t *testing.T) {
 	}
 	if _, err := c.CompileRules(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLoadWarnsAboutRulesThatNeverMatch(t *testing.T) {
+	yaml := "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/db\n    selectors: [unix:uid:0, k8s:ns:prod]\n  - spiffe_id: spiffe://example.org/ns/{k8s:ns}\n  - spiffe_id: spiffe://example.org/ok\n    selectors: [unix:uid:0]\n"
+	c, err := config.Parse("agent.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"agent.yaml:4: rules[0].selectors[1]: k8s:ns:prod: kubernetes attestation is off",
+		"agent.yaml:5: rules[1].spiffe_id: spiffe://example.org/ns/{k8s:ns} names a k8s: placeholder",
+	}
+	got := c.Warnings()
+	if len(got) != len(want) {
+		t.Fatalf("Warnings = %q, want %d", got, len(want))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Fatalf("warning %d = %q, want it to start %q", i, got[i], want[i])
+		}
+	}
+	on, err := config.Parse("agent.yaml", []byte(yaml+"kubernetes:\n  enabled: true\n  node_name: n1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := on.Warnings(); len(w) != 0 {
+		t.Fatalf("Warnings with kubernetes on = %q, want none", w)
 	}
 }

@@ -56,6 +56,7 @@ func (r *Registry) Match(sel attest.Set) (entries []Entry, errs []error) {
 	rules := r.rules
 	r.mu.RUnlock()
 	seen := map[string]bool{}
+	hints := map[string]bool{}
 	for i := range rules {
 		rule := &rules[i]
 		if !sel.Contains(rule.selectors) {
@@ -71,10 +72,20 @@ func (r *Registry) Match(sel attest.Set) (entries []Entry, errs []error) {
 			errs = append(errs, fmt.Errorf("registry: rule %d: %w", i+1, err))
 			continue
 		}
-		if k := e.Key(); !seen[k] {
-			seen[k] = true
-			entries = append(entries, e)
+		k := e.Key()
+		if seen[k] {
+			continue
 		}
+		// The Workload API requires hints to be unique within a response;
+		// a config refuses duplicates, but rules from elsewhere may still
+		// collide for one workload, and the first rule wins.
+		if e.Hint != "" && hints[e.Hint] {
+			errs = append(errs, fmt.Errorf("registry: rule %d: hint %q is already used by an earlier rule for this workload; %s is not served", i+1, e.Hint, e.ID))
+			continue
+		}
+		seen[k] = true
+		hints[e.Hint] = e.Hint != ""
+		entries = append(entries, e)
 	}
 	return entries, errs
 }

@@ -31,8 +31,17 @@ func TestCompileRefusesBadRules(t *testing.T) {
 		{name: "dot segment", rule: registry.Rule{SPIFFEID: "spiffe://example.org/../x"}, wantField: "spiffe_id", wantErr: "not a valid SPIFFE ID"},
 		{name: "bad selector", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"unix:uid:1", "uid"}}, wantField: "selectors[1]", wantErr: "type:value"},
 		{name: "unknown selector type", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"docker:label:x"}}, wantField: "selectors[0]", wantErr: "unknown selector type"},
-		{name: "ttl too short", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", TTL: time.Second}, wantField: "ttl", wantErr: "out of range"},
-		{name: "bad dns name", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", DNSNames: []string{"ok.local", "no_underscore"}}, wantField: "dns_names[1]", wantErr: "character"},
+		{name: "ttl too short", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"any"}, TTL: time.Second}, wantField: "ttl", wantErr: "out of range"},
+		{name: "trust domain ID without path", rule: registry.Rule{SPIFFEID: "spiffe://example.org", Selectors: []string{"unix:uid:0"}}, wantField: "spiffe_id", wantErr: "names the trust domain, not a workload"},
+		{name: "trust domain ID with a slash", rule: registry.Rule{SPIFFEID: "spiffe://example.org/", Selectors: []string{"unix:uid:0"}}, wantField: "spiffe_id", wantErr: "not a valid SPIFFE ID"},
+		{name: "no selectors and no placeholder", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x"}, wantField: "selectors", wantErr: "selectors: [any]"},
+		{name: "empty selector list", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{}}, wantField: "selectors", wantErr: "to every process"},
+		{name: "any with other selectors", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"unix:uid:1", "any"}}, wantField: "selectors[1]", wantErr: "cannot be combined"},
+		{name: "empty selector value", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"unix:uid:"}}, wantField: "selectors[0]", wantErr: "no value after unix:uid:"},
+		{name: "selector without value", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"unix:uid"}}, wantField: "selectors[0]", wantErr: "no value after unix:uid:"},
+		{name: "label without key", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"k8s:pod-label::web"}}, wantField: "selectors[0]", wantErr: "k8s:pod-label:<key>:<value>"},
+		{name: "label without value separator", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"k8s:pod-label:app"}}, wantField: "selectors[0]", wantErr: "k8s:pod-label:<key>:<value>"},
+		{name: "bad dns name", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"any"}, DNSNames: []string{"ok.local", "no_underscore"}}, wantField: "dns_names[1]", wantErr: "character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,5 +128,66 @@ func TestSetNotifies(t *testing.T) {
 	case <-ch:
 	default:
 		t.Fatal("Set did not close the Changed channel")
+	}
+}
+
+func TestCompileAcceptsExplicitRules(t *testing.T) {
+	tests := []struct {
+		name string
+		rule registry.Rule
+	}{
+		{name: "any", rule: registry.Rule{SPIFFEID: "spiffe://example.org/everyone", Selectors: []string{"any"}}},
+		{name: "placeholder is an implicit selector", rule: registry.Rule{SPIFFEID: "spiffe://example.org/uid/{unix:uid}"}},
+		{name: "label with an empty value", rule: registry.Rule{SPIFFEID: "spiffe://example.org/x", Selectors: []string{"k8s:pod-label:canary:"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := registry.Compile(td, time.Hour, tt.rule); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestMatchAny(t *testing.T) {
+	everyone, err := registry.Compile(td, time.Hour, registry.Rule{SPIFFEID: "spiffe://example.org/everyone", Selectors: []string{"any"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, errs := registry.New(td, []registry.Compiled{everyone}).Match(attest.NewSet(attest.Selector{Type: "unix", Value: "uid:42"}))
+	if len(errs) != 0 || len(entries) != 1 || entries[0].ID.String() != "spiffe://example.org/everyone" {
+		t.Fatalf("Match = %v, %v; want spiffe://example.org/everyone", entries, errs)
+	}
+}
+
+// Two rules may give one workload two identities with the same hint (a
+// config refuses that, but the registry is the last line): only the first
+// is served, and the second is reported.
+func TestMatchDropsDuplicateHints(t *testing.T) {
+	var rules []registry.Compiled
+	for _, r := range []registry.Rule{
+		{SPIFFEID: "spiffe://example.org/a", Selectors: []string{"unix:uid:1"}, Hint: "internal"},
+		{SPIFFEID: "spiffe://example.org/b", Selectors: []string{"unix:uid:1"}, Hint: "internal"},
+		{SPIFFEID: "spiffe://example.org/c", Selectors: []string{"unix:uid:1"}, Hint: "external"},
+		{SPIFFEID: "spiffe://example.org/d", Selectors: []string{"unix:uid:1"}},
+		{SPIFFEID: "spiffe://example.org/e", Selectors: []string{"unix:uid:1"}},
+	} {
+		c, err := registry.Compile(td, time.Hour, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, c)
+	}
+	entries, errs := registry.New(td, rules).Match(attest.NewSet(attest.Selector{Type: "unix", Value: "uid:1"}))
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.ID.String())
+	}
+	want := "spiffe://example.org/a spiffe://example.org/c spiffe://example.org/d spiffe://example.org/e"
+	if strings.Join(ids, " ") != want {
+		t.Fatalf("Match = %v, want %s (empty hints are not duplicates)", ids, want)
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), `hint "internal"`) || !strings.Contains(errs[0].Error(), "example.org/b") {
+		t.Fatalf("errs = %v, want one naming the hint and the dropped ID", errs)
 	}
 }

@@ -66,7 +66,15 @@ type Compiled struct {
 // Compile validates r for trust domain td.
 func Compile(td spiffeid.TrustDomain, defaultTTL time.Duration, r Rule) (Compiled, error) {
 	var c Compiled
+	anyProcess := false
 	for i, s := range r.Selectors {
+		if s == AnySelector {
+			if len(r.Selectors) > 1 {
+				return c, &FieldError{Field: "selectors", Index: i, Err: errors.New(`"any" matches every process and cannot be combined with other selectors; remove it or the others`)}
+			}
+			anyProcess = true
+			continue
+		}
 		sel, err := attest.ParseSelector(s)
 		if err == nil {
 			err = sel.Check()
@@ -84,6 +92,12 @@ func Compile(td spiffeid.TrustDomain, defaultTTL time.Duration, r Rule) (Compile
 	c.template = tmpl
 	if tmpl.static() {
 		c.entry.ID, _ = spiffeid.FromString(r.SPIFFEID) // checked by parseTemplate
+		// A rule with neither selectors nor placeholders applies to every
+		// caller. That must be said, not be what is left when a
+		// selectors: line is deleted.
+		if len(c.selectors) == 0 && !anyProcess {
+			return c, &FieldError{Field: "selectors", Index: -1, Err: fmt.Errorf("a rule without selectors would give %s to every process that calls; list selectors (e.g. unix:uid:1000), or write selectors: [any] if every process is meant to have it", c.entry.ID)}
+		}
 	}
 	ttl := r.TTL
 	if ttl == 0 {
@@ -112,6 +126,10 @@ func Compile(td spiffeid.TrustDomain, defaultTTL time.Duration, r Rule) (Compile
 	c.entry.Hint = r.Hint
 	return c, nil
 }
+
+// AnySelector, as a rule's only selector, makes the rule apply to every
+// caller. A rule needs it (or a placeholder) to have no other selector.
+const AnySelector = "any"
 
 // SVID lifetimes sworn accepts: long enough to renew at half life without
 // churn, short enough to stay short-lived.

@@ -78,6 +78,12 @@ func parseTemplate(td spiffeid.TrustDomain, s string) (template, error) {
 	if id.TrustDomain() != td {
 		return t, fmt.Errorf("%q is not in trust domain %q", s, td)
 	}
+	// The trust domain's own ID names no workload, and the X.509-SVID
+	// profile gives a leaf a path: go-spiffe refuses a whole response that
+	// carries one without.
+	if id.Path() == "" {
+		return t, fmt.Errorf("%q names the trust domain, not a workload; give it a path, e.g. %s/web", s, td.IDString())
+	}
 	return t, nil
 }
 

@@ -44,7 +44,7 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeConfig("  - spiffe_id: spiffe://example.org/first\n")
+	writeConfig("  - spiffe_id: spiffe://example.org/first\n    selectors: [any]\n")
 
 	logs := &syncBuffer{}
 	cmd := exec.Command(bin, "agent", "--config", cfgPath)
@@ -75,7 +75,7 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	}
 	waitFor(t, "the refused reload in the log", func() bool { return strings.Contains(logs.String(), "reload refused") })
 
-	writeConfig("  - spiffe_id: spiffe://example.org/second\n")
+	writeConfig("  - spiffe_id: spiffe://example.org/second\n    selectors: [any]\n")
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	})
 
 	// A ConfigMap update arrives as a changed file and no signal.
-	writeConfig("  - spiffe_id: spiffe://example.org/third\n")
+	writeConfig("  - spiffe_id: spiffe://example.org/third\n    selectors: [any]\n")
 	waitFor(t, "the changed file to be picked up without a signal", func() bool {
 		svid, err := src.GetX509SVID()
 		return err == nil && svid.ID.Path() == "/third"
