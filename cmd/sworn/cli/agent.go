@@ -74,9 +74,19 @@ func (o *agentOptions) load() (*config.Config, error) {
 		return nil, errors.New("give --config FILE, or --dev to try sworn without one")
 	}
 	override(&cfg.TrustDomain, o.trustDomain)
-	override(&cfg.SocketPath, o.socket)
-	override(&cfg.AdminSocketPath, o.adminSocket)
-	override(&cfg.DataDir, o.dataDir)
+	for field, flag := range map[*string]string{&cfg.SocketPath: o.socket, &cfg.AdminSocketPath: o.adminSocket, &cfg.DataDir: o.dataDir} {
+		// A path on the command line is relative to where the command
+		// runs, as the shell user expects; the config file still wants
+		// absolute paths, since its reader runs elsewhere.
+		if flag != "" && !filepath.IsAbs(flag) {
+			abs, err := filepath.Abs(flag)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", flag, err)
+			}
+			flag = abs
+		}
+		override(field, flag)
+	}
 	override(&cfg.HealthAddr, o.healthAddr)
 	override(&cfg.Log.Level, o.logLevel)
 	if err := cfg.Validate(); err != nil {

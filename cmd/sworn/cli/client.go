@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,9 +43,15 @@ func (w *workloadFlags) clientOption() workloadapi.ClientOption {
 	return workloadapi.WithAddr(w.address())
 }
 
+// socketURI turns a --socket value into the unix:// URI gRPC and
+// go-spiffe take. A relative path is made absolute first: "unix://" + "run/x"
+// would read "run" as the URI's authority.
 func socketURI(s string) string {
 	if strings.Contains(s, "://") {
 		return s
+	}
+	if abs, err := filepath.Abs(s); err == nil {
+		s = abs
 	}
 	return "unix://" + s
 }

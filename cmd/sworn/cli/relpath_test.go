@@ -1,0 +1,79 @@
+package cli_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sworn-id/sworn/cmd/sworn/cli"
+)
+
+// The README promises that --socket takes a path; a relative one used to
+// become unix://run/w.sock, whose "run" gRPC reads as the URI's authority
+// ("invalid (non-empty) authority"). Agent and client commands both take
+// it relative to where they run.
+func TestRelativeSocketPaths(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	agentDone := make(chan error, 1)
+	go func() {
+		cmd := cli.NewCommand(ctx)
+		cmd.SetOut(&strings.Builder{})
+		cmd.SetErr(&strings.Builder{})
+		cmd.SetArgs([]string{"agent", "--dev", "--socket", "run/w.sock", "--admin-socket", "run/a.sock", "--data-dir", "data", "--health-addr", "127.0.0.1:0"})
+		agentDone <- cmd.Execute()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-agentDone; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	waitForFile(t, "run/a.sock", agentDone)
+
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := cli.NewCommand(context.Background())
+		var out strings.Builder
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String()
+	}
+	if out := run("svid", "fetch", "--socket", "run/w.sock"); !strings.Contains(out, "spiffe://example.org/uid/") {
+		t.Fatalf("svid fetch over a relative socket path printed:\n%s", out)
+	}
+	if out := run("status", "--admin-socket", "./run/a.sock"); !strings.Contains(out, "example.org") {
+		t.Fatalf("status over a relative admin socket path printed:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join("data")); err != nil {
+		t.Fatalf("relative --data-dir not used: %v", err)
+	}
+}
+
+// waitForFile waits until path exists, failing early if the agent ends.
+func waitForFile(t *testing.T, path string, agentDone chan error) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case err := <-agentDone:
+			agentDone <- nil // for the cleanup, which waits on it
+			t.Fatalf("agent ended before %s appeared: %v", path, err)
+		case <-deadline:
+			t.Fatalf("%s did not appear", path)
+		case <-tick.C:
+		}
+	}
+}
