@@ -88,7 +88,13 @@ func readAuthority(path string) (*authority, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseAuthority(path, data)
+}
+
+// parseAuthority parses the contents of the CA file at path.
+func parseAuthority(path string, data []byte) (*authority, error) {
 	var cert *x509.Certificate
+	var err error
 	var key, jwtKey crypto.Signer
 	for {
 		var block *pem.Block
@@ -162,21 +168,31 @@ func (s *store) save(a *authority) error {
 	if s.dir == "" {
 		return nil
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(a.key)
+	data, err := encodeAuthority(a)
 	if err != nil {
-		return fmt.Errorf("marshal CA key: %w", err)
+		return err
 	}
-	jwtDER, err := x509.MarshalPKCS8PrivateKey(a.jwtKey)
-	if err != nil {
-		return fmt.Errorf("marshal JWT key: %w", err)
-	}
-	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.cert.Raw})
-	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...)
-	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"Use": "jwt-svid"}, Bytes: jwtDER})...)
 	if err := renameio.WriteFile(s.path(a.id), data, 0o600); err != nil {
 		return fmt.Errorf("write CA: %w", err)
 	}
 	return nil
+}
+
+// encodeAuthority is the contents of a's file: its certificate, its key and
+// its JWT key.
+func encodeAuthority(a *authority) ([]byte, error) {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(a.key)
+	if err != nil {
+		return nil, fmt.Errorf("marshal CA key: %w", err)
+	}
+	jwtDER, err := x509.MarshalPKCS8PrivateKey(a.jwtKey)
+	if err != nil {
+		return nil, fmt.Errorf("marshal JWT key: %w", err)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.cert.Raw})
+	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})...)
+	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"Use": "jwt-svid"}, Bytes: jwtDER})...)
+	return data, nil
 }
 
 func (s *store) saveState(st stateFile) error {
