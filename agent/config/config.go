@@ -44,6 +44,7 @@ type Config struct {
 	CA              CA         `yaml:"ca"`
 	Kubernetes      Kubernetes `yaml:"kubernetes"`
 	Federation      Federation `yaml:"federation"`
+	Limits          Limits     `yaml:"limits"`
 	Rules           []Rule     `yaml:"rules"`
 
 	// warnings are what Parse found legal but almost surely unmeant, with
@@ -304,6 +305,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.CA.Type, "local")
 	setDefault(&c.CA.Local.TTL, DefaultLocalCATTL)
 	setDefault(&c.CA.Local.KeyType, ca.KeyECP256)
+	c.Limits.SetDefaults()
 	if c.Kubernetes.Enabled {
 		k := &c.Kubernetes
 		setDefault(&k.NodeName, os.Getenv("NODE_NAME"))
@@ -483,6 +485,7 @@ func (c *Config) validate() []fieldError {
 		}
 	}
 	errs = append(errs, c.Federation.validate()...)
+	errs = append(errs, c.Limits.validate()...)
 	if len(errs) > 0 && errs[0].path[0] == "trust_domain" {
 		return errs // rules cannot be checked without a trust domain
 	}
