@@ -29,6 +29,7 @@ import (
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/peer"
 	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/agent/secpath"
 	"github.com/sworn-id/sworn/agent/telemetry"
 	"github.com/sworn-id/sworn/agent/workload"
 	"github.com/sworn-id/sworn/ca"
@@ -86,6 +87,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		}
 		a.attestor = append(a.attestor.(attest.Multi), &attest.Kubernetes{Source: src, NodeName: k.NodeName, ProcRoot: k.ProcRoot})
 		a.runPods, a.podsReady = run, synced
+	}
+	if err := checkFiles(cfg, log); err != nil {
+		return nil, err
 	}
 	a.auth, a.runCA, err = newAuthority(cfg, log.With("component", "ca"), a.observeCA)
 	if err != nil {
@@ -386,7 +390,8 @@ func stopGracefully(s *grpc.Server, timeout time.Duration) {
 // listenUnix listens at path with the given mode, replacing a stale socket
 // but never any other kind of file.
 func listenUnix(path string, mode fs.FileMode, owner *uint32) (*peer.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	// 0755 whatever the umask: workloads of other uids must reach the socket.
+	if err := secpath.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("agent: socket directory: %w", err)
 	}
 	if fi, err := os.Lstat(path); err == nil {
