@@ -176,3 +176,27 @@ func MkdirAll(path string, perm fs.FileMode) error {
 	}
 	return nil
 }
+
+// PrivateDir makes sure path is a directory that only uid can use, for
+// sockets that must not be replaced by anyone else: it creates it 0700
+// when missing; one that exists must be a directory (not a symlink) owned
+// by uid with no permission for group or others.
+func PrivateDir(path string, uid int) error {
+	if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("secpath: %w", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("secpath: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("secpath: %s is a %v, not a directory; someone else may control it (remove it, or use another path)", path, fi.Mode().Type())
+	}
+	if owner, ok := owner(fi); ok && owner != uid {
+		return fmt.Errorf("secpath: %s is owned by uid %d, not %d: that user could replace the socket in it and pose as the agent (remove it, or use another path)", path, owner, uid)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("secpath: %s has mode %v: others could replace the socket in it and pose as the agent (chmod 700 %s)", path, fi.Mode().Perm(), path)
+	}
+	return nil
+}

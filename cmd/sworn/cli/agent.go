@@ -15,6 +15,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent"
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/agent/secpath"
 	"github.com/sworn-id/sworn/trust"
 )
 
@@ -69,7 +70,11 @@ func (o *agentOptions) load() (*config.Config, error) {
 		}
 		cfg = c
 	case o.dev:
-		cfg = devConfig(o.trustDomain)
+		c, err := devConfig(o.trustDomain, os.Geteuid(), os.Getenv("XDG_RUNTIME_DIR"))
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
 	default:
 		return nil, errors.New("give --config FILE, or --dev to try sworn without one")
 	}
@@ -102,8 +107,8 @@ func override(field *string, flag string) {
 }
 
 // devConfig is the configuration of --dev: every local process gets the
-// identity of its uid. A non-root user gets paths under /tmp it can write.
-func devConfig(trustDomain string) *config.Config {
+// identity of its uid. A non-root uid gets its sockets and data in devDir.
+func devConfig(trustDomain string, uid int, runtimeDir string) (*config.Config, error) {
 	if trustDomain == "" {
 		trustDomain = "example.org"
 	}
@@ -111,14 +116,35 @@ func devConfig(trustDomain string) *config.Config {
 	if td, err := spiffeid.TrustDomainFromString(trustDomain); err == nil {
 		cfg.Rules = []config.Rule{{SPIFFEID: td.IDString() + "/uid/{unix:uid}"}}
 	}
-	if os.Geteuid() != 0 {
-		base := filepath.Join(os.TempDir(), fmt.Sprintf("sworn-%d", os.Geteuid()))
+	if uid != 0 {
+		base, err := devDir(uid, runtimeDir)
+		if err != nil {
+			return nil, err
+		}
 		cfg.SocketPath = filepath.Join(base, "workload.sock")
 		cfg.AdminSocketPath = filepath.Join(base, "admin.sock")
 		cfg.DataDir = filepath.Join(base, "data")
 	}
 	cfg.SetDefaults()
-	return cfg
+	return cfg, nil
+}
+
+// devDir is where a non-root --dev agent keeps its sockets and data:
+// $XDG_RUNTIME_DIR/sworn when that is set (the system makes that directory
+// for uid alone), else $TMPDIR/sworn-<uid>. In /tmp anyone can take that
+// name first, and whoever controls the directory can replace the socket
+// and pose as the agent: a directory that is not uid's own with mode 0700
+// is refused. That leaves the sockets to uid's own processes, which is
+// all --dev serves (one identity per uid).
+func devDir(uid int, runtimeDir string) (string, error) {
+	base := filepath.Join(os.TempDir(), fmt.Sprintf("sworn-%d", uid))
+	if filepath.IsAbs(runtimeDir) { // the XDG spec says to ignore a relative one
+		base = filepath.Join(runtimeDir, "sworn")
+	}
+	if err := secpath.PrivateDir(base, uid); err != nil {
+		return "", fmt.Errorf("--dev: %w; or set XDG_RUNTIME_DIR to a directory of your own", err)
+	}
+	return base, nil
 }
 
 func (o *agentOptions) run(cmd *cobra.Command) error {
