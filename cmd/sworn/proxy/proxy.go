@@ -2,17 +2,13 @@ package proxy
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,7 +176,13 @@ func (p *Proxy) drain() {
 	}
 }
 
-// handshake completes a TLS handshake and returns the peer's ID.
+// handshake completes a TLS handshake and returns the peer's ID. When the
+// policy refused the peer, the ID is returned with the error: the Guard's
+// authorizer runs only after go-spiffe verified the peer's SVID against the
+// bundle, and crypto/tls records the peer's certificates before calling it,
+// so the refused peer is known and belongs in the audit line. After any
+// other failure the certificate, if any, is unverified and its ID only a
+// claim, so none is returned.
 func (p *Proxy) handshake(ctx context.Context, c *tls.Conn) (spiffeid.ID, error) {
 	hctx, cancel := context.WithTimeout(ctx, p.cfg.HandshakeTimeout)
 	defer cancel()
@@ -188,6 +190,11 @@ func (p *Proxy) handshake(ctx context.Context, c *tls.Conn) (spiffeid.ID, error)
 	err := c.HandshakeContext(hctx)
 	p.cfg.Metrics.Handshake.Observe(time.Since(start).Seconds())
 	if err != nil {
+		if errors.Is(err, trust.ErrNotAuthorized) {
+			if id, idErr := peerID(c.ConnectionState()); idErr == nil {
+				return id, err
+			}
+		}
 		return spiffeid.ID{}, err
 	}
 	return peerID(c.ConnectionState())
@@ -213,8 +220,14 @@ func refusal(err error) string {
 	}
 }
 
-func (p *Proxy) refuse(c net.Conn, peer string, err error) {
+// refuse counts and logs a failed handshake; id is the verified peer the
+// policy refused, or zero.
+func (p *Proxy) refuse(c net.Conn, id spiffeid.ID, err error) {
 	reason := refusal(err)
+	peer := ""
+	if !id.IsZero() {
+		peer = id.String()
+	}
 	p.cfg.Metrics.Connections.WithLabelValues("refused", reason).Inc()
 	p.cfg.Logger.Info("connection refused", "remote", c.RemoteAddr().String(), "peer", peer, "reason", reason, "error", err)
 }
@@ -224,7 +237,7 @@ func (p *Proxy) handleServer(ctx context.Context, raw net.Conn) {
 	defer c.Close()
 	id, err := p.handshake(ctx, c)
 	if err != nil {
-		p.refuse(raw, "", err)
+		p.refuse(raw, id, err)
 		return
 	}
 	backend, err := net.DialTimeout("tcp", p.cfg.Target, p.cfg.HandshakeTimeout)
@@ -251,7 +264,7 @@ func (p *Proxy) handleClient(ctx context.Context, local net.Conn) {
 	defer c.Close()
 	id, err := p.handshake(ctx, c)
 	if err != nil {
-		p.refuse(raw, "", err)
+		p.refuse(raw, id, err)
 		return
 	}
 	p.cfg.Metrics.Connections.WithLabelValues("accepted", "").Inc()
@@ -289,25 +302,10 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// XFCC is the header that carries the verified peer to the backend.
-const XFCC = "X-Forwarded-Client-Cert"
-
 func (p *Proxy) serveHTTP(ctx context.Context, l net.Listener) error {
-	target := &url.URL{Scheme: "http", Host: p.cfg.Target}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(target)
-			r.SetXForwarded()
-			r.Out.Header.Del(XFCC) // never pass on what the client claimed
-			if v := r.In.Context().Value(xfccKey{}); v != nil {
-				r.Out.Header.Set(XFCC, v.(string))
-			}
-		},
-		ErrorLog: slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelWarn),
-	}
 	srv := &http.Server{
 		ReadHeaderTimeout: p.cfg.HandshakeTimeout,
-		Handler:           p.authorizeHTTP(rp),
+		Handler:           p.httpHandler(nil),
 		ErrorLog:          slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	hl := &handshakeListener{Listener: l, p: p, ctx: ctx, conns: make(chan net.Conn), done: make(chan struct{})}
@@ -350,8 +348,8 @@ func (h *handshakeListener) acceptLoop() {
 		}
 		go func() {
 			c := tls.Server(raw, h.p.tlsCfg)
-			if _, err := h.p.handshake(h.ctx, c); err != nil {
-				h.p.refuse(raw, "", err)
+			if id, err := h.p.handshake(h.ctx, c); err != nil {
+				h.p.refuse(raw, id, err)
 				_ = raw.Close()
 				return
 			}
@@ -381,35 +379,4 @@ func (h *handshakeListener) Close() error {
 		close(h.done)
 	})
 	return err
-}
-
-type xfccKey struct{}
-
-func (p *Proxy) authorizeHTTP(next http.Handler) http.Handler {
-	self := ""
-	if svid, err := p.cfg.Source.GetX509SVID(); err == nil {
-		self = svid.ID.String()
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil {
-			http.Error(w, "mTLS required", http.StatusForbidden)
-			return
-		}
-		id, err := peerID(*r.TLS)
-		if err != nil {
-			http.Error(w, "no SPIFFE ID", http.StatusForbidden)
-			return
-		}
-		d := p.cfg.Guard.Policy().DecideHTTP(id, r)
-		p.cfg.Logger.Info("http request", "peer", id.String(), "method", r.Method, "path", r.URL.Path, "allowed", d.Allowed, "rule", d.Rule)
-		if !d.Allowed {
-			p.cfg.Metrics.Requests.WithLabelValues("denied").Inc()
-			http.Error(w, "forbidden by policy", http.StatusForbidden)
-			return
-		}
-		p.cfg.Metrics.Requests.WithLabelValues("allowed").Inc()
-		sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
-		xfcc := fmt.Sprintf("By=%s;Hash=%s;URI=%s", self, hex.EncodeToString(sum[:]), id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), xfccKey{}, xfcc)))
-	})
 }
