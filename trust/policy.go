@@ -125,6 +125,9 @@ func NewHTTPRule(id string, methods []string, path string) (HTTPRule, error) {
 	}
 	upper := make([]string, 0, len(methods))
 	for _, m := range methods {
+		if m == "*" {
+			return HTTPRule{}, fmt.Errorf("method %q: * means any method and must stand alone", m)
+		}
 		if !isToken(m) {
 			return HTTPRule{}, fmt.Errorf("method %q is not an HTTP method (a token such as GET; use * alone for any method)", m)
 		}
@@ -417,8 +420,6 @@ func canonicalDecoded(p string) (string, error) {
 			return "", errors.New(`\ in the path`)
 		case r < 0x20 || r == 0x7f:
 			return "", fmt.Errorf("control character 0x%02X in the path", r)
-		case r == '#':
-			return "", errors.New("# in the path")
 		case r >= 0x80 && slices.Contains(nfkcSpecial, r):
 			return "", fmt.Errorf("U+%04X in the path: a backend that normalises Unicode (NFKC) would read it as path syntax", r)
 		}
