@@ -27,6 +27,7 @@ import (
 	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/agent/connlimit"
 	"github.com/sworn-id/sworn/agent/peer"
 	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/secpath"
@@ -56,6 +57,9 @@ type Agent struct {
 	caUp      atomic.Bool
 	listening atomic.Bool
 	ready     chan struct{}
+
+	conns atomic.Pointer[connlimit.Listener] // the workload listener's limits, while running
+	jwt   atomic.Pointer[cache.JWTCache]
 }
 
 // New builds an agent from a validated config. It creates (or loads) the CA
@@ -79,6 +83,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		ready:    make(chan struct{}),
 	}
 	a.caUp.Store(true)
+	a.metrics.WatchLimits(a.openConnections, a.jwtCacheBytes)
 	a.attestor = attest.Multi{&attest.Unix{}}
 	if k := cfg.Kubernetes; k.Enabled {
 		src, run, synced, err := podSource(k)
@@ -207,7 +212,7 @@ func (a *Agent) readiness() error {
 	case a.podsReady != nil && !a.podsReady():
 		return errors.New("pods of this node not listed yet")
 	}
-	return nil
+	return a.connectionsReady()
 }
 
 // Run serves until ctx ends.
@@ -232,10 +237,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("kernel lacks SO_PEERPIDFD; PID-reuse protection opens the caller's pidfd at accept time instead")
 	}
 
+	conns := a.limitConnections(workloadL)
+
 	done := make(chan struct{})
 	var jwt workload.JWTSource
 	if signer, ok := a.auth.(ca.JWTSigner); ok && (a.cfg.CA.Type != "vault" || a.cfg.CA.Vault.JWT.Key != "") {
-		jwt = &cache.JWTCache{Signer: signer, TTL: a.cfg.SVID.JWTTTL}
+		jwt = a.newJWTCache(signer)
 	}
 	wl := workload.New(workload.Config{
 		JWT:         jwt,
@@ -246,8 +253,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		Bundles:     a.bundles,
 		Logger:      a.log.With("component", "workload"),
 		Metrics:     a.metrics,
+		Limits:      workload.Limits{StreamsPerUID: a.cfg.Limits.MaxStreamsPerUID, SendTimeout: a.cfg.Limits.StreamSendTimeout},
 	}, done)
-	workloadSrv := grpc.NewServer(grpc.Creds(peer.Credentials()))
+	workloadSrv := grpc.NewServer(a.workloadServerOptions(wl)...)
 	wl.Register(workloadSrv)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(workloadSrv, healthSrv)
@@ -308,7 +316,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		healthL.Close()
 		return err
 	}
-	goRun("workload api", func() error { return workloadSrv.Serve(workloadL) })
+	goRun("workload api", func() error { return workloadSrv.Serve(conns) })
 	goRun("admin api", func() error { return adminSrv.Serve(adminL) })
 	goRun("health", func() error { return tel.Serve(runCtx, healthL) })
 

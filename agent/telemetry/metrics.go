@@ -21,6 +21,11 @@ type Metrics struct {
 	AttestationFailures prometheus.Counter
 	CAReachable         prometheus.Gauge
 	BadCertificates     prometheus.Counter
+
+	JWTCacheEvictions  *prometheus.CounterVec // reason: expired, uid_share, total, too_large
+	ConnectionsRefused *prometheus.CounterVec // reason: uid_limit, total_limit
+	StreamsRefused     prometheus.Counter
+	StalledSends       prometheus.Counter
 }
 
 // New registers the agent's metrics in a fresh registry, with the Go and
@@ -62,9 +67,22 @@ func New() *Metrics {
 			Name: "sworn_ca_bad_certificates_total", Help: "Certificates from the CA refused for breaking the X.509-SVID profile (alert on any).",
 		}),
 	}
+	m.JWTCacheEvictions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sworn_jwt_cache_evictions_total", Help: "JWT-SVIDs dropped from the cache, by reason (expired, uid_share, total, too_large).",
+	}, []string{"reason"})
+	m.ConnectionsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sworn_workload_api_connections_refused_total", Help: "Workload API connections closed at accept, by limit hit (uid_limit, total_limit).",
+	}, []string{"reason"})
+	m.StreamsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sworn_workload_api_streams_refused_total", Help: "Workload API calls refused with ResourceExhausted because their uid held limits.max_streams_per_uid.",
+	})
+	m.StalledSends = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sworn_workload_api_stalled_connections_closed_total", Help: "Workload API connections closed because a stream's send stayed blocked longer than limits.stream_send_timeout.",
+	})
 	m.CAReachable.Set(1)
 	r.MustRegister(m.SVIDsIssued, m.IssueLatency, m.IssueFailures, m.RotationFailures, m.OpenStreams,
-		m.Requests, m.AttestationLatency, m.AttestationFailures, m.CAReachable, m.BadCertificates)
+		m.Requests, m.AttestationLatency, m.AttestationFailures, m.CAReachable, m.BadCertificates,
+		m.JWTCacheEvictions, m.ConnectionsRefused, m.StreamsRefused, m.StalledSends)
 	return m
 }
 
@@ -84,4 +102,19 @@ func (m *Metrics) WatchCache(identities func() int, earliestExpiry func() (time.
 			return time.Until(t).Seconds()
 		}),
 	)
+}
+
+// WatchLimits registers gauges read at scrape time: open Workload API
+// connections and bytes held by the JWT-SVID cache (either may be nil).
+func (m *Metrics) WatchLimits(connections func() int, jwtCacheBytes func() int) {
+	if connections != nil {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sworn_workload_api_connections", Help: "Workload API connections open now.",
+		}, func() float64 { return float64(connections()) }))
+	}
+	if jwtCacheBytes != nil {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sworn_jwt_cache_bytes", Help: "Bytes the JWT-SVID cache holds, as counted against limits.jwt_cache_bytes.",
+		}, func() float64 { return float64(jwtCacheBytes()) }))
+	}
 }

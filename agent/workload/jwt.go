@@ -15,11 +15,47 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sworn-id/sworn/agent/cache"
 )
 
 // JWTSource hands out JWT-SVIDs.
 type JWTSource interface {
-	Get(ctx context.Context, id spiffeid.ID, audience []string) (string, error)
+	Get(ctx context.Context, who cache.Requester, id spiffeid.ID, audience []string) (string, error)
+}
+
+// Bounds of a JWT-SVID request's audiences. Real audiences are a handful of
+// service names or URLs; these sit far above that and far below what would
+// let one call make the agent sign and cache megabytes.
+const (
+	MaxAudiences     = 32
+	MaxAudienceLen   = 2048
+	MaxAudienceBytes = 16 << 10
+)
+
+// checkAudience enforces the audience bounds, with a message that states
+// the limit broken.
+func checkAudience(aud []string) error {
+	if len(aud) == 0 {
+		return status.Error(codes.InvalidArgument, "audience must be specified")
+	}
+	if len(aud) > MaxAudiences {
+		return status.Errorf(codes.InvalidArgument, "%d audiences given; at most %d are allowed", len(aud), MaxAudiences)
+	}
+	total := 0
+	for i, a := range aud {
+		switch {
+		case a == "":
+			return status.Errorf(codes.InvalidArgument, "audience[%d] is empty", i)
+		case len(a) > MaxAudienceLen:
+			return status.Errorf(codes.InvalidArgument, "audience[%d] is %d bytes long; at most %d are allowed", i, len(a), MaxAudienceLen)
+		}
+		total += len(a)
+	}
+	if total > MaxAudienceBytes {
+		return status.Errorf(codes.InvalidArgument, "audiences total %d bytes; at most %d are allowed", total, MaxAudienceBytes)
+	}
+	return nil
 }
 
 // FetchJWTSVID returns a JWT-SVID for each of the caller's identities, or
@@ -30,8 +66,8 @@ func (s *Server) FetchJWTSVID(ctx context.Context, req *workload.JWTSVIDRequest)
 	if err != nil {
 		return nil, err
 	}
-	if len(req.GetAudience()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "audience must be specified")
+	if err := checkAudience(req.GetAudience()); err != nil {
+		return nil, err
 	}
 	if s.cfg.JWT == nil {
 		return nil, status.Error(codes.Unimplemented, "this agent's CA issues no JWT-SVIDs")
@@ -42,6 +78,7 @@ func (s *Server) FetchJWTSVID(ctx context.Context, req *workload.JWTSVIDRequest)
 			return nil, status.Errorf(codes.InvalidArgument, "spiffe_id: %v", err)
 		}
 	}
+	who := cache.Requester{PID: c.PID, UID: c.UID}
 	resp = &workload.JWTSVIDResponse{}
 	seen := map[spiffeid.ID]bool{}
 	for _, e := range s.match(c) {
@@ -49,7 +86,7 @@ func (s *Server) FetchJWTSVID(ctx context.Context, req *workload.JWTSVIDRequest)
 			continue
 		}
 		seen[e.ID] = true
-		token, err := s.cfg.JWT.Get(ctx, e.ID, req.GetAudience())
+		token, err := s.cfg.JWT.Get(ctx, who, e.ID, req.GetAudience())
 		if err != nil {
 			return nil, s.issueError(err)
 		}

@@ -12,9 +12,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"k8s.io/utils/clock"
 
 	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/cache"
+	"github.com/sworn-id/sworn/agent/connlimit"
 	"github.com/sworn-id/sworn/agent/peer"
 	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/telemetry"
@@ -49,6 +51,10 @@ type Config struct {
 	JWT     JWTSource
 	Logger  *slog.Logger
 	Metrics *telemetry.Metrics
+	// Limits are enforced by the interceptors of ServerOptions.
+	Limits Limits
+	// Clock times blocked sends; default the real clock.
+	Clock clock.WithDelayedExecution
 }
 
 // Server implements the Workload API.
@@ -58,6 +64,9 @@ type Server struct {
 	// done ends every stream, so a graceful stop does not wait on streams
 	// that would otherwise run forever.
 	done <-chan struct{}
+
+	streams  connlimit.Counter
+	refusals connlimit.LogLimiter
 }
 
 // New returns a Server whose streams end cleanly when done is closed.
@@ -68,7 +77,10 @@ func New(cfg Config, done <-chan struct{}) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = telemetry.New()
 	}
-	return &Server{cfg: cfg, done: done}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	return &Server{cfg: cfg, done: done, streams: connlimit.Counter{Limit: cfg.Limits.StreamsPerUID}, refusals: connlimit.LogLimiter{Clock: cfg.Clock}}
 }
 
 // Register adds the Workload API to s.
