@@ -40,6 +40,19 @@ func (c *Cache) persist(s *SVID) {
 		return
 	}
 	e := s.Entry
+	data := encodeSVID(s)
+	err := os.MkdirAll(c.cfg.Dir, 0o700)
+	if err == nil {
+		err = renameio.WriteFile(c.path(e.Key()), data, 0o600)
+	}
+	if err != nil {
+		c.cfg.Logger.Warn("could not persist SVID; it is still served", "spiffe_id", e.ID.String(), "error", err)
+	}
+}
+
+// encodeSVID is the contents of s's file: its entry, chain and key.
+func encodeSVID(s *SVID) []byte {
+	e := s.Entry
 	data := pem.EncodeToMemory(&pem.Block{Type: entryBlock, Headers: map[string]string{
 		"SPIFFE-ID": e.ID.String(),
 		"TTL":       e.TTL.String(),
@@ -49,14 +62,7 @@ func (c *Cache) persist(s *SVID) {
 	for _, cert := range s.Chain {
 		data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})...)
 	}
-	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.KeyDER})...)
-	err := os.MkdirAll(c.cfg.Dir, 0o700)
-	if err == nil {
-		err = renameio.WriteFile(c.path(e.Key()), data, 0o600)
-	}
-	if err != nil {
-		c.cfg.Logger.Warn("could not persist SVID; it is still served", "spiffe_id", e.ID.String(), "error", err)
-	}
+	return append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.KeyDER})...)
 }
 
 func (c *Cache) unpersist(key string) {
@@ -128,6 +134,13 @@ func readSVID(path string) (*SVID, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseSVID(data)
+}
+
+// parseSVID parses what encodeSVID wrote. What it accepts has an entry, a
+// chain and the leaf's key; whether the chain is trusted and current is
+// Restore's to check.
+func parseSVID(data []byte) (*SVID, error) {
 	s := &SVID{}
 	var haveEntry bool
 	for {
@@ -145,6 +158,9 @@ func readSVID(path string) (*SVID, error) {
 			ttl, err := time.ParseDuration(b.Headers["TTL"])
 			if err != nil {
 				return nil, err
+			}
+			if ttl <= 0 {
+				return nil, fmt.Errorf("TTL %v is not positive", ttl)
 			}
 			s.Entry = registry.Entry{ID: id, TTL: ttl, Hint: b.Headers["Hint"]}
 			if dns := b.Headers["DNS-Names"]; dns != "" {
