@@ -17,4 +17,10 @@
 // channel and read the full current set; they never see a partial update.
 // Keys are generated here and never logged; each issuance writes one audit
 // line (spiffe_id, serial, not_after and the requesting pid/uid).
+//
+// JWTCache keeps JWT-SVIDs per (uid, identity, audience set) and is bounded
+// in bytes, in total and per uid: a uid over its share loses its own least
+// recently used tokens, never another uid's; a token larger than a share is
+// handed out but not kept; expired tokens are dropped on the injected clock
+// within ten seconds of expiry even if no call comes.
 package cache
