@@ -3,6 +3,13 @@
 // rotation, the Workload API on its Unix socket, the admin API on a
 // separate root-only socket, and the health and metrics endpoint.
 //
+// Files: New refuses to start when anyone but root or the agent's uid could
+// have written the data dir, anything in it or a directory above it
+// (agent/secpath says exactly what is checked), since the CA keys, CA state,
+// persisted SVIDs and bundles are taken from there. Directories it creates
+// for sockets and above the data dir are 0755, and it warns when other
+// users cannot reach the workload socket.
+//
 // Lifecycle guarantees: Run serves until its context ends, then ends every
 // Workload API stream cleanly, stops the gRPC servers gracefully and
 // returns nil; Reload swaps the rules atomically and every open stream

@@ -15,6 +15,16 @@
 //     issued past their CA's NotAfter, so by then every SVID it signed has
 //     expired.
 //
+// Loading refuses, naming the file, a CA file whose private key is not its
+// certificate's, whose certificate is not self-signed by that key, whose
+// JWT key is not EC P-256, or whose name is not ca-<SubjectKeyId>.pem:
+// such a CA would load and then fail every signature. When state.json is
+// missing or names no live CA while live CAs are on disk, the newest of
+// them (published before, so trusted by workloads) is activated with a
+// warning naming the file, rather than a new CA nobody trusts yet. That
+// the directory holds only what the agent wrote is for the caller to
+// check (the agent does, with agent/secpath).
+//
 // Every CA certificate carries the URI SAN spiffe://<trust-domain> and a URI
 // name constraint to the trust domain, so a verifier that honours name
 // constraints refuses anything it might sign for another trust domain.
