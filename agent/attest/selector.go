@@ -16,6 +16,11 @@ type Caller struct {
 	UID    uint32
 	GID    uint32
 	Groups []uint32 // supplementary groups
+	// Exe is the executable the process ran when the agent accepted its
+	// connection (agent/peer records it); Unix refuses to attest a process
+	// that runs another one now. Zero when not known (a process named by
+	// PID for diagnostics).
+	Exe FileID
 }
 
 // Attestor reports the selectors of a caller.

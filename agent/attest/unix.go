@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +26,9 @@ import (
 //	unix:group:<name>            name of that gid, if it has one
 //	unix:supplementary_gid:<gid> one per supplementary group at connect time
 //	                             (SO_PEERGROUPS)
-//	unix:path:<path>             /proc/<pid>/exe as the process sees it
+//	unix:path:<path>             the path of the executable, only when the
+//	                             file at that path in the agent's own mount
+//	                             namespace is the file the process runs
 //	unix:sha256:<hex>            digest of the executable's contents
 type Unix struct {
 	// ProcRoot is where procfs is mounted; empty means /proc.
@@ -35,7 +38,29 @@ type Unix struct {
 	hashes hashCache
 }
 
+// ErrExecutableChanged means the caller runs another executable than the
+// one recorded when it connected (Caller.Exe): it has called execve since,
+// and what it runs now is not what opened the connection.
+var ErrExecutableChanged = errors.New("executable changed since the caller connected")
+
+// FileID names one file on this machine: the device and inode stat reports.
+// Two paths with the same FileID are the same file, whatever mount
+// namespace each was resolved in.
+type FileID struct {
+	Dev, Ino uint64
+}
+
+// IsZero reports whether id names no file (no inode is numbered 0).
+func (id FileID) IsZero() bool { return id.Ino == 0 }
+
 // Attest implements Attestor.
+//
+// Everything about the executable is read from one open of
+// /proc/<pid>/exe: the digest is of that file, unix:path is emitted only if
+// the path the kernel reports for it names that same file (device and
+// inode) in the agent's own mount namespace, and when c.Exe is set that file
+// must be c.Exe, or Attest fails with ErrExecutableChanged. So a process
+// that execs another binary while it is attested cannot mix the two.
 func (u *Unix) Attest(_ context.Context, c Caller) ([]Selector, error) {
 	proc := filepath.Join(u.procRoot(), strconv.Itoa(int(c.PID)))
 	sel := []Selector{
@@ -52,17 +77,66 @@ func (u *Unix) Attest(_ context.Context, c Caller) ([]Selector, error) {
 		sel = append(sel, Selector{Type: "unix", Value: "supplementary_gid:" + strconv.FormatUint(uint64(g), 10)})
 	}
 	exe := filepath.Join(proc, "exe")
-	path, err := os.Readlink(exe)
+	// Opening the magic link gives the file the process runs, wherever it
+	// lives (another mount namespace, a deleted file), not whatever the
+	// agent would find at the path it reports.
+	f, err := os.Open(exe)
 	if err != nil {
 		return nil, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
 	}
-	sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
-	sum, err := u.hashes.sum(exe)
+	defer f.Close()
+	st, err := statOf(f)
+	if err != nil {
+		return nil, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
+	}
+	id := FileID{Dev: uint64(st.Dev), Ino: st.Ino}
+	if !c.Exe.IsZero() && id != c.Exe {
+		return nil, fmt.Errorf("attest: unix: pid %d: %w", c.PID, ErrExecutableChanged)
+	}
+	if path, ok := pathOf(exe, id); ok {
+		sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
+	}
+	sum, err := u.hashes.sum(f, st)
 	if err != nil {
 		return nil, fmt.Errorf("attest: unix: digest of pid %d's executable: %w", c.PID, err)
 	}
 	sel = append(sel, Selector{Type: "unix", Value: "sha256:" + sum})
 	return sel, nil
+}
+
+// pathOf returns the path /proc/<pid>/exe reports, if the file at that path
+// in the agent's own mount namespace is id. The reported path is resolved
+// in the caller's mount namespace, which an unprivileged user can build
+// (unshare -Urm, then bind-mount any file over /usr/bin/x), so on its own
+// it proves nothing about what the agent would find there. A process in
+// another mount namespace (most containers) usually gets no unix:path.
+func pathOf(exe string, id FileID) (string, bool) {
+	path, err := os.Readlink(exe)
+	if err != nil || !filepath.IsAbs(path) {
+		return "", false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		// Gone, replaced (the kernel then reports "<path> (deleted)"), or
+		// not there in the agent's namespace.
+		return "", false
+	}
+	if (FileID{Dev: uint64(st.Dev), Ino: st.Ino}) != id {
+		return "", false
+	}
+	return path, true
+}
+
+func statOf(f *os.File) (*syscall.Stat_t, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, fmt.Errorf("no stat information for %s", f.Name())
+	}
+	return st, nil
 }
 
 func (u *Unix) procRoot() string {
@@ -76,10 +150,10 @@ func (u *Unix) procRoot() string {
 // binary is read once however many times its processes call.
 type hashCache struct {
 	mu     sync.Mutex
-	hashes map[fileID]string
+	hashes map[hashKey]string
 }
 
-type fileID struct {
+type hashKey struct {
 	dev, ino     uint64
 	size         int64
 	mtime, ctime int64
@@ -87,21 +161,10 @@ type fileID struct {
 
 const maxCachedHashes = 4096
 
-func (h *hashCache) sum(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return "", fmt.Errorf("no stat information for %s", path)
-	}
-	id := fileID{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+// sum returns the digest of f, whose stat is st, reading f only if no
+// file with the same identity and change times was hashed before.
+func (h *hashCache) sum(f *os.File, st *syscall.Stat_t) (string, error) {
+	id := hashKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 	h.mu.Lock()
 	sum, ok := h.hashes[id]
 	h.mu.Unlock()
@@ -115,7 +178,7 @@ func (h *hashCache) sum(path string) (string, error) {
 	sum = hex.EncodeToString(d.Sum(nil))
 	h.mu.Lock()
 	if h.hashes == nil || len(h.hashes) >= maxCachedHashes {
-		h.hashes = map[fileID]string{}
+		h.hashes = map[hashKey]string{}
 	}
 	h.hashes[id] = sum
 	h.mu.Unlock()
