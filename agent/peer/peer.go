@@ -17,16 +17,30 @@ import (
 // ErrGone means the caller exited after it connected.
 var ErrGone = errors.New("peer: caller exited; its PID may have been reused")
 
+// ErrNotCaller means the process that connected is alive but is no longer
+// what the agent attested: it runs another executable than when its
+// connection was accepted, its effective uid or gid had changed by then, or
+// it no longer holds its end of the connection (it handed it to another
+// process). Nothing will change that, so the connection must never carry
+// an identity again; a new connection is attested afresh.
+var ErrNotCaller = errors.New("peer: the process on this connection is not the one that was attested")
+
 // Listener accepts Unix connections that know their caller.
 type Listener struct {
 	*net.UnixListener
 	peerPIDFD bool
+	sockDiag  bool
 }
 
 // Listen wraps l.
 func Listen(l *net.UnixListener) *Listener {
-	return &Listener{UnixListener: l, peerPIDFD: supportsPeerPIDFD()}
+	return &Listener{UnixListener: l, peerPIDFD: supportsPeerPIDFD(), sockDiag: supportsSockDiag()}
 }
+
+// SocketCheck reports whether Verify can check that the caller still holds
+// its end of the connection (the kernel answers unix sock_diag queries,
+// CONFIG_UNIX_DIAG). Without it that one check is skipped.
+func (l *Listener) SocketCheck() bool { return l.sockDiag }
 
 // PeerPIDFD reports whether the kernel hands out the caller's pidfd with the
 // connection (race free) rather than it being opened at accept time.
@@ -40,7 +54,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		conn, err := newConn(c, l.peerPIDFD)
+		conn, err := newConn(c, l.peerPIDFD, l.sockDiag)
 		if err != nil {
 			// The caller went away or the socket is not what we expect;
 			// either way it gets no answer, and the listener carries on.
@@ -56,11 +70,18 @@ type Conn struct {
 	*net.UnixConn
 	caller attest.Caller
 
-	mu    sync.Mutex
-	pidfd int // -1 once closed
+	// notCaller is why the caller can no longer be attested, decided at
+	// accept (nil if it can).
+	notCaller error
+
+	mu       sync.Mutex
+	pidfd    int    // -1 once closed
+	sockDiag bool   // whether to check the caller holds its socket
+	peerIno  uint64 // inode of the caller's end, once looked up
+	fdHint   int    // the caller's fd for it when last found, or -1
 }
 
-func newConn(c *net.UnixConn, peerPIDFD bool) (*Conn, error) {
+func newConn(c *net.UnixConn, peerPIDFD, sockDiag bool) (*Conn, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -93,29 +114,88 @@ func newConn(c *net.UnixConn, peerPIDFD bool) (*Conn, error) {
 			return nil, fmt.Errorf("peer: pidfd_open(%d): %w", cred.Pid, err)
 		}
 	}
-	caller := attest.Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups}
-	return &Conn{UnixConn: c, caller: caller, pidfd: pidfd}, nil
+	// Record what the caller runs as soon as possible: an exec between
+	// connect and this stat is the one change the agent cannot see (see
+	// the package comment), so the window is kept short.
+	exe, exeErr := statExe(cred.Pid)
+	notCaller := credsChanged(cred.Pid, cred.Uid, cred.Gid)
+	// Both reads went by PID; they describe the caller only if it is still
+	// alive now.
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
+		_ = unix.Close(pidfd)
+		return nil, fmt.Errorf("peer: caller %d exited before it was accepted: %w", cred.Pid, err)
+	}
+	if notCaller == nil && exeErr != nil {
+		notCaller = fmt.Errorf("peer: executable of caller %d: %w", cred.Pid, exeErr)
+	}
+	caller := attest.Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups, Exe: exe}
+	return &Conn{UnixConn: c, caller: caller, notCaller: notCaller, pidfd: pidfd, sockDiag: sockDiag, fdHint: -1}, nil
 }
 
 // Caller returns the caller recorded at accept time.
 func (c *Conn) Caller() attest.Caller { return c.caller }
 
-// Verify reports whether the caller is still alive (ErrGone if not).
+// Verify reports whether the caller is still the process that was
+// attested: alive (ErrGone if not), running the executable it ran when its
+// connection was accepted, and holding its end of the connection (an error
+// wrapping ErrNotCaller if not).
 func (c *Conn) Verify() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.pidfd < 0 {
 		return ErrGone
 	}
+	// What is read by PID first, then whether the PID still names the
+	// caller; a dead caller is reported as such whatever the reads said.
+	checkErr := c.check()
 	err := unix.PidfdSendSignal(c.pidfd, 0, nil, 0)
 	switch {
 	case err == nil:
-		return nil
+		return checkErr
 	case errors.Is(err, unix.ESRCH):
 		return ErrGone
 	default:
 		return fmt.Errorf("peer: check caller %d: %w", c.caller.PID, err)
 	}
+}
+
+// check runs the per-call checks that read /proc: one stat, and normally
+// one readlink (the fd where the socket was found last time). c.mu is held.
+func (c *Conn) check() error {
+	if c.notCaller != nil {
+		return c.notCaller
+	}
+	pid := c.caller.PID
+	exe, err := statExe(pid)
+	if err != nil {
+		return fmt.Errorf("peer: executable of caller %d: %w", pid, err)
+	}
+	if exe != c.caller.Exe {
+		return fmt.Errorf("peer: caller %d: %w: %w", pid, attest.ErrExecutableChanged, ErrNotCaller)
+	}
+	if !c.sockDiag {
+		return nil
+	}
+	if c.peerIno == 0 {
+		if c.peerIno, err = c.lookupPeerInode(); err != nil {
+			return err
+		}
+	}
+	c.fdHint, err = holdsSocket(pid, c.peerIno, c.fdHint)
+	return err
+}
+
+func (c *Conn) lookupPeerInode() (uint64, error) {
+	raw, err := c.UnixConn.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("peer: %w", err)
+	}
+	var ino uint64
+	var diagErr error
+	if err := raw.Control(func(fd uintptr) { ino, diagErr = peerInode(int(fd)) }); err != nil {
+		return 0, fmt.Errorf("peer: %w", err)
+	}
+	return ino, diagErr
 }
 
 // Close closes the connection and the pidfd.

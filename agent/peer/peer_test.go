@@ -23,6 +23,9 @@ const childEnv = "SWORN_TEST_PEER_DIAL"
 // TestMain lets the test binary act as a short-lived caller: it connects,
 // says one byte and exits, leaving the connection's PID free for reuse.
 func TestMain(m *testing.M) {
+	if role := os.Getenv(roleEnv); role != "" {
+		runRole(role)
+	}
 	if addr := os.Getenv(childEnv); addr != "" {
 		c, err := net.Dial("unix", addr)
 		if err != nil {

@@ -130,6 +130,13 @@ func (s *Server) attest(ctx context.Context) (caller, error) {
 		if errors.Is(err, peer.ErrGone) {
 			return caller{}, status.Error(codes.Unavailable, "could not verify the caller: it exited during attestation")
 		}
+		// Not transient: the process that opened this connection has since
+		// exec'd or handed the connection on, so no call on it will ever be
+		// attested again. Unavailable would invite retrying on the same
+		// connection forever; the caller is told to open a new one.
+		if errors.Is(err, peer.ErrNotCaller) || errors.Is(err, attest.ErrExecutableChanged) {
+			return caller{}, status.Error(codes.PermissionDenied, "this connection's process no longer runs the executable it connected with or no longer holds the connection; open a new connection")
+		}
 		return caller{}, status.Error(codes.Unavailable, "attestation failed")
 	}
 	c.selectors = attest.NewSet(sel...)
