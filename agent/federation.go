@@ -99,7 +99,7 @@ func loadBundleFile(td spiffeid.TrustDomain, path string) (*spiffebundle.Bundle,
 // parseBundle reads a SPIFFE bundle (JSON) or PEM CA certificates.
 func parseBundle(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
 	if strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
-		return spiffebundle.Parse(td, data)
+		return trust.ParseBundle(td, data)
 	}
 	xb, err := x509bundle.Parse(td, data)
 	if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
-	"github.com/spiffe/go-spiffe/v2/federation"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/sworn-id/sworn/agent/admin/adminpb"
 	"github.com/sworn-id/sworn/trust"
@@ -43,7 +44,7 @@ https_spiffe against a bundle you already have; otherwise with https_web
 			if err != nil {
 				return fmt.Errorf("--trust-domain: %w", err)
 			}
-			var opt federation.FetchOption
+			var tlsCfg *tls.Config
 			switch {
 			case o.endpointID != "":
 				id, err := spiffeid.FromString(o.endpointID)
@@ -57,7 +58,7 @@ https_spiffe against a bundle you already have; otherwise with https_web
 				if err != nil {
 					return fmt.Errorf("--bundle-file: %w", err)
 				}
-				opt = federation.WithSPIFFEAuth(b, id)
+				tlsCfg = tlsconfig.TLSClientConfig(b, tlsconfig.AuthorizeID(id))
 			default:
 				var pool *x509.CertPool
 				if o.caFile != "" {
@@ -68,16 +69,15 @@ https_spiffe against a bundle you already have; otherwise with https_web
 					pool = x509.NewCertPool()
 					pool.AppendCertsFromPEM(pem)
 				}
-				opt = federation.WithWebPKIRoots(pool)
+				tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
-			b, err := federation.FetchBundle(ctx, td, o.url, opt)
+			// The agent's own fetcher, with its limits on what the
+			// endpoint may send.
+			b, err := trust.FetchBundle(ctx, trust.BundleClient(tlsCfg, o.timeout), td, o.url)
 			if err != nil {
 				return fmt.Errorf("bundle fetch: %w", err)
-			}
-			if err := trust.CheckBundleTrustDomain(td, b.X509Authorities()); err != nil {
-				return err
 			}
 			data, err := b.Marshal()
 			if err != nil {

@@ -1,0 +1,228 @@
+package trust_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/sworn-id/sworn/trust"
+)
+
+var peerTD = spiffeid.RequireTrustDomainFromString("peer.example")
+
+// caCert makes a CA certificate with a SPIFFE URI SAN of td.
+func caCert(td spiffeid.TrustDomain) (*x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, URIs: []*url.URL{td.ID().URL()}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// makeBundle is a SPIFFE bundle of td holding n distinct CAs (a bundle
+// drops duplicates), with a refresh hint.
+func makeBundle(td spiffeid.TrustDomain, n int, hint time.Duration) ([]byte, error) {
+	b := spiffebundle.New(td)
+	for range n {
+		ca, err := caCert(td)
+		if err != nil {
+			return nil, err
+		}
+		b.AddX509Authority(ca)
+	}
+	b.SetRefreshHint(hint)
+	return b.Marshal()
+}
+
+func bundleJSON(t *testing.T, td spiffeid.TrustDomain, n int, hint time.Duration) []byte {
+	t.Helper()
+	data, err := makeBundle(td, n, hint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// endpoint is a real HTTPS bundle endpoint that answers with handler; it
+// returns the client the agent would use to fetch from it.
+func endpoint(t *testing.T, handler http.HandlerFunc, timeout time.Duration) (string, *http.Client) {
+	t.Helper()
+	srv := httptest.NewTLSServer(handler)
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	tlsCfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	tlsCfg.RootCAs = pool
+	return srv.URL, trust.BundleClient(tlsCfg, timeout)
+}
+
+// A bundle endpoint is another organisation's server; each answer an
+// attacker who holds it could give is refused with a reason, before it is
+// read whole or trusted.
+func TestFetchBundleRefusesWhatAPeerMustNotSend(t *testing.T) {
+	good := bundleJSON(t, peerTD, 1, time.Minute)
+	other := spiffeid.RequireTrustDomainFromString("victim.example")
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		wantErr string
+	}{
+		{name: "good", handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(good) }},
+		{name: "larger than the limit", handler: func(w http.ResponseWriter, _ *http.Request) {
+			pad := strings.Repeat(" ", trust.MaxBundleBytes)
+			_, _ = w.Write([]byte(pad))
+			_, _ = w.Write(good)
+		}, wantErr: "sent more than 1048576 bytes"},
+		{name: "too many authorities", handler: func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write(bundleJSON(t, peerTD, trust.MaxBundleAuthorities+1, time.Minute))
+		}, wantErr: "holds 257 authorities, more than 256"},
+		{name: "another trust domain's CA", handler: func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write(bundleJSON(t, other, 1, time.Minute))
+		}, wantErr: "holds a CA of victim.example"},
+		{name: "redirect", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "https://elsewhere.example/bundle", http.StatusFound)
+		}, wantErr: "redirects are not followed"},
+		{name: "error status with a bundle body", handler: func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write(good)
+		}, wantErr: "answered 500"},
+		{name: "not a bundle", handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"keys": 1}`)) }, wantErr: "bundle for peer.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, client := endpoint(t, tt.handler, 5*time.Second)
+			b, err := trust.FetchBundle(context.Background(), client, peerTD, u)
+			if tt.wantErr == "" {
+				if err != nil || len(b.X509Authorities()) != 1 {
+					t.Fatalf("FetchBundle = %v, %v; want one authority", b, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("FetchBundle err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// An endpoint that accepts and never answers would otherwise hold the
+// refresh loop for good (go-spiffe's fetcher has no timeout of its own).
+func TestFetchBundleTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	u, client := endpoint(t, func(http.ResponseWriter, *http.Request) { <-release }, 200*time.Millisecond)
+	_, err := trust.FetchBundle(context.Background(), client, peerTD, u)
+	if err == nil || !strings.Contains(err.Error(), "Client.Timeout exceeded") {
+		t.Fatalf("FetchBundle err = %v, want a client timeout", err)
+	}
+}
+
+// The watch loop keeps the last good bundle when the endpoint starts
+// answering with something it must refuse.
+func TestWatchKeepsTheLastGoodBundle(t *testing.T) {
+	good := bundleJSON(t, peerTD, 1, time.Second)
+	var bad atomic.Bool
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if bad.Load() {
+			_, _ = w.Write(bundleJSON(t, spiffeid.RequireTrustDomainFromString("victim.example"), 1, time.Second))
+			return
+		}
+		_, _ = w.Write(good)
+	}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	store := trust.NewStore()
+	updated, failed := make(chan struct{}, 8), make(chan error, 8)
+	f := &trust.Federation{TrustDomain: peerTD, URL: srv.URL, Profile: trust.ProfileHTTPSWeb, WebRoots: pool,
+		OnUpdate: func(*spiffebundle.Bundle) { updated <- struct{}{} },
+		OnError:  func(err error) { failed <- err },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Watch(ctx, store) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-updated:
+	case err := <-failed:
+		t.Fatalf("first fetch failed: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no fetch")
+	}
+	bad.Store(true)
+	select {
+	case err := <-failed:
+		if !strings.Contains(err.Error(), "holds a CA of victim.example") {
+			t.Fatalf("refusal = %v", err)
+		}
+	case <-updated:
+		t.Fatal("a bundle with another trust domain's CA was taken")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no second fetch")
+	}
+	if b, ok := store.Snapshot().Bundles[peerTD]; !ok || len(b.X509Authorities()) != 1 {
+		t.Fatalf("store after a refused fetch: %v, %v; want the last good bundle", b, ok)
+	}
+}
+
+// FuzzParseBundle feeds what a peer's bundle endpoint (or an operator's
+// bundle file) sends. An accepted bundle is within the limits, holds no CA
+// of another trust domain, and survives a round trip unchanged.
+func FuzzParseBundle(f *testing.F) {
+	for _, seed := range []struct {
+		td spiffeid.TrustDomain
+		n  int
+	}{{peerTD, 1}, {spiffeid.RequireTrustDomainFromString("victim.example"), 2}} {
+		data, err := makeBundle(seed.td, seed.n, time.Minute)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"keys":[{"use":"jwt-svid","kty":"EC","kid":"k","crv":"P-256","x":"WbbxT0s8DkxaXkV0E6yb9qTfR3JZbNU1q2k2k2k2k2k","y":"WbbxT0s8DkxaXkV0E6yb9qTfR3JZbNU1q2k2k2k2k2k"}],"spiffe_refresh_hint":-9223372036854775808}`))
+	f.Add([]byte(`{"keys":[{"use":"x509-svid","kty":"EC","x5c":["AAAA"]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := trust.ParseBundle(peerTD, data)
+		if err != nil {
+			return
+		}
+		if n := len(b.X509Authorities()) + len(b.JWTAuthorities()); n > trust.MaxBundleAuthorities {
+			t.Fatalf("accepted %d authorities", n)
+		}
+		if err := trust.CheckBundleTrustDomain(peerTD, b.X509Authorities()); err != nil {
+			t.Fatalf("accepted a bundle that fails the trust domain check: %v", err)
+		}
+		again, err := b.Marshal()
+		if err != nil {
+			return // e.g. a JWT key go-jose cannot marshal back
+		}
+		b2, err := trust.ParseBundle(peerTD, again)
+		if err != nil || !b2.Equal(b) {
+			t.Fatalf("round trip changed the bundle: %v", err)
+		}
+	})
+}
