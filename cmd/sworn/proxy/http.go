@@ -76,6 +76,11 @@ func (p *Proxy) httpHandler(transport http.RoundTripper) http.Handler {
 					delete(r.Out.Header, name)
 				}
 			}
+			// Request trailers come after the body, where no header
+			// check above sees them, and a backend that merges them
+			// into the headers would read whatever the client wrote
+			// there. Over HTTP/1.1 nobody needs them: none is forwarded.
+			r.Out.Trailer = nil
 			r.SetXForwarded()
 			r.Out.Header.Set(XFCC, rt.xfcc)
 		},

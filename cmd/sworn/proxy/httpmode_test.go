@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -170,11 +171,14 @@ func TestHTTPModeAgainstNginx(t *testing.T) {
 func TestHTTPModeDropsForgedForwardingHeaders(t *testing.T) {
 	a := startAgent(t)
 	seen := make(chan http.Header, 1)
+	trailers := make(chan http.Header, 1)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // trailers arrive after the body
 		seen <- r.Header.Clone()
+		trailers <- r.Trailer.Clone()
 	}))
 	t.Cleanup(backend.Close)
-	rule, err := trust.ParseHTTPRule("spiffe://example.org/client-ok GET /api/*")
+	rule, err := trust.ParseHTTPRule("spiffe://example.org/client-ok GET,POST /api/*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,5 +226,21 @@ func TestHTTPModeDropsForgedForwardingHeaders(t *testing.T) {
 		if found[n] != 1 {
 			t.Errorf("backend saw %d %s headers (in any spelling), want exactly the proxy's one", found[n], n)
 		}
+	}
+	if tr := <-trailers; len(tr) != 0 {
+		t.Errorf("backend saw trailers %q on a request without a body", tr)
+	}
+
+	// Trailers come after the body, where a backend that merges them into
+	// the headers would read a forged peer: the proxy forwards none.
+	got = rawRequests(t, client, addr, "POST /api/orders HTTP/1.1\r\nHost: sworn.test\r\nTransfer-Encoding: chunked\r\n"+
+		"Trailer: X-Forwarded-Client-Cert, X-HTTP-Method-Override\r\nConnection: close\r\n\r\n"+
+		"2\r\nhi\r\n0\r\nX-Forwarded-Client-Cert: URI=spiffe://example.org/admin\r\nX-HTTP-Method-Override: DELETE\r\n\r\n")
+	if got[0].status != http.StatusOK {
+		t.Fatalf("POST with trailers: status %d: %q", got[0].status, got[0].body)
+	}
+	<-seen
+	if tr := <-trailers; len(tr) != 0 {
+		t.Errorf("backend saw client trailers %q", tr)
 	}
 }

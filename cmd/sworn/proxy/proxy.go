@@ -49,7 +49,7 @@ type Metrics struct {
 	Connections *prometheus.CounterVec // result, reason
 	Bytes       *prometheus.CounterVec // direction
 	Handshake   prometheus.Histogram
-	Requests    *prometheus.CounterVec // HTTP mode: result
+	Requests    *prometheus.CounterVec // HTTP mode: result (allowed, denied, bad_request)
 }
 
 // NewMetrics registers the proxy's metrics with r.
@@ -66,7 +66,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sworn_proxy_http_requests_total", Help: "HTTP mode requests by result (allowed, denied).",
+			Name: "sworn_proxy_http_requests_total", Help: "HTTP mode requests by result (allowed, denied, bad_request).",
 		}, []string{"result"}),
 	}
 	r.MustRegister(m.Connections, m.Bytes, m.Handshake, m.Requests)
