@@ -16,6 +16,12 @@
 // policy, applies from the next handshake without touching open
 // connections. WriteSVIDFiles writes an SVID and bundle to disk atomically.
 //
+// HTTP rules are matched against CanonicalPath of the request target, never
+// the raw path: a target with dot segments (raw, escaped or as "..;"),
+// an escaped / or %, a \, control characters or invalid UTF-8 is refused,
+// and empty segments are merged, so a caller that forwards the canonical
+// path (Decision.Path) gives the backend exactly what was decided on.
+//
 // The package imports go-spiffe (and the YAML decoder go-spiffe's module
 // already brings) and nothing of the agent, so a workload can use it alone.
 package trust
