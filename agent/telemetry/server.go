@@ -9,14 +9,29 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
 // Server serves /live, /ready and /metrics.
+//
+// Its port is open to every local user, so it must not be a way around the
+// Workload API's connection caps: it holds at most MaxConns connections at
+// once (further ones wait in the kernel's backlog, using no descriptor of
+// the agent's), a connection that sends no request within 5 s or idles
+// 30 s between requests is closed, and no answer takes longer than 30 s.
 type Server struct {
 	Metrics *Metrics
 	// Ready returns nil when the agent can serve workloads, else why not.
 	Ready func() error
+	// MaxConns bounds open connections; 0 means DefaultMaxConns.
+	MaxConns int
+	// IdleTimeout closes a kept-alive connection that sends no new
+	// request; 0 means 30 s.
+	IdleTimeout time.Duration
 }
+
+// DefaultMaxConns is enough for probes and scrapes many times over.
+const DefaultMaxConns = 64
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
@@ -37,7 +52,16 @@ func (s *Server) Handler() http.Handler {
 
 // Serve serves on l until ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	maxConns, idle := s.MaxConns, s.IdleTimeout
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	if idle <= 0 {
+		idle = 30 * time.Second
+	}
+	l = netutil.LimitListener(l, maxConns)
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: idle, MaxHeaderBytes: 16 << 10}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
