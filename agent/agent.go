@@ -236,6 +236,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !workloadL.PeerPIDFD() {
 		a.log.Warn("kernel lacks SO_PEERPIDFD; PID-reuse protection opens the caller's pidfd at accept time instead")
 	}
+	if !workloadL.SocketCheck() {
+		a.log.Warn("kernel does not answer unix sock_diag queries (CONFIG_UNIX_DIAG); a caller that hands its connection to another process is not detected")
+	}
 
 	conns := a.limitConnections(workloadL)
 
