@@ -18,8 +18,9 @@ const (
 	workloadMaxRecvMsgSize = 64 << 10
 	workloadWindowSize     = 64 << 10
 	workloadHeaderListSize = 64 << 10
-	// Small read buffers and a write buffer shared between flushes keep an
-	// idle connection cheap: gRPC's defaults hold 64 KiB per connection.
+	// Small read buffers and a write buffer shared between flushes (gRPC's
+	// default since 1.66) keep an idle connection cheap: gRPC's default
+	// buffer sizes hold 64 KiB per connection.
 	workloadReadBufferSize  = 4 << 10
 	workloadWriteBufferSize = 16 << 10
 )
@@ -35,7 +36,7 @@ func (a *Agent) limitConnections(l *peer.Listener) *connlimit.Listener {
 	}
 	lim := a.cfg.Limits
 	conns := connlimit.New(l, connlimit.Config{
-		PerUID: lim.MaxConnectionsPerUID,
+		PerUID: lim.UIDConnectionCap(nofile),
 		Total:  lim.ConnectionCap(nofile),
 		OnRefuse: func(r connlimit.Reason) {
 			a.metrics.ConnectionsRefused.WithLabelValues(string(r)).Inc()
@@ -43,7 +44,7 @@ func (a *Agent) limitConnections(l *peer.Listener) *connlimit.Listener {
 		Logger: a.log.With("component", "workload"),
 	})
 	a.log.Info("workload API connection limits", "open_files", nofile,
-		"max_connections", lim.ConnectionCap(nofile), "max_connections_per_uid", lim.MaxConnectionsPerUID,
+		"max_connections", lim.ConnectionCap(nofile), "max_connections_per_uid", lim.UIDConnectionCap(nofile),
 		"reserved_fds", lim.ReservedFDs, "max_streams_per_uid", lim.MaxStreamsPerUID)
 	a.conns.Store(conns)
 	return conns
@@ -61,7 +62,6 @@ func (a *Agent) workloadServerOptions(wl *workload.Server) []grpc.ServerOption {
 		grpc.MaxHeaderListSize(workloadHeaderListSize),
 		grpc.ReadBufferSize(workloadReadBufferSize),
 		grpc.WriteBufferSize(workloadWriteBufferSize),
-		grpc.SharedWriteBuffer(true),
 	}, wl.ServerOptions()...)
 }
 

@@ -156,7 +156,9 @@ func requireRoot(t *testing.T) {
 // recovers when the connections close.
 func TestConnectionLimitsPerUIDAndInTotal(t *testing.T) {
 	requireRoot(t)
-	const perUID, total = 4, 6
+	// The total is twice the per-uid cap, the least that keeps one uid
+	// from holding more than half (config.Limits.UIDConnectionCap).
+	const perUID, total = 4, 8
 	cfg := newConfig(t)
 	cfg.HealthAddr = freeAddr(t)
 	cfg.Limits.MaxConnectionsPerUID = perUID

@@ -74,6 +74,14 @@ func (l Limits) ConnectionCap(nofile uint64) int {
 	return int(max(min((nofile-reserve)/2, 1<<30), 1))
 }
 
+// UIDConnectionCap returns the bound on one uid's Workload API connections:
+// MaxConnectionsPerUID, but never more than half of ConnectionCap, so that
+// under a low open-file limit (1,024 leaves 384 connections) one uid
+// cannot take every connection and shut out the others.
+func (l Limits) UIDConnectionCap(nofile uint64) int {
+	return max(1, min(l.MaxConnectionsPerUID, l.ConnectionCap(nofile)/2))
+}
+
 func (l Limits) validate() []fieldError {
 	var errs []fieldError
 	add := func(err error, field string) {

@@ -35,6 +35,33 @@ func TestConnectionCapLeavesTheReserve(t *testing.T) {
 	}
 }
 
+// One uid must never be able to take every connection, whatever the
+// open-file limit: under the common 1,024 the total is 384, below the
+// per-uid default.
+func TestUIDConnectionCapIsHalfTheTotalAtMost(t *testing.T) {
+	defaults := config.Limits{}
+	defaults.SetDefaults()
+	tests := []struct {
+		name   string
+		limits config.Limits
+		nofile uint64
+		want   int
+	}{
+		{name: "a systemd unit's hard limit keeps the default", limits: defaults, nofile: 524288, want: 1024},
+		{name: "the common 1,024", limits: defaults, nofile: 1024, want: 384 / 2},
+		{name: "the review's 20,000", limits: defaults, nofile: 20000, want: 1024},
+		{name: "a total set by hand", limits: config.Limits{MaxConnections: 100, MaxConnectionsPerUID: 1024}, nofile: 20000, want: 50},
+		{name: "never zero", limits: config.Limits{MaxConnections: 1, MaxConnectionsPerUID: 1024}, nofile: 20000, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.limits.UIDConnectionCap(tt.nofile); got != tt.want {
+				t.Fatalf("UIDConnectionCap(%d) = %d, want %d", tt.nofile, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLimitsDefaultsAndValidation(t *testing.T) {
 	base := "trust_domain: example.org\n"
 	c, err := config.Parse("sworn.yaml", []byte(base))
