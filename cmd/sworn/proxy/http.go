@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/sworn-id/sworn/trust"
@@ -23,6 +24,13 @@ const XFCC = "X-Forwarded-Client-Cert"
 // one would run a DELETE that a GET-only rule admitted, so a request
 // carrying any of them is refused. Names are compared as normalName does.
 var methodOverrides = []string{"x-http-method-override", "x-http-method", "x-method-override"}
+
+// pathOverrides are the headers by which frameworks let a request say it
+// is for another path than its request line's (IIS URL Rewrite's
+// X-Original-URL and X-Rewrite-URL, honoured by Symfony, Yii, Zend and
+// Drupal). A backend that routes on one would serve /admin to a request
+// decided as /public/x, so a request carrying any of them is refused.
+var pathOverrides = []string{"x-original-url", "x-rewrite-url", "x-override-url", "x-original-uri"}
 
 // normalName is a header name as nginx (underscores_in_headers), Envoy
 // and CGI/WSGI gateways see it: case folded and "_" read as "-", so
@@ -135,6 +143,19 @@ func (p *Proxy) authorizeHTTP(next http.Handler) http.Handler {
 	})
 }
 
+// phpKey is a query key as PHP names it in $_GET and $_REQUEST (leading
+// spaces dropped; ' ', '.' and '[' read as '_'), so ?.method=DELETE, which
+// Laravel and Symfony see as _method, is caught too.
+func phpKey(key string) string {
+	key = strings.TrimLeft(key, " ")
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '.' || r == '[' {
+			return '_'
+		}
+		return r
+	}, key)
+}
+
 // checkSemantics refuses what would make the backend do something other
 // than the request line says: a method override (header, in any spelling,
 // or _method in the query; one in a form body is not seen), and a protocol
@@ -144,10 +165,12 @@ func (p *Proxy) authorizeHTTP(next http.Handler) http.Handler {
 // bypasses the rules.
 func checkSemantics(r *http.Request) error {
 	for name := range r.Header {
-		for _, o := range methodOverrides {
-			if normalName(name) == o {
-				return fmt.Errorf("method override header %s: the rules decide on the request method, so overrides are refused", name)
-			}
+		n := normalName(name)
+		if slices.Contains(methodOverrides, n) {
+			return fmt.Errorf("method override header %s: the rules decide on the request method, so overrides are refused", name)
+		}
+		if slices.Contains(pathOverrides, n) {
+			return fmt.Errorf("path override header %s: the rules decide on the request path, so overrides are refused", name)
 		}
 	}
 	for _, kv := range strings.FieldsFunc(r.URL.RawQuery, func(c rune) bool { return c == '&' || c == ';' }) {
@@ -155,7 +178,7 @@ func checkSemantics(r *http.Request) error {
 		if k, err := url.QueryUnescape(key); err == nil {
 			key = k
 		}
-		if strings.EqualFold(strings.TrimSpace(key), "_method") {
+		if strings.EqualFold(phpKey(key), "_method") {
 			return fmt.Errorf("method override %q in the query: the rules decide on the request method, so overrides are refused", kv)
 		}
 	}

@@ -96,6 +96,10 @@ func TestHTTPModeAgainstNginx(t *testing.T) {
 		{name: "X-HTTP-Method", req: get("GET", "/api/orders/42", "x-http-method: DELETE"), want: []int{400}, body: "method override"},
 		{name: "X-Method-Override", req: get("GET", "/api/orders/42", "X-Method-Override: DELETE"), want: []int{400}, body: "method override"},
 		{name: "_method in the query", req: get("GET", "/api/orders/42?_method=DELETE"), want: []int{400}, body: "method override"},
+		{name: "_method as PHP reads .method", req: get("GET", "/api/orders/42?%2Emethod=DELETE"), want: []int{400}, body: "method override"},
+		{name: "_method as PHP reads  method[", req: get("GET", "/api/orders/42?+[method=DELETE"), want: []int{400}, body: "method override"},
+		{name: "X-Original-URL", req: get("GET", "/api/orders/42", "X-Original-URL: /admin/secret.txt"), want: []int{400}, body: "path override"},
+		{name: "X-Rewrite-URL, underscores", req: get("GET", "/api/orders/42", "X_Rewrite_Url: /admin/secret.txt"), want: []int{400}, body: "path override"},
 		{name: "h2c upgrade", req: get("GET", "/api/orders/42", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA", "Connection: Upgrade, HTTP2-Settings"), want: []int{400}, body: "upgrade"},
 
 		{name: "CL.TE smuggling", req: "GET /api/orders/1 HTTP/1.1\r\nHost: sworn.test\r\nContent-Length: 60\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
