@@ -126,7 +126,7 @@ func newConn(c *net.UnixConn, peerPIDFD, sockDiag bool) (*Conn, error) {
 		return nil, fmt.Errorf("peer: caller %d exited before it was accepted: %w", cred.Pid, err)
 	}
 	if notCaller == nil && exeErr != nil {
-		notCaller = fmt.Errorf("peer: executable of caller %d: %w", cred.Pid, exeErr)
+		notCaller = fmt.Errorf("peer: executable of caller %d: %w: %w", cred.Pid, ErrNotCaller, exeErr)
 	}
 	caller := attest.Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups, Exe: exe}
 	return &Conn{UnixConn: c, caller: caller, notCaller: notCaller, pidfd: pidfd, sockDiag: sockDiag, fdHint: -1}, nil

@@ -29,7 +29,7 @@ func statExe(pid int32) (attest.FileID, error) {
 func credsChanged(pid int32, uid, gid uint32) error {
 	now, err := attest.CallerOf("", pid)
 	if err != nil {
-		return fmt.Errorf("peer: credentials of caller %d: %w", pid, err)
+		return fmt.Errorf("peer: credentials of caller %d: %w: %w", pid, ErrNotCaller, err)
 	}
 	if now.UID != uid || now.GID != gid {
 		return fmt.Errorf("peer: caller %d connected as uid/gid %d/%d but runs as %d/%d when accepted: %w",

@@ -17,7 +17,7 @@ func CheckTree(root string, uid int) error {
 		return fmt.Errorf("secpath: %w", err)
 	}
 	c := checker{uid: uid, seen: map[string]bool{}}
-	return c.tree(root)
+	return c.tree(root, false)
 }
 
 type checker struct {
@@ -25,12 +25,19 @@ type checker struct {
 	seen map[string]bool // resolved trees already walked, against symlink loops
 }
 
-func (c *checker) tree(root string) error {
+// tree checks root and what is under it. Only the data dir itself may be
+// missing (the agent creates it): a link inside it that points nowhere
+// yet is refused, since whoever may create its target later (in a sticky
+// /tmp, anyone) would choose what the agent reads.
+func (c *checker) tree(root string, isLink bool) error {
 	if err := c.ancestors(root); err != nil {
 		return err
 	}
 	real, err := filepath.EvalSymlinks(root)
 	if errors.Is(err, fs.ErrNotExist) {
+		if isLink {
+			return fmt.Errorf("secpath: %s is a symbolic link to nothing; whoever creates its target would choose what the agent reads: remove it", root)
+		}
 		return nil
 	}
 	if err != nil {
@@ -56,7 +63,7 @@ func (c *checker) tree(root string) error {
 		if fi.Mode().Type() == fs.ModeSymlink {
 			// The link sits in a directory checked above; what it points to
 			// must pass on its own.
-			return c.tree(path)
+			return c.tree(path, true)
 		}
 		return c.inside(path, fi)
 	})

@@ -46,6 +46,12 @@ func TestCheckTree(t *testing.T) {
 			must(t, os.Symlink(target, filepath.Join(root, "state.json")))
 			return root
 		}, wantErr: "open.pem has mode -rw-rw-rw-"},
+		{name: "dangling link inside", setup: func(t *testing.T, dir string) string {
+			root := filepath.Join(dir, "data")
+			must(t, os.Mkdir(root, 0o700))
+			must(t, os.Symlink(filepath.Join(dir, "not-yet.pem"), filepath.Join(root, "bundle.pem")))
+			return root
+		}, wantErr: "bundle.pem is a symbolic link to nothing"},
 		{name: "sticky world-writable directory above", setup: func(t *testing.T, dir string) string {
 			must(t, os.Chmod(dir, os.ModeSticky|0o777))
 			return filepath.Join(dir, "data")
