@@ -104,7 +104,8 @@ func startAttack(t *testing.T, bin string, env []string, cred *syscall.Credentia
 	a.cmd.ExtraFiles = []*os.File{ctlR, stW}
 	a.cmd.Stdin, a.cmd.Stdout, a.cmd.Stderr = inR, outW, a.stderr
 	// Its own process group, so that the helper it starts ends with it.
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	// Pdeathsig: if the test binary dies (a -timeout), so does the attacker.
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

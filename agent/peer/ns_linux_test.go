@@ -2,12 +2,14 @@ package peer_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sworn-id/sworn/agent/agenttest"
 	"github.com/sworn-id/sworn/agent/config"
@@ -39,12 +41,23 @@ func TestBindMountInUserNamespaceDoesNotGrantPath(t *testing.T) {
 	}
 	ta := agenttest.Start(t, cfg)
 	env := append(os.Environ(), "SWORN_TEST_ADDR="+ta.Addr(), "SWORN_TEST_VICTIM="+bins["victim"])
-	nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	// Each child runs as nobody in a process group of its own, killed with
+	// its group when the test's deadline passes or the test binary dies,
+	// so no child (in a user namespace the test cannot signal by name)
+	// outlives the test.
+	command := func(name string, args ...string) *exec.Cmd {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t.Cleanup(cancel)
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 5 * time.Second
+		return cmd
+	}
 
 	t.Run("bind mount in a user and mount namespace", func(t *testing.T) {
-		cmd := exec.Command(unshare, "-Urm", bins["evil"], "-test.run=^$")
+		cmd := command(unshare, "-Urm", bins["evil"], "-test.run=^$")
 		cmd.Env = append(env, roleEnv+"=nsmount")
-		cmd.SysProcAttr = nobody
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -64,9 +77,8 @@ func TestBindMountInUserNamespaceDoesNotGrantPath(t *testing.T) {
 	})
 
 	t.Run("the named file in the agent's namespace", func(t *testing.T) {
-		cmd := exec.Command(bins["victim"], "-test.run=^$")
+		cmd := command(bins["victim"], "-test.run=^$")
 		cmd.Env = append(env, roleEnv+"=fetch")
-		cmd.SysProcAttr = nobody
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("victim: %v\n%s", err, out)
