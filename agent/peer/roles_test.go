@@ -51,6 +51,10 @@ func runRole(role string) {
 		err = helper()
 	case "nsmount":
 		err = nsmount()
+	case "streamer":
+		err = streamer()
+	case "reader":
+		err = reader()
 	case "fetch":
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()

@@ -95,6 +95,9 @@ var (
 type caller struct {
 	attest.Caller
 	selectors attest.Set
+	// verify reports whether the process that connected is still the one
+	// attested (see peer.Conn.Verify).
+	verify func() error
 }
 
 // checkHeader checks the security header every call must carry.
@@ -115,7 +118,7 @@ func (s *Server) attest(ctx context.Context) (caller, error) {
 	if !ok {
 		return caller{}, status.Error(codes.Internal, "caller credentials unavailable")
 	}
-	c := caller{Caller: info.Caller()}
+	c := caller{Caller: info.Caller(), verify: info.Verify}
 	start := time.Now()
 	sel, err := s.cfg.Attestor.Attest(ctx, c.Caller)
 	if err == nil {
@@ -135,12 +138,30 @@ func (s *Server) attest(ctx context.Context) (caller, error) {
 		// attested again. Unavailable would invite retrying on the same
 		// connection forever; the caller is told to open a new one.
 		if errors.Is(err, peer.ErrNotCaller) || errors.Is(err, attest.ErrExecutableChanged) {
-			return caller{}, status.Error(codes.PermissionDenied, "this connection's process no longer runs the executable it connected with or no longer holds the connection; open a new connection")
+			return caller{}, errNotCaller
 		}
 		return caller{}, status.Error(codes.Unavailable, "attestation failed")
 	}
 	c.selectors = attest.NewSet(sel...)
 	return c, nil
+}
+
+var errNotCaller = status.Error(codes.PermissionDenied, "this connection's process no longer runs the executable it connected with or no longer holds the connection; open a new connection")
+
+// reverify checks, before a stream sends again, that its caller is still
+// the process attested when the stream opened. Every send after the first
+// carries a new key or bundle; a process that has since exec'd, exited or
+// handed its connection to another must not receive them.
+func (s *Server) reverify(c caller) error {
+	err := c.verify()
+	if err == nil {
+		return nil
+	}
+	s.cfg.Logger.Warn("ending a stream whose caller changed", "pid", c.PID, "uid", c.UID, "error", err)
+	if errors.Is(err, peer.ErrGone) || errors.Is(err, peer.ErrNotCaller) || errors.Is(err, attest.ErrExecutableChanged) {
+		return errNotCaller
+	}
+	return status.Error(codes.Unavailable, "could not verify the caller; open a new connection")
 }
 
 func (s *Server) match(c caller) []registry.Entry {
@@ -171,9 +192,14 @@ func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerSt
 	}
 	defer sub.Close()
 
-	for {
+	for first := true; ; first = false {
 		rulesChanged := s.cfg.Registry.Changed()
 		bundlesChanged := s.cfg.Bundles.Changed()
+		if !first {
+			if err := s.reverify(c); err != nil {
+				return err
+			}
+		}
 		if err := stream.Send(s.x509SVIDResponse(sub.SVIDs(), federatedWith(entries))); err != nil {
 			return err
 		}
@@ -224,9 +250,14 @@ func (s *Server) streamBundles(ctx context.Context, send func(fed map[spiffeid.T
 	if len(entries) == 0 {
 		return errNoIdentity
 	}
-	for {
+	for first := true; ; first = false {
 		rulesChanged := s.cfg.Registry.Changed()
 		bundlesChanged := s.cfg.Bundles.Changed()
+		if !first {
+			if err := s.reverify(c); err != nil {
+				return err
+			}
+		}
 		if err := send(federatedWith(entries)); err != nil {
 			return err
 		}
