@@ -10,11 +10,15 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Unix attests the uid, gid, user, group, supplementary groups, executable
@@ -147,11 +151,19 @@ func (u *Unix) procRoot() string {
 }
 
 // hashCache remembers executable digests by file identity, so that a
-// binary is read once however many times its processes call.
+// binary is read once however many times its processes call. Callers of
+// one file wait for one read of it, and at most hashSlots files are read
+// at once: a caller can make the agent hash a large file of its own (and
+// again after each touch), but not with every core, nor once per call.
 type hashCache struct {
 	mu     sync.Mutex
 	hashes map[hashKey]string
+	group  singleflight.Group
+	reads  atomic.Int64 // files read, for tests
 }
+
+// hashSlots bounds concurrent hashing to half the cores.
+var hashSlots = make(chan struct{}, max(1, runtime.NumCPU()/2))
 
 type hashKey struct {
 	dev, ino     uint64
@@ -171,18 +183,27 @@ func (h *hashCache) sum(f *os.File, st *syscall.Stat_t) (string, error) {
 	if ok {
 		return sum, nil
 	}
-	d := sha256.New()
-	if _, err := io.Copy(d, f); err != nil {
+	v, err, _ := h.group.Do(fmt.Sprint(id), func() (any, error) {
+		hashSlots <- struct{}{}
+		defer func() { <-hashSlots }()
+		h.reads.Add(1)
+		d := sha256.New()
+		if _, err := io.Copy(d, f); err != nil {
+			return "", err
+		}
+		sum := hex.EncodeToString(d.Sum(nil))
+		h.mu.Lock()
+		if h.hashes == nil || len(h.hashes) >= maxCachedHashes {
+			h.hashes = map[hashKey]string{}
+		}
+		h.hashes[id] = sum
+		h.mu.Unlock()
+		return sum, nil
+	})
+	if err != nil {
 		return "", err
 	}
-	sum = hex.EncodeToString(d.Sum(nil))
-	h.mu.Lock()
-	if h.hashes == nil || len(h.hashes) >= maxCachedHashes {
-		h.hashes = map[hashKey]string{}
-	}
-	h.hashes[id] = sum
-	h.mu.Unlock()
-	return sum, nil
+	return v.(string), nil
 }
 
 // nameCache remembers user and group names for a short while; a lookup may
