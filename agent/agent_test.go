@@ -142,23 +142,8 @@ func TestCallerWithNoRuleGetsPermissionDenied(t *testing.T) {
 	}
 	ta := startAgent(t, cfg)
 
-	// The child runs this test binary, copied where uid 65534 can run it.
-	bin := filepath.Join(filepath.Dir(cfg.SocketPath), "child.test")
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+ta.Addr())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "code: PermissionDenied") {
+	out := childFetch(t, filepath.Dir(cfg.SocketPath), ta.Addr(), 65534)
+	if !strings.Contains(out, "code: PermissionDenied") {
 		t.Fatalf("child under uid 65534 got %q, want PermissionDenied", out)
 	}
 
@@ -167,6 +152,31 @@ func TestCallerWithNoRuleGetsPermissionDenied(t *testing.T) {
 	if err != nil || svid.ID.String() != "spiffe://example.org/root-only" {
 		t.Fatalf("allowed caller: %v, %v", svid, err)
 	}
+}
+
+// childFetch runs this test binary, copied into dir where uid can run it,
+// as uid in a child process that fetches an X.509-SVID from addr (see
+// TestMain) and returns what it printed.
+func childFetch(t *testing.T, dir, addr string, uid uint32) string {
+	t.Helper()
+	bin := filepath.Join(dir, "child.test")
+	if _, err := os.Stat(bin); err != nil {
+		self, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, self, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child as uid %d: %v\n%s", uid, err, out)
+	}
+	return string(out)
 }
 
 func rawClient(t testing.TB, ta *testAgent) workload.SpiffeWorkloadAPIClient {

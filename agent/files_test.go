@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -293,24 +292,10 @@ func TestSocketReachedByAnotherUIDWhenAgentCreatedItsDirectory(t *testing.T) {
 		}
 	}
 
-	bin := filepath.Join(base, "child.test")
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=unix://"+cfg.SocketPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
+	out := childFetch(t, base, "unix://"+cfg.SocketPath, 65534)
 	// PermissionDenied comes from the agent (no rule for uid 65534): the
 	// connection got through; a directory in the way gives Unavailable.
-	if !strings.Contains(string(out), "code: PermissionDenied") {
+	if !strings.Contains(out, "code: PermissionDenied") {
 		t.Fatalf("child under uid 65534 got %q, want to reach the agent (PermissionDenied)", out)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -25,8 +24,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sworn-id/sworn/agent/config"
 )
 
 // dialAs connects to the Unix socket at path as uid: the connecting thread
@@ -199,7 +196,7 @@ func TestConnectionLimitsPerUIDAndInTotal(t *testing.T) {
 	}
 
 	// Another uid is still served, and so is the admin socket.
-	if out := childFetch(t, cfg, 65533); !strings.Contains(out, "code: OK") {
+	if out := childFetch(t, filepath.Dir(cfg.SocketPath), "unix://"+cfg.SocketPath, 65533); !strings.Contains(out, "code: OK") {
 		t.Fatalf("uid 65533 while uid 65534 is at its limit: %q, want code: OK", out)
 	}
 	if _, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(ta.Addr())); err != nil {
@@ -237,33 +234,9 @@ func TestConnectionLimitsPerUIDAndInTotal(t *testing.T) {
 	if code, body := ready(t, health); code != http.StatusOK {
 		t.Fatalf("/ready after the connections closed: %d %s", code, body)
 	}
-	if out := childFetch(t, cfg, 65534); !strings.Contains(out, "code: OK") {
+	if out := childFetch(t, filepath.Dir(cfg.SocketPath), "unix://"+cfg.SocketPath, 65534); !strings.Contains(out, "code: OK") {
 		t.Fatalf("uid 65534 after closing its connections: %q, want code: OK", out)
 	}
-}
-
-// childFetch runs this test binary as uid in a child process that fetches
-// an X.509-SVID (see TestMain) and returns what it printed.
-func childFetch(t *testing.T, cfg *config.Config, uid uint32) string {
-	t.Helper()
-	bin := filepath.Join(filepath.Dir(cfg.SocketPath), "child.test")
-	if _, err := os.Stat(bin); err != nil {
-		self, err := os.ReadFile(os.Args[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(bin, self, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=unix://"+cfg.SocketPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child as uid %d: %v\n%s", uid, err, out)
-	}
-	return string(out)
 }
 
 func TestStreamLimitPerUID(t *testing.T) {
