@@ -34,22 +34,10 @@ func TestRelativeSocketPaths(t *testing.T) {
 	})
 	waitForFile(t, "run/a.sock", agentDone)
 
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := cli.NewCommand(context.Background())
-		var out strings.Builder
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
-		cmd.SetArgs(args)
-		if err := cmd.Execute(); err != nil {
-			t.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out.String())
-		}
-		return out.String()
-	}
-	if out := run("svid", "fetch", "--socket", "run/w.sock"); !strings.Contains(out, "spiffe://example.org/uid/") {
+	if out := runCLI(t, "svid", "fetch", "--socket", "run/w.sock"); !strings.Contains(out, "spiffe://example.org/uid/") {
 		t.Fatalf("svid fetch over a relative socket path printed:\n%s", out)
 	}
-	if out := run("status", "--admin-socket", "./run/a.sock"); !strings.Contains(out, "example.org") {
+	if out := runCLI(t, "status", "--admin-socket", "./run/a.sock"); !strings.Contains(out, "example.org") {
 		t.Fatalf("status over a relative admin socket path printed:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join("data")); err != nil {
