@@ -78,8 +78,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		caller := cc.Caller()
 		if reason, held := l.admit(caller.UID); reason != "" {
-			_ = c.Close()
+			// Counted before the close, so that by the time the caller
+			// sees its connection end the refusal is in the metrics.
 			l.refused(caller, reason, held)
+			_ = c.Close()
 			continue
 		}
 		return &Conn{CallerConn: cc, l: l, uid: caller.UID}, nil
