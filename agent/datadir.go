@@ -30,7 +30,7 @@ func checkFiles(cfg *config.Config, log *slog.Logger) error {
 	if err := secpath.CheckTree(cfg.DataDir, os.Geteuid()); err != nil {
 		return fmt.Errorf("agent: data_dir: %w", err)
 	}
-	if dir := secpath.Unreachable(cfg.SocketPath); dir != "" {
+	if dir := secpath.Unreachable(cfg.SocketPath); dir != "" && !cfg.SocketPrivate {
 		log.Warn(fmt.Sprintf("workload socket %s is not reachable by other users: they cannot traverse %s, so workloads of other uids get permission denied (chmod o+x %s if they should connect)",
 			cfg.SocketPath, dir, dir))
 	}

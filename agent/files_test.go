@@ -278,6 +278,20 @@ func TestSocketDirectoryIsReachableByOtherUsers(t *testing.T) {
 	}
 }
 
+// A socket kept private on purpose (a non-root --dev agent's 0700
+// directory) draws no advice to open it: --dev refuses a directory others
+// can enter.
+func TestPrivateSocketDirectoryIsNotWarnedAbout(t *testing.T) {
+	cfg := newConfig(t) // its socket's directory is 0700, made by os.MkdirTemp
+	cfg.SocketPrivate = true
+	logs := runLogged(t, cfg)
+	for _, w := range logs.warnings(t) {
+		if strings.Contains(w, "not reachable") {
+			t.Fatalf("warning about a socket private on purpose: %q", w)
+		}
+	}
+}
+
 func TestSocketReachedByAnotherUIDWhenAgentCreatedItsDirectory(t *testing.T) {
 	needRoot(t, "connect from a child process under another uid")
 	cfg := newConfig(t, config.Rule{SPIFFEID: "spiffe://example.org/root-only", Selectors: []string{fmt.Sprintf("unix:uid:%d", os.Geteuid())}})

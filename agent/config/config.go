@@ -47,6 +47,11 @@ type Config struct {
 	Limits          Limits     `yaml:"limits"`
 	Rules           []Rule     `yaml:"rules"`
 
+	// SocketPrivate says the socket's directory is private to the agent's
+	// uid on purpose (sworn agent --dev as a non-root user), so the agent
+	// does not warn that other users cannot reach it. Not in the file.
+	SocketPrivate bool `yaml:"-"`
+
 	// warnings are what Parse found legal but almost surely unmeant, with
 	// file and line.
 	warnings []string

@@ -92,6 +92,9 @@ func (o *agentOptions) load() (*config.Config, error) {
 		}
 		override(field, flag)
 	}
+	if o.socket != "" {
+		cfg.SocketPrivate = false // a socket placed by hand may be meant for others
+	}
 	override(&cfg.HealthAddr, o.healthAddr)
 	override(&cfg.Log.Level, o.logLevel)
 	if err := cfg.Validate(); err != nil {
@@ -124,6 +127,7 @@ func devConfig(trustDomain string, uid int, runtimeDir string) (*config.Config, 
 		cfg.SocketPath = filepath.Join(base, "workload.sock")
 		cfg.AdminSocketPath = filepath.Join(base, "admin.sock")
 		cfg.DataDir = filepath.Join(base, "data")
+		cfg.SocketPrivate = true // only uid's processes, by design
 	}
 	cfg.SetDefaults()
 	return cfg, nil
