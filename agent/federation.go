@@ -44,9 +44,6 @@ func (a *Agent) setFederatedBundle(td spiffeid.TrustDomain, data []byte) (int, i
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := trust.CheckBundleTrustDomain(td, b.X509Authorities()); err != nil {
-		return 0, 0, err
-	}
 	if err := os.MkdirAll(filepath.Dir(a.federatedPath(td)), 0o700); err != nil {
 		return 0, 0, err
 	}
@@ -74,9 +71,6 @@ func (a *Agent) bootstrapFederation() error {
 		}
 		b, err := loadBundleFile(td, path)
 		if err != nil {
-			return fmt.Errorf("agent: federation %s: %w", td, err)
-		}
-		if err := trust.CheckBundleTrustDomain(td, b.X509Authorities()); err != nil {
 			return fmt.Errorf("agent: federation %s: %s: %w", td, path, err)
 		}
 		a.bundles.SetX509Authorities(td, b.X509Authorities())
@@ -96,13 +90,18 @@ func loadBundleFile(td spiffeid.TrustDomain, path string) (*spiffebundle.Bundle,
 	return parseBundle(td, data)
 }
 
-// parseBundle reads a SPIFFE bundle (JSON) or PEM CA certificates.
+// parseBundle reads a SPIFFE bundle (JSON, with trust.ParseBundle's
+// limits) or PEM CA certificates, and refuses either when a CA names
+// another trust domain.
 func parseBundle(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
 	if strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
 		return trust.ParseBundle(td, data)
 	}
 	xb, err := x509bundle.Parse(td, data)
 	if err != nil {
+		return nil, err
+	}
+	if err := trust.CheckBundleTrustDomain(td, xb.X509Authorities()); err != nil {
 		return nil, err
 	}
 	return spiffebundle.FromX509Bundle(xb), nil
