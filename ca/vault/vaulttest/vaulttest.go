@@ -10,6 +10,7 @@ package vaulttest
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -76,8 +77,10 @@ func start(tb testing.TB, useTLS bool) *Server {
 		_, _ = cmd.Process.Wait()
 	})
 	deadline := time.Now().Add(60 * time.Second)
+	// Vault writes the CA with os.WriteFile, which creates the file before
+	// writing it: wait until it holds a whole certificate, not just exists.
 	for useTLS {
-		if _, err := os.Stat(s.CACertFile); err == nil {
+		if pem, err := os.ReadFile(s.CACertFile); err == nil && x509.NewCertPool().AppendCertsFromPEM(pem) {
 			break
 		}
 		if time.Now().After(deadline) {
