@@ -15,6 +15,11 @@ var (
 	// ErrUnavailable means the CA could not be reached or did not answer;
 	// the request may succeed later.
 	ErrUnavailable = errors.New("ca: unavailable")
+	// ErrRefused means the CA answered and turned the agent away: its
+	// credentials were rejected or its policy does not allow the call.
+	// Unlike ErrUnavailable, waiting does not help; an operator must fix
+	// the credentials or the policy.
+	ErrRefused = errors.New("ca: refused")
 	// ErrInvalidRequest means the request can never succeed as made.
 	ErrInvalidRequest = errors.New("ca: invalid request")
 	// ErrNotSupported means the backend does not offer the operation.
@@ -22,6 +27,9 @@ var (
 	// ErrBadCertificate means the CA returned a certificate that breaks the
 	// X.509-SVID profile; it was not handed out.
 	ErrBadCertificate = errors.New("ca: certificate violates the X.509-SVID profile")
+	// ErrBadSignature means the CA returned a signature that does not
+	// verify with the key it names; the token was not handed out.
+	ErrBadSignature = errors.New("ca: signature does not verify")
 )
 
 // X509SVIDRequest asks for an X.509-SVID.
