@@ -111,12 +111,16 @@ func TestJWTAuth(t *testing.T) {
 	}
 	verify(t, c, chain, "/jwt")
 
-	_, err = vault.New(context.Background(), vault.Config{TrustDomain: td, Address: srv.Addr, Auth: vault.Auth{
+	// Another service account's token: Vault turns the login away. The
+	// backend still starts (an operator may fix the role without a
+	// restart) and says it was refused, not that Vault is down.
+	intruder := newCA(t, vault.Config{Address: srv.Addr, Auth: vault.Auth{
 		Method: vault.AuthJWT, Role: "sworn-agent", JWTFile: tokenFile(t, token("system:serviceaccount:default:intruder")),
 	}})
-	if err == nil {
+	if intruder.Logins() != 0 {
 		t.Fatal("a token for another service account logged in")
 	}
+	requireRefused(t, "Health after the intruder's login", intruder.Health())
 }
 
 func TestVaultUnreachableThenBack(t *testing.T) {
@@ -129,8 +133,8 @@ func TestVaultUnreachableThenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy.Down()
-	if _, err := sign(t, c, "/web"); !errors.Is(err, ca.ErrUnavailable) {
-		t.Fatalf("sign with Vault cut off: %v, want ErrUnavailable", err)
+	if _, err := sign(t, c, "/web"); !errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrRefused) {
+		t.Fatalf("sign with Vault cut off: %v, want ErrUnavailable and not ErrRefused", err)
 	}
 	if c.Health() == nil {
 		t.Fatal("Health() is nil while Vault is unreachable")

@@ -97,7 +97,7 @@ func (c *client) login(ctx context.Context) error {
 		err = fmt.Errorf("unknown auth method %q", a.Method)
 	}
 	if err != nil {
-		return fmt.Errorf("vault ca: login (%s): %w", a.Method, classify(err))
+		return fmt.Errorf("vault ca: login (%s): %w", a.Method, classifyLogin(err))
 	}
 	c.mu.Lock()
 	c.secret = secret
@@ -144,7 +144,9 @@ func (c *client) Logins() int {
 }
 
 // do runs call; if Vault answers 403 (token expired or revoked), it logs in
-// again and retries once.
+// again and retries once. Only a refused fresh login, or a 403 to the
+// retried call, is a refusal (ca.ErrRefused): a single 403 is the normal
+// sign of an expired token.
 func (c *client) do(ctx context.Context, call func(*api.Logical) (*api.Secret, error)) (*api.Secret, error) {
 	s, err := call(c.api.Logical())
 	if statusOf(err) == http.StatusForbidden {
@@ -179,9 +181,10 @@ func statusOf(err error) int {
 	return 0
 }
 
-// classify wraps err with the ca error class the caller should act on.
+// classify wraps the error of a call with a valid token with the ca error
+// class the caller should act on.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrInvalidRequest) {
+	if err == nil || classified(err) {
 		return err
 	}
 	switch code := statusOf(err); {
@@ -190,8 +193,39 @@ func classify(err error) error {
 		// overloaded or in standby: try again later.
 		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
 	case code == http.StatusForbidden:
-		return fmt.Errorf("%w: permission denied by Vault (check the policy and auth role): %w", ca.ErrUnavailable, err)
+		// do has already logged in afresh: the token is valid and its
+		// policy does not allow the call.
+		return fmt.Errorf("%w: permission denied by Vault (check the policy and auth role): %w", ca.ErrRefused, err)
 	default:
 		return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
 	}
+}
+
+// classifyLogin wraps a login error. Vault answers a login it turns away
+// with 400 (approle: invalid secret ID; jwt: claims do not match the role),
+// 401 or 403 (kubernetes: service account not bound to the role): every
+// 4xx there means the credentials or the role are wrong, and retrying the
+// same ones will not help.
+func classifyLogin(err error) error {
+	if err == nil || classified(err) {
+		return err
+	}
+	switch code := statusOf(err); {
+	case code == 0, code == http.StatusTooManyRequests, code >= 500:
+		// No answer, or a credential file not readable yet (a projected
+		// token is written after the container starts): try again later.
+		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
+	default:
+		return fmt.Errorf("%w: Vault turned the login away (check the credentials and the auth role): %w", ca.ErrRefused, err)
+	}
+}
+
+// classified reports whether err already carries a ca error class.
+func classified(err error) bool {
+	for _, class := range []error{ca.ErrUnavailable, ca.ErrRefused, ca.ErrInvalidRequest} {
+		if errors.Is(err, class) {
+			return true
+		}
+	}
+	return false
 }

@@ -30,6 +30,10 @@
 // renewable token is kept alive with Vault's LifetimeWatcher; when it can no
 // longer be renewed, or a call is refused with 403, the backend logs in
 // again (re-reading token and secret files, so rotated credentials are
-// picked up). Failures to reach Vault wrap ca.ErrUnavailable, so the agent
-// keeps serving cached SVIDs and retries with backoff.
+// picked up). Failures to reach Vault (no answer, 429, 5xx, sealed) wrap
+// ca.ErrUnavailable, so the agent keeps serving cached SVIDs and retries
+// with backoff. A refusal wraps ca.ErrRefused instead: a login Vault turns
+// away (any 4xx), or a 403 that persists after a fresh login (the policy
+// does not allow the call). A single 403 is not a refusal: it is how an
+// expired or revoked token shows, and it triggers the re-login.
 package vault

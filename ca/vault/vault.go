@@ -46,8 +46,10 @@ type intermediate struct {
 var _ ca.Authority = (*CA)(nil)
 
 // New connects to Vault, logs in and reads the issuers. If Vault cannot be
-// reached it still returns a CA, which keeps trying in Run; a configuration
-// Vault rejects is an error.
+// reached (ca.ErrUnavailable) or turns the agent away (ca.ErrRefused) it
+// still returns a CA, which keeps trying in Run and reports why in Health;
+// a request that can never succeed (ca.ErrInvalidRequest, such as a mount
+// without an issuer) is an error.
 func New(ctx context.Context, cfg Config) (*CA, error) {
 	if cfg.TrustDomain.IsZero() {
 		return nil, errors.New("vault ca: trust domain is required")
@@ -69,6 +71,12 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 	case err == nil:
 	case errors.Is(err, ca.ErrUnavailable):
 		cfg.Logger.Error("Vault unreachable at start; retrying in the background", "address", c.api.Address(), "error", err)
+		v.setHealth(err)
+	case errors.Is(err, ca.ErrRefused):
+		// Start anyway, as for an outage: an operator may fix the role or
+		// policy in Vault, and the next call logs in again without a
+		// restart. Health reports the refusal until then.
+		cfg.Logger.Error("Vault refused the agent at start; fix the credentials or the policy, retrying in the background", "address", c.api.Address(), "error", err)
 		v.setHealth(err)
 	default:
 		return nil, err
@@ -210,9 +218,12 @@ func (v *CA) refresh(ctx context.Context) error {
 	return nil
 }
 
+// setHealth records whether Vault can serve the agent: nil, an outage
+// (ca.ErrUnavailable) or a refusal (ca.ErrRefused). An invalid request
+// says nothing about Vault, so it changes nothing.
 func (v *CA) setHealth(err error) {
-	if err != nil && !errors.Is(err, ca.ErrUnavailable) {
-		return // a refusal is not an outage
+	if err != nil && !errors.Is(err, ca.ErrUnavailable) && !errors.Is(err, ca.ErrRefused) {
+		return
 	}
 	v.mu.Lock()
 	v.health = err
@@ -222,7 +233,9 @@ func (v *CA) setHealth(err error) {
 	}
 }
 
-// Health returns nil when the last exchange with Vault succeeded.
+// Health returns nil when the last exchange with Vault succeeded, else its
+// error: ca.ErrUnavailable for an outage, ca.ErrRefused when Vault turned
+// the agent away.
 func (v *CA) Health() error {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
