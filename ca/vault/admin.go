@@ -78,27 +78,37 @@ type SetupOptions struct {
 	JWTTransitKey   string
 }
 
+// Defaults of SetupOptions, which the sworn vault and ca commands show as
+// their flags' defaults.
+const (
+	DefaultRootTTL    = 10 * 365 * 24 * time.Hour
+	DefaultMaxSVIDTTL = 24 * time.Hour
+	DefaultPolicy     = "sworn-agent"
+	DefaultAuthRole   = "sworn-agent"
+	DefaultTokenTTL   = time.Hour
+)
+
 func (o *SetupOptions) setDefaults() {
 	if o.RootTTL == 0 {
-		o.RootTTL = 10 * 365 * 24 * time.Hour
+		o.RootTTL = DefaultRootTTL
 	}
 	if o.MaxSVIDTTL == 0 {
-		o.MaxSVIDTTL = 24 * time.Hour
+		o.MaxSVIDTTL = DefaultMaxSVIDTTL
 	}
 	if o.Policy == "" {
-		o.Policy = "sworn-agent"
+		o.Policy = DefaultPolicy
 	}
 	if o.AuthMount == "" {
 		o.AuthMount = o.AuthMethod
 	}
 	if o.AuthRole == "" {
-		o.AuthRole = "sworn-agent"
+		o.AuthRole = DefaultAuthRole
 	}
 	if o.JWTTransitMount == "" {
-		o.JWTTransitMount = "transit"
+		o.JWTTransitMount = DefaultTransitMount
 	}
 	if o.TokenTTL == 0 {
-		o.TokenTTL = time.Hour
+		o.TokenTTL = DefaultTokenTTL
 	}
 }
 

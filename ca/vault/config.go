@@ -1,14 +1,17 @@
 package vault
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"k8s.io/utils/clock"
 
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/field"
 )
 
 // Mode says who signs SVIDs.
@@ -28,84 +31,91 @@ const (
 	AuthJWT        = "jwt"
 )
 
-// Defaults.
+// Defaults of the fields the agent's ca.vault section leaves unset.
 const (
 	DefaultPKIMount        = "pki"
 	DefaultRole            = "sworn"
+	DefaultMode            = ModeSign
+	DefaultAuthMethod      = AuthToken
 	DefaultBundleRefresh   = 30 * time.Second
 	DefaultIntermediateTTL = 12 * time.Hour
+	DefaultTransitMount    = "transit"
 )
 
-// Config configures the Vault backend.
+// Bounds of the durations Validate accepts.
+const (
+	MinBundleRefresh   = time.Second
+	MaxBundleRefresh   = time.Hour
+	MinIntermediateTTL = time.Hour
+	MaxIntermediateTTL = 7 * 24 * time.Hour
+)
+
+// Config configures the Vault backend. It is also the agent's ca.vault
+// section, decoded from YAML as it stands; the fields tagged yaml:"-" are
+// set by the program that builds the backend, never by the file.
 type Config struct {
-	TrustDomain spiffeid.TrustDomain
 	// Address of Vault; empty means VAULT_ADDR.
-	Address string
+	Address string `yaml:"address"`
 	// CACertFile verifies Vault's TLS certificate; empty means VAULT_CACERT
 	// or the system roots.
-	CACertFile string
-	Namespace  string
-	PKIMount   string
-	Role       string
-	Mode       Mode
-	Auth       Auth
+	CACertFile string `yaml:"ca_cert_file"`
+	Namespace  string `yaml:"namespace"`
+	PKIMount   string `yaml:"pki_mount"`
+	Role       string `yaml:"role"`
+	Mode       Mode   `yaml:"mode"`
+	Auth       Auth   `yaml:"auth"`
 	// BundleRefresh is how often the issuers are re-read.
-	BundleRefresh time.Duration
+	BundleRefresh time.Duration `yaml:"bundle_refresh"`
 	// IntermediateTTL is the lifetime asked for in intermediate mode.
-	IntermediateTTL time.Duration
-	// KeyType of the intermediate's key.
-	KeyType ca.KeyType
+	IntermediateTTL time.Duration `yaml:"intermediate_ttl"`
 	// JWT enables JWT-SVIDs through the transit engine.
-	JWT    JWTConfig
-	Clock  clock.Clock
-	Logger *slog.Logger
+	JWT JWTConfig `yaml:"jwt"`
+
+	TrustDomain spiffeid.TrustDomain `yaml:"-"`
+	// KeyType of the intermediate's key (the agent's svid.key_type).
+	KeyType ca.KeyType   `yaml:"-"`
+	Clock   clock.Clock  `yaml:"-"`
+	Logger  *slog.Logger `yaml:"-"`
 	// OnHealth, if set, is told after every exchange with Vault whether it
 	// succeeded (nil) or Vault could not be reached.
-	OnHealth func(error)
+	OnHealth func(error) `yaml:"-"`
 }
 
 // Auth configures how the backend logs in to Vault.
 type Auth struct {
-	Method string // token, approle, kubernetes, jwt
+	Method string `yaml:"method"` // token, approle, kubernetes, jwt
 	// TokenFile holds a Vault token (method token); empty means VAULT_TOKEN.
-	TokenFile string
+	TokenFile string `yaml:"token_file"`
 	// RoleID and SecretIDFile are the AppRole credentials.
-	RoleID       string
-	SecretIDFile string
+	RoleID       string `yaml:"role_id"`
+	SecretIDFile string `yaml:"secret_id_file"`
 	// Role is the kubernetes or jwt auth role.
-	Role string
+	Role string `yaml:"role"`
 	// Mount is the auth method's mount path; empty means the method's name.
-	Mount string
+	Mount string `yaml:"mount"`
 	// JWTFile is the (projected service-account) token for kubernetes and
 	// jwt auth; it is read again at every login.
-	JWTFile string
+	JWTFile string `yaml:"jwt_file"`
 }
 
+// ApplyDefaults fills in the unset fields the file can set (not Mount or
+// the transit mount, which default at New to names derived from others,
+// nor the runtime fields). A negative duration is left for Validate to
+// refuse rather than silently replaced.
+func (c *Config) ApplyDefaults() {
+	setDefault(&c.PKIMount, DefaultPKIMount)
+	setDefault(&c.Role, DefaultRole)
+	setDefault(&c.Mode, DefaultMode)
+	setDefault(&c.Auth.Method, DefaultAuthMethod)
+	setDefault(&c.BundleRefresh, DefaultBundleRefresh)
+	setDefault(&c.IntermediateTTL, DefaultIntermediateTTL)
+}
+
+// setDefaults completes a validated Config for New.
 func (c *Config) setDefaults() {
-	if c.PKIMount == "" {
-		c.PKIMount = DefaultPKIMount
-	}
-	if c.Role == "" {
-		c.Role = DefaultRole
-	}
-	if c.Mode == "" {
-		c.Mode = ModeSign
-	}
-	if c.Auth.Method == "" {
-		c.Auth.Method = AuthToken
-	}
-	if c.Auth.Mount == "" {
-		c.Auth.Mount = c.Auth.Method
-	}
-	if c.BundleRefresh <= 0 {
-		c.BundleRefresh = DefaultBundleRefresh
-	}
-	if c.IntermediateTTL <= 0 {
-		c.IntermediateTTL = DefaultIntermediateTTL
-	}
-	if c.JWT.TransitMount == "" {
-		c.JWT.TransitMount = "transit"
-	}
+	c.ApplyDefaults()
+	setDefault(&c.Auth.Mount, c.Auth.Method)
+	setDefault(&c.JWT.TransitMount, DefaultTransitMount)
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
 	}
@@ -114,28 +124,70 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports the first problem with the configuration.
-func (c *Config) Validate() error {
-	switch c.Mode {
-	case "", ModeSign, ModeIntermediate:
-	default:
-		return fmt.Errorf("mode %q: want sign or intermediate", c.Mode)
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
 	}
-	switch c.Auth.Method {
-	case "", AuthToken:
+}
+
+// Validate reports every problem with the configuration as New would use
+// it (unset fields take their defaults), as a field.List whose paths are
+// the YAML keys under ca.vault, in a fixed order. An empty Address or
+// token file is accepted only if VAULT_ADDR or VAULT_TOKEN is set.
+func (c *Config) Validate() error {
+	d := *c
+	d.ApplyDefaults()
+	var errs field.List
+	if d.Address == "" && os.Getenv("VAULT_ADDR") == "" {
+		errs.Add(errors.New("is required (or set VAULT_ADDR)"), "address")
+	} else if d.Address != "" {
+		errs.Add(field.HTTP(d.Address), "address")
+	}
+	errs.Add(field.OneOf(d.Mode, ModeSign, ModeIntermediate), "mode")
+	errs.Add(field.Duration(d.BundleRefresh, MinBundleRefresh, MaxBundleRefresh), "bundle_refresh")
+	errs.Add(field.Duration(d.IntermediateTTL, MinIntermediateTTL, MaxIntermediateTTL), "intermediate_ttl")
+	for _, f := range []struct {
+		path  string
+		parts []string
+	}{
+		{d.CACertFile, []string{"ca_cert_file"}},
+		{d.Auth.TokenFile, []string{"auth", "token_file"}},
+		{d.Auth.SecretIDFile, []string{"auth", "secret_id_file"}},
+		{d.Auth.JWTFile, []string{"auth", "jwt_file"}},
+	} {
+		if f.path != "" {
+			errs.Add(field.Absolute(f.path), f.parts...)
+		}
+	}
+	errs = append(errs, d.Auth.validate().Prefix("auth")...)
+	return errs.Err()
+}
+
+// validate checks that the method has its credentials.
+func (a Auth) validate() field.List {
+	var errs field.List
+	switch a.Method {
+	case AuthToken:
+		if a.TokenFile == "" && os.Getenv("VAULT_TOKEN") == "" {
+			errs.Add(errors.New("token auth needs auth.token_file or VAULT_TOKEN"), "method")
+		}
 	case AuthAppRole:
-		if c.Auth.RoleID == "" || c.Auth.SecretIDFile == "" {
-			return fmt.Errorf("auth: approle needs role_id and secret_id_file")
+		if a.RoleID == "" {
+			errs.Add(errors.New("is required for approle auth"), "role_id")
+		}
+		if a.SecretIDFile == "" {
+			errs.Add(errors.New("is required for approle auth"), "secret_id_file")
 		}
 	case AuthKubernetes, AuthJWT:
-		if c.Auth.Role == "" || c.Auth.JWTFile == "" {
-			return fmt.Errorf("auth: %s needs role and jwt_file", c.Auth.Method)
+		if a.Role == "" {
+			errs.Add(fmt.Errorf("is required for %s auth", a.Method), "role")
+		}
+		if a.JWTFile == "" {
+			errs.Add(fmt.Errorf("is required for %s auth (the projected service-account token)", a.Method), "jwt_file")
 		}
 	default:
-		return fmt.Errorf("auth: method %q: want token, approle, kubernetes or jwt", c.Auth.Method)
+		errs.Add(field.OneOf(a.Method, AuthToken, AuthAppRole, AuthKubernetes, AuthJWT), "method")
 	}
-	if c.IntermediateTTL != 0 && c.IntermediateTTL < time.Hour {
-		return fmt.Errorf("intermediate_ttl %v is shorter than the 1h minimum", c.IntermediateTTL)
-	}
-	return nil
+	return errs
 }

@@ -26,6 +26,10 @@
 // change of default issuer is reported as a change of signing CA, which
 // makes the agent re-issue every SVID.
 //
+// JWT-SVIDs (optional) are signed by a shared transit key; each signature is
+// verified against the key version the token names before the token is
+// handed out, and one that does not verify wraps ca.ErrBadSignature.
+//
 // Auth: token (file or VAULT_TOKEN), approle, kubernetes or jwt. A
 // renewable token is kept alive with Vault's LifetimeWatcher; when it can no
 // longer be renewed, or a call is refused with 403, the backend logs in

@@ -11,14 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/sworn-id/sworn/ca"
 )
 
 // JWTConfig enables JWT-SVIDs signed by Vault's transit engine: every node
 // signs with the same shared key, which never leaves Vault.
 type JWTConfig struct {
-	TransitMount string // default "transit"
-	Key          string // transit key, type ecdsa-p256; empty disables JWT-SVIDs
+	TransitMount string `yaml:"transit_mount"` // default "transit"
+	Key          string `yaml:"key"`           // transit key, type ecdsa-p256; empty disables JWT-SVIDs
 }
 
 // transitKey is what the backend knows of the transit key's versions.
@@ -140,9 +142,30 @@ func (v *CA) SignJWTSVID(ctx context.Context, req ca.JWTSVIDRequest) (string, ti
 		return "", time.Time{}, fmt.Errorf("vault ca: sign JWT-SVID for %s: %w", req.ID, err)
 	}
 	sig, _ := s.Data["signature"].(string)
-	parts := strings.SplitN(sig, ":", 3) // vault:v<N>:<signature>
-	if len(parts) != 3 || parts[2] == "" {
-		return "", time.Time{}, fmt.Errorf("vault ca: %w: unexpected transit signature %q", ca.ErrBadCertificate, sig)
+	token, err := transitJWS(input, sig, ver, tv)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("vault ca: JWT-SVID for %s: %w", req.ID, err)
 	}
-	return input + "." + parts[2], time.Unix(exp.Unix(), 0), nil
+	return token, time.Unix(exp.Unix(), 0), nil
+}
+
+// transitJWS joins input and transit's signature ("vault:v<N>:<sig>") into
+// a compact JWS, and checks the signature with the key version the header
+// names: a key deleted and re-created under the same name, or a signature
+// by another version, would otherwise reach workloads as a token no JWKS
+// verifies.
+func transitJWS(input, sig string, ver int, tv transitVersion) (string, error) {
+	parts := strings.SplitN(sig, ":", 3)
+	if len(parts) != 3 || parts[0] != "vault" || parts[1] != "v"+strconv.Itoa(ver) || parts[2] == "" {
+		return "", fmt.Errorf("%w: transit returned %q, want a signature by version %d", ca.ErrBadSignature, sig, ver)
+	}
+	token := input + "." + parts[2]
+	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	if err == nil {
+		_, err = jws.Verify(tv.pub)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: transit signature does not verify with key version %d (kid %s): %w", ca.ErrBadSignature, ver, tv.kid, err)
+	}
+	return token, nil
 }

@@ -241,3 +241,35 @@ func TestTransitSignsJWTSVIDsAndPublishesRotatedKeysFirst(t *testing.T) {
 	}
 	waitFor(t, "the new key to sign", func() bool { return sign() != first })
 }
+
+func TestTransitSignatureByAnotherKeyIsBadSignature(t *testing.T) {
+	srv, _ := setup(t, vault.SetupOptions{JWTTransitKey: "sworn-jwt"})
+	c := newCA(t, vault.Config{Address: srv.Addr, JWT: vault.JWTConfig{Key: "sworn-jwt"},
+		Auth: vault.Auth{TokenFile: tokenFile(t, vaulttest.RootToken)}})
+	// An operator deletes the key and creates another under the same name
+	// before the backend re-read it: Vault now signs version 1 with a key
+	// whose public half no agent has published.
+	ctx := context.Background()
+	for _, step := range []struct {
+		path string
+		data map[string]any
+	}{
+		{"transit/keys/sworn-jwt/config", map[string]any{"deletion_allowed": true}},
+		{"transit/keys/sworn-jwt", nil},
+		{"transit/keys/sworn-jwt", map[string]any{"type": "ecdsa-p256"}},
+	} {
+		var err error
+		if step.data == nil {
+			_, err = srv.Client.Logical().DeleteWithContext(ctx, step.path)
+		} else {
+			_, err = srv.Client.Logical().WriteWithContext(ctx, step.path, step.data)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", step.path, err)
+		}
+	}
+	token, _, err := c.SignJWTSVID(ctx, ca.JWTSVIDRequest{ID: spiffeid.RequireFromPath(td, "/web"), Audience: []string{"db"}, TTL: time.Hour})
+	if !errors.Is(err, ca.ErrBadSignature) || token != "" {
+		t.Fatalf("sign with a re-created transit key: token %q, %v; want no token and ca.ErrBadSignature", token, err)
+	}
+}
