@@ -20,7 +20,8 @@ import (
 )
 
 func TestAppRoleLoginRenewalAndRelogin(t *testing.T) {
-	srv, _ := setup(t, vault.SetupOptions{AuthMethod: vault.AuthAppRole, TokenTTL: time.Second})
+	// The token lives 2s and can be renewed up to 8s.
+	srv, _ := setup(t, vault.SetupOptions{AuthMethod: vault.AuthAppRole, TokenTTL: 2 * time.Second})
 	ctx := context.Background()
 	roleID, err := srv.Client.Logical().ReadWithContext(ctx, "auth/approle/role/sworn-agent/role-id")
 	if err != nil {
@@ -35,6 +36,12 @@ func TestAppRoleLoginRenewalAndRelogin(t *testing.T) {
 		RoleID:       roleID.Data["role_id"].(string),
 		SecretIDFile: tokenFile(t, secretID.Data["secret_id"].(string)),
 	}})
+	accessors := approleAccessors(t, srv)
+	if len(accessors) != 1 {
+		t.Fatalf("%d approle tokens after the first login, want 1", len(accessors))
+	}
+	first := accessors[0]
+	issued := expireTime(t, srv, first)
 	runCA(t, c)
 
 	chain, err := sign(t, c, "/approle")
@@ -43,12 +50,53 @@ func TestAppRoleLoginRenewalAndRelogin(t *testing.T) {
 	}
 	verify(t, c, chain, "/approle")
 
-	// The token lives 1s and can be renewed up to 4s: the LifetimeWatcher
-	// renews it, then the backend logs in again on its own.
+	// Renewal: the same token (same accessor) lives longer than it was
+	// issued for. Without renewal it expires at 2s and the lookup fails.
+	waitFor(t, "the first token to be renewed", func() bool { return expireTime(t, srv, first).After(issued) })
+	if c.Logins() != 1 {
+		t.Fatalf("%d logins before the token's max TTL, want the one token renewed", c.Logins())
+	}
+	// Re-login: at the max TTL renewal ends and the backend logs in again.
 	waitFor(t, "a second login after the token's max TTL", func() bool { return c.Logins() >= 2 })
 	if _, err := sign(t, c, "/approle"); err != nil {
 		t.Fatalf("sign after re-login: %v", err)
 	}
+}
+
+// approleAccessors lists the accessors of the live tokens issued by an
+// approle login.
+func approleAccessors(t *testing.T, srv *vaulttest.Server) []string {
+	t.Helper()
+	s, err := srv.Client.Logical().List("auth/token/accessors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := s.Data["keys"].([]any)
+	var out []string
+	for _, k := range keys {
+		acc, _ := k.(string)
+		info, err := srv.Client.Auth().Token().LookupAccessor(acc)
+		if err == nil && info.Data["path"] == "auth/approle/login" {
+			out = append(out, acc)
+		}
+	}
+	return out
+}
+
+// expireTime looks up when the token behind accessor expires; a token that
+// is gone fails the test.
+func expireTime(t *testing.T, srv *vaulttest.Server, accessor string) time.Time {
+	t.Helper()
+	info, err := srv.Client.Auth().Token().LookupAccessor(accessor)
+	if err != nil {
+		t.Fatalf("look up token %s: %v (expired without renewal?)", accessor, err)
+	}
+	s, _ := info.Data["expire_time"].(string)
+	exp, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("token %s expire_time %q: %v", accessor, s, err)
+	}
+	return exp
 }
 
 func TestRevokedTokenTriggersReloginOn403(t *testing.T) {
