@@ -119,67 +119,109 @@ func (a *Admin) Setup(ctx context.Context, o SetupOptions) ([]string, error) {
 		return nil, errors.New("vault setup: a trust domain is required")
 	}
 	o.setDefaults()
-	var did []string
-	say := func(format string, args ...any) { did = append(did, fmt.Sprintf(format, args...)) }
-	sys := a.c.api.Sys()
-
-	mounts, err := sys.ListMountsWithContext(ctx)
+	mounts, err := a.c.api.Sys().ListMountsWithContext(ctx)
 	if err != nil {
-		return did, fmt.Errorf("vault setup: list mounts: %w", err)
+		return nil, fmt.Errorf("vault setup: list mounts: %w", err)
 	}
+	steps := []func() ([]string, error){
+		func() ([]string, error) { return a.setupMount(ctx, mounts, o) },
+		func() ([]string, error) { return a.setupIssuers(ctx, o) },
+		func() ([]string, error) { return a.setupRole(ctx, o) },
+		func() ([]string, error) {
+			if o.JWTTransitKey == "" {
+				return nil, nil
+			}
+			line, err := a.setupTransit(ctx, mounts, o)
+			return lines(line, err)
+		},
+		func() ([]string, error) { return a.setupPolicy(ctx, o) },
+		func() ([]string, error) {
+			if o.AuthMethod == "" {
+				return nil, nil
+			}
+			return lines(a.setupAuth(ctx, o))
+		},
+	}
+	var did []string
+	for _, step := range steps {
+		more, err := step()
+		did = append(did, more...)
+		if err != nil {
+			return did, err
+		}
+	}
+	return did, nil
+}
+
+// lines turns a step's one line into Setup's list; a failed step adds none.
+func lines(line string, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	return []string{line}, nil
+}
+
+// setupMount enables the PKI engine at a.Mount, or tunes the one there.
+func (a *Admin) setupMount(ctx context.Context, mounts map[string]*api.MountOutput, o SetupOptions) ([]string, error) {
+	sys := a.c.api.Sys()
 	maxLease := dur(o.RootTTL)
 	switch m, ok := mounts[a.Mount+"/"]; {
 	case !ok:
 		if err := sys.MountWithContext(ctx, a.Mount, &api.MountInput{Type: "pki", Description: "sworn SPIFFE CA", Config: api.MountConfigInput{MaxLeaseTTL: maxLease}}); err != nil {
-			return did, fmt.Errorf("vault setup: enable pki at %s: %w", a.Mount, err)
+			return nil, fmt.Errorf("vault setup: enable pki at %s: %w", a.Mount, err)
 		}
-		say("enabled the PKI secrets engine at %s/", a.Mount)
+		return []string{fmt.Sprintf("enabled the PKI secrets engine at %s/", a.Mount)}, nil
 	case m.Type != "pki":
-		return did, fmt.Errorf("vault setup: %s/ is a %s mount, not pki", a.Mount, m.Type)
+		return nil, fmt.Errorf("vault setup: %s/ is a %s mount, not pki", a.Mount, m.Type)
 	default:
 		if err := sys.TuneMountAllowNilWithContext(ctx, a.Mount, api.TuneMountConfigInput{MaxLeaseTTL: &maxLease}); err != nil {
-			return did, fmt.Errorf("vault setup: tune %s: %w", a.Mount, err)
+			return nil, fmt.Errorf("vault setup: tune %s: %w", a.Mount, err)
 		}
-		say("PKI secrets engine already at %s/; max lease TTL set to %s", a.Mount, maxLease)
+		return []string{fmt.Sprintf("PKI secrets engine already at %s/; max lease TTL set to %s", a.Mount, maxLease)}, nil
 	}
+}
 
+// setupIssuers creates a root unless the mount has an issuer, and makes
+// every issuer cap leaf lifetimes at its own expiry.
+func (a *Admin) setupIssuers(ctx context.Context, o SetupOptions) ([]string, error) {
+	var did []string
 	iss, err := issuers(ctx, a.c, a.Mount)
 	if err != nil {
-		return did, fmt.Errorf("vault setup: %w", err)
+		return nil, fmt.Errorf("vault setup: %w", err)
 	}
 	if len(iss) == 0 {
 		s, err := a.c.write(ctx, a.Mount+"/root/generate/internal", a.rootRequest(o))
 		if err != nil {
-			return did, fmt.Errorf("vault setup: create root: %w", err)
+			return nil, fmt.Errorf("vault setup: create root: %w", err)
 		}
 		id, _ := s.Data["issuer_id"].(string)
-		say("created root issuer %s for %s (valid %s)", id, o.TrustDomain.IDString(), o.RootTTL)
+		did = append(did, fmt.Sprintf("created root issuer %s for %s (valid %s)", id, o.TrustDomain.IDString(), o.RootTTL))
 		if iss, err = issuers(ctx, a.c, a.Mount); err != nil {
 			return did, fmt.Errorf("vault setup: %w", err)
 		}
 	} else {
-		say("using the %d existing issuer(s) of %s/", len(iss), a.Mount)
+		did = append(did, fmt.Sprintf("using the %d existing issuer(s) of %s/", len(iss), a.Mount))
 	}
 	for _, i := range iss {
 		if err := a.truncateLeaves(ctx, i.ID); err != nil {
 			return did, err
 		}
 	}
-	say("issuers cap leaf lifetimes at their own expiry (leaf_not_after_behavior=truncate)")
+	return append(did, "issuers cap leaf lifetimes at their own expiry (leaf_not_after_behavior=truncate)"), nil
+}
 
+// setupRole writes the role agents sign with.
+func (a *Admin) setupRole(ctx context.Context, o SetupOptions) ([]string, error) {
 	if _, err := a.c.write(ctx, a.Mount+"/roles/"+a.Role, roleRequest(o)); err != nil {
-		return did, fmt.Errorf("vault setup: write role: %w", err)
+		return nil, fmt.Errorf("vault setup: write role: %w", err)
 	}
-	say("wrote role %s/roles/%s: URI SANs %s/*, serverAuth+clientAuth, no CN, not stored, max TTL %s",
-		a.Mount, a.Role, o.TrustDomain.IDString(), o.MaxSVIDTTL)
+	return []string{fmt.Sprintf("wrote role %s/roles/%s: URI SANs %s/*, serverAuth+clientAuth, no CN, not stored, max TTL %s",
+		a.Mount, a.Role, o.TrustDomain.IDString(), o.MaxSVIDTTL)}, nil
+}
 
-	if o.JWTTransitKey != "" {
-		line, err := a.setupTransit(ctx, mounts, o)
-		if err != nil {
-			return did, err
-		}
-		say("%s", line)
-	}
+// setupPolicy writes the agents' least-privilege policy, with the transit
+// paths when JWT-SVIDs are on.
+func (a *Admin) setupPolicy(ctx context.Context, o SetupOptions) ([]string, error) {
 	policy := AgentPolicy(a.Mount, a.Role, o.Intermediate)
 	if o.JWTTransitKey != "" {
 		policy += fmt.Sprintf(`# JWT-SVIDs: sign with the shared transit key and read its public keys.
@@ -191,19 +233,10 @@ path "%[1]s/keys/%[2]s" {
 }
 `, o.JWTTransitMount, o.JWTTransitKey)
 	}
-	if err := sys.PutPolicyWithContext(ctx, o.Policy, policy); err != nil {
-		return did, fmt.Errorf("vault setup: write policy: %w", err)
+	if err := a.c.api.Sys().PutPolicyWithContext(ctx, o.Policy, policy); err != nil {
+		return nil, fmt.Errorf("vault setup: write policy: %w", err)
 	}
-	say("wrote policy %s (sign with the role, read issuers%s)", o.Policy, map[bool]string{true: ", sign intermediates", false: ""}[o.Intermediate])
-
-	if o.AuthMethod != "" {
-		line, err := a.setupAuth(ctx, o)
-		if err != nil {
-			return did, err
-		}
-		say("%s", line)
-	}
-	return did, nil
+	return []string{fmt.Sprintf("wrote policy %s (sign with the role, read issuers%s)", o.Policy, map[bool]string{true: ", sign intermediates", false: ""}[o.Intermediate])}, nil
 }
 
 func (a *Admin) rootRequest(o SetupOptions) map[string]any {
