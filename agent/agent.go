@@ -25,6 +25,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent/admin"
 	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/bundle"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/connlimit"
@@ -35,7 +36,6 @@ import (
 	"github.com/sworn-id/sworn/agent/workload"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/rotation"
-	"github.com/sworn-id/sworn/trust"
 )
 
 // Agent is a running node agent.
@@ -45,7 +45,7 @@ type Agent struct {
 	metrics  *telemetry.Metrics
 	auth     ca.Authority
 	runCA    func(context.Context) error
-	bundles  *trust.Store
+	bundles  *bundle.Store
 	registry *registry.Registry
 	cache    *cache.Cache
 	started  time.Time
@@ -77,7 +77,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		cfg:      cfg,
 		log:      log,
 		metrics:  telemetry.New(),
-		bundles:  trust.NewStore(),
+		bundles:  bundle.NewStore(),
 		registry: registry.New(cfg.TrustDomainID(), rules),
 		started:  time.Now(),
 		ready:    make(chan struct{}),

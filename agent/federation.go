@@ -19,10 +19,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/sworn-id/sworn/agent/bundle"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/registry"
-	"github.com/sworn-id/sworn/trust"
 )
 
 // federatedPath is where `sworn bundle set` keeps a federated bundle.
@@ -90,18 +90,18 @@ func loadBundleFile(td spiffeid.TrustDomain, path string) (*spiffebundle.Bundle,
 	return parseBundle(td, data)
 }
 
-// parseBundle reads a SPIFFE bundle (JSON, with trust.ParseBundle's
+// parseBundle reads a SPIFFE bundle (JSON, with bundle.Parse's
 // limits) or PEM CA certificates, and refuses either when a CA names
 // another trust domain.
 func parseBundle(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
 	if strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
-		return trust.ParseBundle(td, data)
+		return bundle.Parse(td, data)
 	}
 	xb, err := x509bundle.Parse(td, data)
 	if err != nil {
 		return nil, err
 	}
-	if err := trust.CheckBundleTrustDomain(td, xb.X509Authorities()); err != nil {
+	if err := bundle.CheckTrustDomain(td, xb.X509Authorities()); err != nil {
 		return nil, err
 	}
 	return spiffebundle.FromX509Bundle(xb), nil
@@ -121,7 +121,7 @@ func (a *Agent) runFederation(ctx context.Context, goRun func(string, func() err
 	if ep.Listen == "" {
 		return nil
 	}
-	handler, err := trust.EndpointHandler(a.cfg.TrustDomainID(), a.bundles, ep.RefreshHint)
+	handler, err := bundle.EndpointHandler(a.cfg.TrustDomainID(), a.bundles, ep.RefreshHint)
 	if err != nil {
 		return err
 	}
@@ -148,9 +148,9 @@ func (a *Agent) runFederation(ctx context.Context, goRun func(string, func() err
 	return nil
 }
 
-func (a *Agent) federation(f config.FederatedTD) (*trust.Federation, error) {
+func (a *Agent) federation(f config.FederatedTD) (*bundle.Federation, error) {
 	td, _ := spiffeid.TrustDomainFromString(f.TrustDomain)
-	fed := &trust.Federation{
+	fed := &bundle.Federation{
 		TrustDomain: td, URL: f.URL, Profile: f.Profile,
 		OnUpdate: func(b *spiffebundle.Bundle) {
 			a.log.Info("federated bundle updated", "trust_domain", td.Name(), "authorities", len(b.X509Authorities()))
@@ -159,7 +159,7 @@ func (a *Agent) federation(f config.FederatedTD) (*trust.Federation, error) {
 			a.log.Warn("federated bundle fetch failed; keeping the last one", "trust_domain", td.Name(), "error", err)
 		},
 	}
-	if f.Profile == trust.ProfileHTTPSSPIFFE {
+	if f.Profile == bundle.ProfileHTTPSSPIFFE {
 		fed.EndpointID, _ = spiffeid.FromString(f.EndpointSPIFFEID)
 	}
 	if f.CAFile != "" {
@@ -179,7 +179,7 @@ func (a *Agent) federation(f config.FederatedTD) (*trust.Federation, error) {
 // spiffe://<td>/sworn/bundle-endpoint from the agent's own CA, rotated like
 // any other; with https_web, the configured certificate.
 func (a *Agent) endpointTLS(ctx context.Context, ep config.BundleEndpoint) (*tls.Config, error) {
-	if ep.Profile == trust.ProfileHTTPSWeb {
+	if ep.Profile == bundle.ProfileHTTPSWeb {
 		cert, err := tls.LoadX509KeyPair(ep.CertFile, ep.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("agent: bundle endpoint: %w", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/k8stest"
+	"github.com/sworn-id/sworn/agent/peer"
 )
 
 func percentiles(b *testing.B, d []time.Duration, unit string) {
@@ -41,7 +42,7 @@ func BenchmarkKubernetesAttestation(b *testing.B) {
 	if !src.WaitForSync(ctx) {
 		b.Fatal("informer did not sync")
 	}
-	caller := attest.Caller{PID: int32(os.Getpid()), UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
+	caller := peer.Caller{PID: int32(os.Getpid()), UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
 	newAttestor := func(uid string) attest.Multi {
 		return attest.Multi{&attest.Unix{}, &attest.Kubernetes{Source: src, NodeName: "node-a", ProcRoot: podProcRoot(b, uid), Retries: 1000, RetryInterval: time.Millisecond}}
 	}

@@ -1,7 +1,6 @@
 package trust
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,6 +14,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/sworn-id/sworn/internal/filewatch"
 )
 
 // ErrNotAuthorized is wrapped by the error a Guard's authorizer returns for
@@ -113,7 +114,7 @@ func ClientConfig(src Source, g *Guard) *tls.Config {
 // Guard's SetPolicy). A file that does not parse goes to onError instead,
 // so the policy in force stays.
 func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, onChange func(*Policy), onError func(error)) {
-	WatchFile(ctx, path, interval, func(data []byte) {
+	filewatch.Watch(ctx, path, interval, func(data []byte) {
 		p, err := ParsePolicy(data)
 		if err != nil {
 			onError(fmt.Errorf("%s: %w", path, err))
@@ -121,34 +122,6 @@ func WatchPolicyFile(ctx context.Context, path string, interval time.Duration, o
 		}
 		onChange(p)
 	}, onError)
-}
-
-// WatchFile calls onChange with the contents of path on the first tick and
-// whenever they differ from the last read, checking every interval until
-// ctx ends. Comparing contents catches every change, where a modification
-// time may not (same size, same tick), and delivering the first read means
-// a change made just before the watch started is not missed.
-func WatchFile(ctx context.Context, path string, interval time.Duration, onChange func([]byte), onError func(error)) {
-	var last []byte
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			onError(fmt.Errorf("trust: %w", err))
-			continue
-		}
-		if last != nil && bytes.Equal(data, last) {
-			continue
-		}
-		last = data
-		onChange(data)
-	}
 }
 
 // LoadPolicy reads a YAML policy file.

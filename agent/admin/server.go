@@ -173,7 +173,7 @@ func (s *Server) Attest(ctx context.Context, req *adminpb.AttestRequest) (*admin
 	if req.GetPid() <= 0 {
 		return nil, status.Error(codes.InvalidArgument, "a pid is required")
 	}
-	caller, err := attest.CallerOf("", req.GetPid())
+	caller, err := peer.CallerOf("", req.GetPid())
 	if err != nil {
 		return nil, status.Errorf(codes.NotFound, "pid %d: %v", req.GetPid(), err)
 	}

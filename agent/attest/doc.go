@@ -7,8 +7,8 @@
 // nothing the caller says about itself.
 //
 // Unix reads every executable selector from one open of /proc/<pid>/exe
-// and, when Caller.Exe names the executable recorded at accept, refuses a
-// process that runs another one now (ErrExecutableChanged): an exec after
+// and, when peer.Caller.Exe names the executable recorded at accept, refuses a
+// process that runs another one now (peer.ErrExecutableChanged): an exec after
 // connecting earns nothing. unix:path is reported only when the file at
 // that path in the agent's own mount namespace is the file the process
 // runs (device and inode), so a bind mount in another mount namespace

@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
+
+	"github.com/sworn-id/sworn/agent/peer"
 )
 
 // PodSource finds pods running on this node.
@@ -48,7 +50,7 @@ type Kubernetes struct {
 }
 
 // Attest implements Attestor.
-func (k *Kubernetes) Attest(ctx context.Context, c Caller) ([]Selector, error) {
+func (k *Kubernetes) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
 	root := k.ProcRoot
 	if root == "" {
 		root = "/proc"
@@ -142,7 +144,7 @@ func (k *Kubernetes) selectors(pod *corev1.Pod, containerID string) ([]Selector,
 type Multi []Attestor
 
 // Attest implements Attestor.
-func (m Multi) Attest(ctx context.Context, c Caller) ([]Selector, error) {
+func (m Multi) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
 	var out []Selector
 	for _, a := range m {
 		sel, err := a.Attest(ctx, c)

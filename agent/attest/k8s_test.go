@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/peer"
 )
 
 const (
@@ -102,7 +103,7 @@ func newKubelet(t *testing.T, pods ...corev1.Pod) (*fakeKubelet, *attest.Kubelet
 func TestKubernetesSelectors(t *testing.T) {
 	_, src := newKubelet(t, webPod("node-a", true))
 	k := &attest.Kubernetes{Source: src, NodeName: "node-a", ProcRoot: procRoot(t, 4242, "v2-systemd-containerd-burstable"), Retries: 1, RetryInterval: time.Millisecond}
-	sel, err := k.Attest(context.Background(), attest.Caller{PID: 4242})
+	sel, err := k.Attest(context.Background(), peer.Caller{PID: 4242})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestKubernetesNoSelectors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, src := newKubelet(t, tt.pods...)
 			k := &attest.Kubernetes{Source: src, NodeName: "node-a", ProcRoot: procRoot(t, 7, tt.fixture), Retries: 2, RetryInterval: time.Millisecond}
-			sel, err := k.Attest(context.Background(), attest.Caller{PID: 7})
+			sel, err := k.Attest(context.Background(), peer.Caller{PID: 7})
 			if err != nil || len(sel) != 0 {
 				t.Fatalf("Attest = %v, %v; want no selectors and no error", sel, err)
 			}
@@ -144,7 +145,7 @@ func TestKubernetesWaitsBrieflyForANewContainer(t *testing.T) {
 	fk, src := newKubelet(t, webPod("node-a", false))
 	src.MinRefresh = time.Millisecond
 	k := &attest.Kubernetes{Source: src, NodeName: "node-a", ProcRoot: procRoot(t, 9, "v2-cgroupfs-containerd"), Retries: 3, RetryInterval: 5 * time.Millisecond}
-	if _, err := k.Attest(context.Background(), attest.Caller{PID: 9}); !errors.Is(err, attest.ErrContainerNotListed) {
+	if _, err := k.Attest(context.Background(), peer.Caller{PID: 9}); !errors.Is(err, attest.ErrContainerNotListed) {
 		t.Fatalf("container never listed: %v, want ErrContainerNotListed", err)
 	}
 
@@ -154,7 +155,7 @@ func TestKubernetesWaitsBrieflyForANewContainer(t *testing.T) {
 		fk.set(webPod("node-a", true))
 	}()
 	k.Retries, k.RetryInterval = 200, 5*time.Millisecond
-	sel, err := k.Attest(context.Background(), attest.Caller{PID: 9})
+	sel, err := k.Attest(context.Background(), peer.Caller{PID: 9})
 	if err != nil || len(sel) == 0 {
 		t.Fatalf("container listed after a moment: %v, %v", sel, err)
 	}

@@ -6,26 +6,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-)
 
-// Caller is what the kernel says about a process on the other end of the
-// agent's socket, as of the moment it connected (SO_PEERCRED and
-// SO_PEERGROUPS).
-type Caller struct {
-	PID    int32
-	UID    uint32
-	GID    uint32
-	Groups []uint32 // supplementary groups
-	// Exe is the executable the process ran when the agent accepted its
-	// connection (agent/peer records it); Unix refuses to attest a process
-	// that runs another one now. Zero when not known (a process named by
-	// PID for diagnostics).
-	Exe FileID
-}
+	"github.com/sworn-id/sworn/agent/peer"
+)
 
 // Attestor reports the selectors of a caller.
 type Attestor interface {
-	Attest(ctx context.Context, c Caller) ([]Selector, error)
+	Attest(ctx context.Context, c peer.Caller) ([]Selector, error)
 }
 
 // Selector is one attested fact.

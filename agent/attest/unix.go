@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,13 +11,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/sworn-id/sworn/agent/peer"
 )
 
 // Unix attests the uid, gid, user, group, supplementary groups, executable
@@ -42,21 +42,6 @@ type Unix struct {
 	hashes hashCache
 }
 
-// ErrExecutableChanged means the caller runs another executable than the
-// one recorded when it connected (Caller.Exe): it has called execve since,
-// and what it runs now is not what opened the connection.
-var ErrExecutableChanged = errors.New("executable changed since the caller connected")
-
-// FileID names one file on this machine: the device and inode stat reports.
-// Two paths with the same FileID are the same file, whatever mount
-// namespace each was resolved in.
-type FileID struct {
-	Dev, Ino uint64
-}
-
-// IsZero reports whether id names no file (no inode is numbered 0).
-func (id FileID) IsZero() bool { return id.Ino == 0 }
-
 // Attest implements Attestor.
 //
 // Everything about the executable is read from one open of
@@ -65,7 +50,7 @@ func (id FileID) IsZero() bool { return id.Ino == 0 }
 // inode) in the agent's own mount namespace, and when c.Exe is set that file
 // must be c.Exe, or Attest fails with ErrExecutableChanged. So a process
 // that execs another binary while it is attested cannot mix the two.
-func (u *Unix) Attest(_ context.Context, c Caller) ([]Selector, error) {
+func (u *Unix) Attest(_ context.Context, c peer.Caller) ([]Selector, error) {
 	proc := filepath.Join(u.procRoot(), strconv.Itoa(int(c.PID)))
 	sel := []Selector{
 		{Type: "unix", Value: "uid:" + strconv.FormatUint(uint64(c.UID), 10)},
@@ -93,9 +78,9 @@ func (u *Unix) Attest(_ context.Context, c Caller) ([]Selector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
 	}
-	id := FileID{Dev: uint64(st.Dev), Ino: st.Ino}
+	id := peer.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
 	if !c.Exe.IsZero() && id != c.Exe {
-		return nil, fmt.Errorf("attest: unix: pid %d: %w", c.PID, ErrExecutableChanged)
+		return nil, fmt.Errorf("attest: unix: pid %d: %w", c.PID, peer.ErrExecutableChanged)
 	}
 	if path, ok := pathOf(exe, id); ok {
 		sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
@@ -114,7 +99,7 @@ func (u *Unix) Attest(_ context.Context, c Caller) ([]Selector, error) {
 // (unshare -Urm, then bind-mount any file over /usr/bin/x), so on its own
 // it proves nothing about what the agent would find there. A process in
 // another mount namespace (most containers) usually gets no unix:path.
-func pathOf(exe string, id FileID) (string, bool) {
+func pathOf(exe string, id peer.FileID) (string, bool) {
 	path, err := os.Readlink(exe)
 	if err != nil || !filepath.IsAbs(path) {
 		return "", false
@@ -125,7 +110,7 @@ func pathOf(exe string, id FileID) (string, bool) {
 		// not there in the agent's namespace.
 		return "", false
 	}
-	if (FileID{Dev: uint64(st.Dev), Ino: st.Ino}) != id {
+	if (peer.FileID{Dev: uint64(st.Dev), Ino: st.Ino}) != id {
 		return "", false
 	}
 	return path, true
@@ -259,36 +244,4 @@ func (n *nameCache) lookup(m *map[uint32]cachedName, id uint32, resolve func(str
 	(*m)[id] = c
 	n.mu.Unlock()
 	return c.name, c.ok
-}
-
-// CallerOf describes a running process the way its socket credentials
-// would (effective uid and gid, supplementary groups), from
-// /proc/<pid>/status, for diagnostics on a process that did not call.
-func CallerOf(procRoot string, pid int32) (Caller, error) {
-	if procRoot == "" {
-		procRoot = "/proc"
-	}
-	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(int(pid)), "status"))
-	if err != nil {
-		return Caller{}, fmt.Errorf("attest: %w", err)
-	}
-	c := Caller{PID: pid}
-	for _, line := range strings.Split(string(data), "\n") {
-		key, value, _ := strings.Cut(line, ":")
-		f := strings.Fields(value)
-		switch {
-		case key == "Uid" && len(f) >= 2:
-			n, _ := strconv.ParseUint(f[1], 10, 32)
-			c.UID = uint32(n)
-		case key == "Gid" && len(f) >= 2:
-			n, _ := strconv.ParseUint(f[1], 10, 32)
-			c.GID = uint32(n)
-		case key == "Groups":
-			for _, g := range f {
-				n, _ := strconv.ParseUint(g, 10, 32)
-				c.Groups = append(c.Groups, uint32(n))
-			}
-		}
-	}
-	return c, nil
 }

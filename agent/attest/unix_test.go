@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/peer"
 )
 
 func TestUnixRefusesACallerRunningAnotherExecutable(t *testing.T) {
@@ -20,18 +21,18 @@ func TestUnixRefusesACallerRunningAnotherExecutable(t *testing.T) {
 	if err := syscall.Stat(exe, &st); err != nil {
 		t.Fatal(err)
 	}
-	self := attest.FileID{Dev: st.Dev, Ino: st.Ino}
+	self := peer.FileID{Dev: st.Dev, Ino: st.Ino}
 	for _, tc := range []struct {
 		name    string
-		exe     attest.FileID
+		exe     peer.FileID
 		wantErr error
 	}{
 		{name: "the executable seen at accept", exe: self},
-		{name: "not recorded", exe: attest.FileID{}},
-		{name: "another executable", exe: attest.FileID{Dev: self.Dev, Ino: self.Ino + 1}, wantErr: attest.ErrExecutableChanged},
+		{name: "not recorded", exe: peer.FileID{}},
+		{name: "another executable", exe: peer.FileID{Dev: self.Dev, Ino: self.Ino + 1}, wantErr: peer.ErrExecutableChanged},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := attest.Caller{PID: int32(os.Getpid()), UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Exe: tc.exe}
+			c := peer.Caller{PID: int32(os.Getpid()), UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Exe: tc.exe}
 			sel, err := (&attest.Unix{}).Attest(context.Background(), c)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {

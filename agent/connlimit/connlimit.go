@@ -12,7 +12,7 @@ import (
 	grpcpeer "google.golang.org/grpc/peer"
 	"k8s.io/utils/clock"
 
-	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/peer"
 )
 
 // Reason says which limit refused a connection.
@@ -28,7 +28,7 @@ const (
 // *peer.Conn does.
 type CallerConn interface {
 	net.Conn
-	Caller() attest.Caller
+	Caller() peer.Caller
 }
 
 // Config configures a Listener.
@@ -113,7 +113,7 @@ func (l *Listener) release(uid uint32) {
 	}
 }
 
-func (l *Listener) refused(c attest.Caller, reason Reason, held int) {
+func (l *Listener) refused(c peer.Caller, reason Reason, held int) {
 	if l.cfg.OnRefuse != nil {
 		l.cfg.OnRefuse(reason)
 	}

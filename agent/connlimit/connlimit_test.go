@@ -15,17 +15,17 @@ import (
 	"google.golang.org/grpc/credentials"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/connlimit"
+	"github.com/sworn-id/sworn/agent/peer"
 )
 
 // fakeConn is one end of a pipe with a made-up caller.
 type fakeConn struct {
 	net.Conn
-	caller attest.Caller
+	caller peer.Caller
 }
 
-func (c fakeConn) Caller() attest.Caller { return c.caller }
+func (c fakeConn) Caller() peer.Caller { return c.caller }
 
 // fakeListener hands out the connections pushed to it.
 type fakeListener struct {
@@ -83,7 +83,7 @@ func (h *harness) dial(uid uint32) (client net.Conn, server net.Conn) {
 	h.t.Helper()
 	client, srv := net.Pipe()
 	h.t.Cleanup(func() { client.Close() })
-	h.fake.conns <- fakeConn{Conn: srv, caller: attest.Caller{PID: 42, UID: uid}}
+	h.fake.conns <- fakeConn{Conn: srv, caller: peer.Caller{PID: 42, UID: uid}}
 	// A refused connection is closed: the client reads EOF at once. An
 	// admitted one comes out of Accept.
 	readErr := make(chan error, 1)

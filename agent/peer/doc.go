@@ -1,6 +1,10 @@
 // Package peer tells the agent which process is on the other end of a Unix
 // socket connection, and whether it is still that process.
 //
+// It owns Caller, the kernel's record of that process, which the attestors
+// (agent/attest) take as input; this package imports no attestor and no
+// Kubernetes client, so the socket code stays small (TestPeerStaysALeaf).
+//
 // Listener takes the caller's pid, uid and gid from the kernel when the
 // connection is accepted (SO_PEERCRED) together with a pidfd for the caller
 // (SO_PEERPIDFD, Linux 6.5 and later; pidfd_open on older kernels). A pidfd

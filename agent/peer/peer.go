@@ -10,8 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/credentials"
 	grpcpeer "google.golang.org/grpc/peer"
-
-	"github.com/sworn-id/sworn/agent/attest"
 )
 
 // ErrGone means the caller exited after it connected.
@@ -68,7 +66,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 // Conn is a connection with a known caller.
 type Conn struct {
 	*net.UnixConn
-	caller attest.Caller
+	caller Caller
 
 	// notCaller is why the caller can no longer be attested, decided at
 	// accept (nil if it can).
@@ -128,12 +126,12 @@ func newConn(c *net.UnixConn, peerPIDFD, sockDiag bool) (*Conn, error) {
 	if notCaller == nil && exeErr != nil {
 		notCaller = fmt.Errorf("peer: executable of caller %d: %w: %w", cred.Pid, ErrNotCaller, exeErr)
 	}
-	caller := attest.Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups, Exe: exe}
+	caller := Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups, Exe: exe}
 	return &Conn{UnixConn: c, caller: caller, notCaller: notCaller, pidfd: pidfd, sockDiag: sockDiag, fdHint: -1}, nil
 }
 
 // Caller returns the caller recorded at accept time.
-func (c *Conn) Caller() attest.Caller { return c.caller }
+func (c *Conn) Caller() Caller { return c.caller }
 
 // Verify reports whether the caller is still the process that was
 // attested: alive (ErrGone if not), running the executable it ran when its
@@ -171,7 +169,7 @@ func (c *Conn) check() error {
 		return fmt.Errorf("peer: executable of caller %d: %w", pid, err)
 	}
 	if exe != c.caller.Exe {
-		return fmt.Errorf("peer: caller %d: %w: %w", pid, attest.ErrExecutableChanged, ErrNotCaller)
+		return fmt.Errorf("peer: caller %d: %w: %w", pid, ErrExecutableChanged, ErrNotCaller)
 	}
 	if !c.sockDiag {
 		return nil
@@ -242,7 +240,7 @@ type AuthInfo struct {
 func (AuthInfo) AuthType() string { return "sworn-peer" }
 
 // Caller returns the caller recorded at accept time.
-func (a AuthInfo) Caller() attest.Caller { return a.conn.Caller() }
+func (a AuthInfo) Caller() Caller { return a.conn.Caller() }
 
 // Verify reports whether the caller is still the process that connected.
 func (a AuthInfo) Verify() error { return a.conn.Verify() }

@@ -5,19 +5,17 @@ import (
 	"os"
 	"strconv"
 	"syscall"
-
-	"github.com/sworn-id/sworn/agent/attest"
 )
 
 // statExe returns the identity of the file process pid runs. stat follows
 // the /proc magic link to the file itself, in whatever mount namespace it
 // lives, so a path the process sees differently cannot confuse it.
-func statExe(pid int32) (attest.FileID, error) {
+func statExe(pid int32) (FileID, error) {
 	var st syscall.Stat_t
 	if err := syscall.Stat("/proc/"+strconv.Itoa(int(pid))+"/exe", &st); err != nil {
-		return attest.FileID{}, err
+		return FileID{}, err
 	}
-	return attest.FileID{Dev: st.Dev, Ino: st.Ino}, nil
+	return FileID{Dev: st.Dev, Ino: st.Ino}, nil
 }
 
 // credsChanged reports, with an error wrapping ErrNotCaller, when the
@@ -27,7 +25,7 @@ func statExe(pid int32) (attest.FileID, error) {
 // digest would be attested, but the connection was opened by whatever ran
 // before.
 func credsChanged(pid int32, uid, gid uint32) error {
-	now, err := attest.CallerOf("", pid)
+	now, err := CallerOf("", pid)
 	if err != nil {
 		return fmt.Errorf("peer: credentials of caller %d: %w: %w", pid, ErrNotCaller, err)
 	}

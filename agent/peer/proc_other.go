@@ -4,13 +4,11 @@ package peer
 
 import (
 	"errors"
-
-	"github.com/sworn-id/sworn/agent/attest"
 )
 
 var errUnsupported = errors.New("peer: only supported on Linux")
 
-func statExe(int32) (attest.FileID, error)        { return attest.FileID{}, errUnsupported }
+func statExe(int32) (FileID, error)               { return FileID{}, errUnsupported }
 func credsChanged(int32, uint32, uint32) error    { return errUnsupported }
 func holdsSocket(int32, uint64, int) (int, error) { return -1, errUnsupported }
 func peerInode(int) (uint64, error)               { return 0, errUnsupported }

@@ -10,13 +10,13 @@ import (
 	"google.golang.org/grpc/status"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/connlimit"
+	"github.com/sworn-id/sworn/agent/peer"
 )
 
 type callerConn struct{ net.Conn }
 
-func (callerConn) Caller() attest.Caller { return attest.Caller{PID: 42, UID: 1000} }
+func (callerConn) Caller() peer.Caller { return peer.Caller{PID: 42, UID: 1000} }
 
 type oneConnListener struct {
 	c    chan net.Conn

@@ -15,12 +15,12 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/bundle"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/connlimit"
 	"github.com/sworn-id/sworn/agent/peer"
 	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/telemetry"
-	"github.com/sworn-id/sworn/trust"
 )
 
 // Registry matches selectors to entries.
@@ -31,7 +31,7 @@ type Registry interface {
 
 // Bundles is the trust bundle store.
 type Bundles interface {
-	Snapshot() trust.Snapshot
+	Snapshot() bundle.Snapshot
 	Changed() <-chan struct{}
 }
 
@@ -342,7 +342,7 @@ func (s *Server) track(method string) func(*error) {
 
 // bundleDER encodes each bundle as the Workload API wants it: the DER of
 // its CA certificates, concatenated.
-func bundleDER(snap trust.Snapshot) map[spiffeid.TrustDomain][]byte {
+func bundleDER(snap bundle.Snapshot) map[spiffeid.TrustDomain][]byte {
 	out := make(map[spiffeid.TrustDomain][]byte, len(snap.Bundles))
 	for td, b := range snap.Bundles {
 		var der []byte

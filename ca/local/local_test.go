@@ -201,8 +201,12 @@ func TestAutomaticRotationKeepsOverlap(t *testing.T) {
 		t.Fatalf("new SVID is not signed by the new CA: %v", err)
 	}
 	// Until its NotAfter the old CA stays trusted; then it is dropped from
-	// the bundle and from disk.
+	// the bundle and from disk. Wait for the maintenance loop to block on
+	// the clock, step, and wait until it has run at the new time and
+	// blocked again: only then does the check see what maintenance did.
+	waitFor(t, clk.HasWaiters)
 	clk.Step(10*time.Hour - time.Minute)
+	waitFor(t, clk.HasWaiters)
 	if got := c.Authorities(); !got.X509[0].Equal(first.X509[0]) {
 		t.Fatal("old CA dropped before its NotAfter")
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/sworn-id/sworn/agent"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/secpath"
-	"github.com/sworn-id/sworn/trust"
+	"github.com/sworn-id/sworn/internal/filewatch"
 )
 
 type agentOptions struct {
@@ -194,7 +194,7 @@ func (o *agentOptions) run(cmd *cobra.Command) error {
 		// A ConfigMap-mounted file changes by a symlink swap and no signal:
 		// watch its contents too.
 		loaded, _ := os.ReadFile(o.configFile)
-		go trust.WatchFile(cmd.Context(), o.configFile, 2*time.Second, func(data []byte) {
+		go filewatch.Watch(cmd.Context(), o.configFile, 2*time.Second, func(data []byte) {
 			if loaded != nil && bytes.Equal(data, loaded) {
 				loaded = nil // the file as loaded at start: nothing to do
 				return

@@ -15,7 +15,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/sworn-id/sworn/agent/admin/adminpb"
-	"github.com/sworn-id/sworn/trust"
+	"github.com/sworn-id/sworn/agent/bundle"
 )
 
 type bundleFetchOptions struct {
@@ -75,7 +75,7 @@ https_spiffe against a bundle you already have; otherwise with https_web
 			defer cancel()
 			// The agent's own fetcher, with its limits on what the
 			// endpoint may send.
-			b, err := trust.FetchBundle(ctx, trust.BundleClient(tlsCfg, o.timeout), td, o.url)
+			b, err := bundle.Fetch(ctx, bundle.NewClient(tlsCfg, o.timeout), td, o.url)
 			if err != nil {
 				return fmt.Errorf("bundle fetch: %w", err)
 			}

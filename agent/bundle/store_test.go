@@ -1,4 +1,4 @@
-package trust_test
+package bundle_test
 
 import (
 	"crypto/ecdsa"
@@ -11,13 +11,13 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-	"github.com/sworn-id/sworn/trust"
+	"github.com/sworn-id/sworn/agent/bundle"
 )
 
 func TestStoreNotifiesOnlyOnChange(t *testing.T) {
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	a, b := testCert(t), testCert(t)
-	s := trust.NewStore()
+	s := bundle.NewStore()
 
 	steps := []struct {
 		name    string

@@ -1,4 +1,4 @@
-package trust_test
+package bundle_test
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-	"github.com/sworn-id/sworn/trust"
+	"github.com/sworn-id/sworn/agent/bundle"
 )
 
 var peerTD = spiffeid.RequireTrustDomainFromString("peer.example")
@@ -72,7 +72,7 @@ func endpoint(t *testing.T, handler http.HandlerFunc, timeout time.Duration) (st
 	pool.AddCert(srv.Certificate())
 	tlsCfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	tlsCfg.RootCAs = pool
-	return srv.URL, trust.BundleClient(tlsCfg, timeout)
+	return srv.URL, bundle.NewClient(tlsCfg, timeout)
 }
 
 // A bundle endpoint is another organisation's server; each answer an
@@ -88,12 +88,12 @@ func TestFetchBundleRefusesWhatAPeerMustNotSend(t *testing.T) {
 	}{
 		{name: "good", handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(good) }},
 		{name: "larger than the limit", handler: func(w http.ResponseWriter, _ *http.Request) {
-			pad := strings.Repeat(" ", trust.MaxBundleBytes)
+			pad := strings.Repeat(" ", bundle.MaxBytes)
 			_, _ = w.Write([]byte(pad))
 			_, _ = w.Write(good)
 		}, wantErr: "sent more than 1048576 bytes"},
 		{name: "too many authorities", handler: func(w http.ResponseWriter, _ *http.Request) {
-			_, _ = w.Write(bundleJSON(t, peerTD, trust.MaxBundleAuthorities+1, time.Minute))
+			_, _ = w.Write(bundleJSON(t, peerTD, bundle.MaxAuthorities+1, time.Minute))
 		}, wantErr: "holds 257 authorities, more than 256"},
 		{name: "another trust domain's CA", handler: func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write(bundleJSON(t, other, 1, time.Minute))
@@ -110,7 +110,7 @@ func TestFetchBundleRefusesWhatAPeerMustNotSend(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u, client := endpoint(t, tt.handler, 5*time.Second)
-			b, err := trust.FetchBundle(context.Background(), client, peerTD, u)
+			b, err := bundle.Fetch(context.Background(), client, peerTD, u)
 			if tt.wantErr == "" {
 				if err != nil || len(b.X509Authorities()) != 1 {
 					t.Fatalf("FetchBundle = %v, %v; want one authority", b, err)
@@ -130,7 +130,7 @@ func TestFetchBundleTimesOut(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	u, client := endpoint(t, func(http.ResponseWriter, *http.Request) { <-release }, 200*time.Millisecond)
-	_, err := trust.FetchBundle(context.Background(), client, peerTD, u)
+	_, err := bundle.Fetch(context.Background(), client, peerTD, u)
 	if err == nil || !strings.Contains(err.Error(), "Client.Timeout exceeded") {
 		t.Fatalf("FetchBundle err = %v, want a client timeout", err)
 	}
@@ -151,9 +151,9 @@ func TestWatchKeepsTheLastGoodBundle(t *testing.T) {
 	defer srv.Close()
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
-	store := trust.NewStore()
+	store := bundle.NewStore()
 	updated, failed := make(chan struct{}, 8), make(chan error, 8)
-	f := &trust.Federation{TrustDomain: peerTD, URL: srv.URL, Profile: trust.ProfileHTTPSWeb, WebRoots: pool,
+	f := &bundle.Federation{TrustDomain: peerTD, URL: srv.URL, Profile: bundle.ProfileHTTPSWeb, WebRoots: pool,
 		OnUpdate: func(*spiffebundle.Bundle) { updated <- struct{}{} },
 		OnError:  func(err error) { failed <- err },
 	}
@@ -187,42 +187,4 @@ func TestWatchKeepsTheLastGoodBundle(t *testing.T) {
 	if b, ok := store.Snapshot().Bundles[peerTD]; !ok || len(b.X509Authorities()) != 1 {
 		t.Fatalf("store after a refused fetch: %v, %v; want the last good bundle", b, ok)
 	}
-}
-
-// FuzzParseBundle feeds what a peer's bundle endpoint (or an operator's
-// bundle file) sends. An accepted bundle is within the limits, holds no CA
-// of another trust domain, and survives a round trip unchanged.
-func FuzzParseBundle(f *testing.F) {
-	for _, seed := range []struct {
-		td spiffeid.TrustDomain
-		n  int
-	}{{peerTD, 1}, {spiffeid.RequireTrustDomainFromString("victim.example"), 2}} {
-		data, err := makeBundle(seed.td, seed.n, time.Minute)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-	f.Add([]byte(`{"keys":[{"use":"jwt-svid","kty":"EC","kid":"k","crv":"P-256","x":"WbbxT0s8DkxaXkV0E6yb9qTfR3JZbNU1q2k2k2k2k2k","y":"WbbxT0s8DkxaXkV0E6yb9qTfR3JZbNU1q2k2k2k2k2k"}],"spiffe_refresh_hint":-9223372036854775808}`))
-	f.Add([]byte(`{"keys":[{"use":"x509-svid","kty":"EC","x5c":["AAAA"]}]}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := trust.ParseBundle(peerTD, data)
-		if err != nil {
-			return
-		}
-		if n := len(b.X509Authorities()) + len(b.JWTAuthorities()); n > trust.MaxBundleAuthorities {
-			t.Fatalf("accepted %d authorities", n)
-		}
-		if err := trust.CheckBundleTrustDomain(peerTD, b.X509Authorities()); err != nil {
-			t.Fatalf("accepted a bundle that fails the trust domain check: %v", err)
-		}
-		again, err := b.Marshal()
-		if err != nil {
-			return // e.g. a JWT key go-jose cannot marshal back
-		}
-		b2, err := trust.ParseBundle(peerTD, again)
-		if err != nil || !b2.Equal(b) {
-			t.Fatalf("round trip changed the bundle: %v", err)
-		}
-	})
 }

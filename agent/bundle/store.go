@@ -1,4 +1,4 @@
-package trust
+package bundle
 
 import (
 	"crypto"
@@ -6,13 +6,16 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// Store keeps X.509 bundles by trust domain.
+// Store keeps the X.509 and JWT bundles of each trust domain: the
+// agent's own and the federated ones.
 type Store struct {
 	mu      sync.RWMutex
 	snap    Snapshot
@@ -30,6 +33,27 @@ type Snapshot struct {
 // JWTSet returns the JWT bundles as a go-spiffe bundle set.
 func (s Snapshot) JWTSet() *jwtbundle.Set {
 	return jwtbundle.NewSet(slices.Collect(maps.Values(s.JWT))...)
+}
+
+// SPIFFEBundle returns td's bundle from the snapshot in SPIFFE format
+// (X.509 and JWT authorities), with the snapshot's sequence number, which
+// grows with every change, and refreshHint.
+func (s Snapshot) SPIFFEBundle(td spiffeid.TrustDomain, refreshHint time.Duration) (*spiffebundle.Bundle, bool) {
+	x, hasX := s.Bundles[td]
+	j, hasJ := s.JWT[td]
+	if !hasX && !hasJ {
+		return nil, false
+	}
+	b := spiffebundle.New(td)
+	if hasX {
+		b.SetX509Authorities(x.X509Authorities())
+	}
+	if hasJ {
+		b.SetJWTAuthorities(j.JWTAuthorities())
+	}
+	b.SetSequenceNumber(s.Seq)
+	b.SetRefreshHint(refreshHint)
+	return b, true
 }
 
 // NewStore returns an empty Store.
