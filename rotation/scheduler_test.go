@@ -3,6 +3,7 @@ package rotation_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,6 +86,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// blockedOnClock waits until the scheduler is blocked on its timer again
+// after a Step, so a test can then assert that the step started nothing.
+// It is a barrier: a timer that fired during the Step is gone from the fake
+// clock, and the scheduler arms the next one only after the renewal it
+// started has called the renewer; so once a timer is armed, every renewal
+// the Step caused has been counted.
+func blockedOnClock(t *testing.T, clk *clocktesting.FakeClock) {
+	t.Helper()
+	eventually(t, "the scheduler to block on its timer", clk.HasWaiters)
+}
+
 func half() float64 { return 0.5 }
 
 func TestSchedulerRenewsAtHalfLife(t *testing.T) {
@@ -95,7 +107,7 @@ func TestSchedulerRenewsAtHalfLife(t *testing.T) {
 
 	eventually(t, "timer armed", clk.HasWaiters)
 	clk.Step(29 * time.Minute)
-	time.Sleep(10 * time.Millisecond)
+	blockedOnClock(t, clk)
 	if n := r.count(); n != 0 {
 		t.Fatalf("renewed %d times before half life", n)
 	}
@@ -141,23 +153,36 @@ func TestSchedulerBacksOffThenRecovers(t *testing.T) {
 }
 
 func TestSchedulerBoundsConcurrency(t *testing.T) {
+	const workers, keys = 3, 10
 	clk := clocktesting.NewFakeClock(t0)
+	// Every renewal blocks until the test releases it, so the scheduler
+	// fills every worker slot and reaching the bound does not depend on
+	// how fast the machine is.
 	r := &fakeRenewer{clock: clk, lifetime: time.Hour, gate: make(chan struct{})}
-	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half, Workers: 3})
-	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} {
-		s.Track(k, rotation.Validity{NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Minute)})
+	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half, Workers: workers})
+	for i := range keys {
+		s.Track(string(rune('a'+i)), rotation.Validity{NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Minute)})
 	}
-	for released := 0; released < 10; released++ {
-		eventually(t, "a renewal in flight", func() bool {
+	for released := 0; released < keys; released++ {
+		// All keys are overdue: as many as the bound allows (or as remain)
+		// are in flight before one is released, and never more.
+		want := min(workers, keys-released)
+		eventually(t, fmt.Sprintf("%d renewals in flight", want), func() bool {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			return r.inflight > 0
+			return r.inflight >= want || r.peak > workers
 		})
+		r.mu.Lock()
+		peak := r.peak
+		r.mu.Unlock()
+		if peak > workers {
+			t.Fatalf("%d renewals ran at once, want at most %d", peak, workers)
+		}
 		r.gate <- struct{}{}
 	}
-	eventually(t, "all renewed", func() bool { return r.count() == 10 })
-	if r.peak != 3 {
-		t.Fatalf("peak concurrency %d, want 3", r.peak)
+	eventually(t, "all renewed", func() bool { return r.count() == keys })
+	if r.peak != workers {
+		t.Fatalf("peak concurrency %d, want the bound %d", r.peak, workers)
 	}
 }
 
