@@ -93,7 +93,7 @@ var (
 
 // caller is an attested caller.
 type caller struct {
-	attest.Caller
+	peer.Caller
 	selectors attest.Set
 	// verify reports whether the process that connected is still the one
 	// attested (see peer.Conn.Verify).
@@ -137,7 +137,7 @@ func (s *Server) attest(ctx context.Context) (caller, error) {
 		// exec'd or handed the connection on, so no call on it will ever be
 		// attested again. Unavailable would invite retrying on the same
 		// connection forever; the caller is told to open a new one.
-		if errors.Is(err, peer.ErrNotCaller) || errors.Is(err, attest.ErrExecutableChanged) {
+		if errors.Is(err, peer.ErrNotCaller) || errors.Is(err, peer.ErrExecutableChanged) {
 			return caller{}, errNotCaller
 		}
 		return caller{}, status.Error(codes.Unavailable, "attestation failed")
@@ -158,7 +158,7 @@ func (s *Server) reverify(c caller) error {
 		return nil
 	}
 	s.cfg.Logger.Warn("ending a stream whose caller changed", "pid", c.PID, "uid", c.UID, "error", err)
-	if errors.Is(err, peer.ErrGone) || errors.Is(err, peer.ErrNotCaller) || errors.Is(err, attest.ErrExecutableChanged) {
+	if errors.Is(err, peer.ErrGone) || errors.Is(err, peer.ErrNotCaller) || errors.Is(err, peer.ErrExecutableChanged) {
 		return errNotCaller
 	}
 	return status.Error(codes.Unavailable, "could not verify the caller; open a new connection")
