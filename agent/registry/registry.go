@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -51,11 +52,17 @@ func (r *Registry) Len() int {
 // selectors and every selector its template names were attested), without
 // duplicates, in rule order. A rule whose template cannot be rendered for
 // this workload is skipped and reported in errs.
+//
+// Rules that give the workload the same SVID (same ID, TTL and DNS names,
+// see Entry.Key) share one entry: its federates_with is the union of
+// theirs, since every one of those rules applies to the workload. The
+// entry keeps the first rule's hint; a later rule naming another hint is
+// reported in errs, as one SVID cannot carry two hints.
 func (r *Registry) Match(sel attest.Set) (entries []Entry, errs []error) {
 	r.mu.RLock()
 	rules := r.rules
 	r.mu.RUnlock()
-	seen := map[string]bool{}
+	seen := map[string]int{} // entry key → index in entries
 	hints := map[string]bool{}
 	for i := range rules {
 		rule := &rules[i]
@@ -73,7 +80,10 @@ func (r *Registry) Match(sel attest.Set) (entries []Entry, errs []error) {
 			continue
 		}
 		k := e.Key()
-		if seen[k] {
+		if j, ok := seen[k]; ok {
+			if err := merge(&entries[j], e); err != nil {
+				errs = append(errs, fmt.Errorf("registry: rule %d: %w", i+1, err))
+			}
 			continue
 		}
 		// The Workload API requires hints to be unique within a response;
@@ -83,9 +93,23 @@ func (r *Registry) Match(sel attest.Set) (entries []Entry, errs []error) {
 			errs = append(errs, fmt.Errorf("registry: rule %d: hint %q is already used by an earlier rule for this workload; %s is not served", i+1, e.Hint, e.ID))
 			continue
 		}
-		seen[k] = true
+		seen[k] = len(entries)
 		hints[e.Hint] = e.Hint != ""
 		entries = append(entries, e)
 	}
 	return entries, errs
+}
+
+// merge folds e, a later rule's entry for the same SVID, into dst.
+func merge(dst *Entry, e Entry) error {
+	for _, td := range e.FederatesWith {
+		if !slices.Contains(dst.FederatesWith, td) {
+			// A new slice: dst's may be the compiled rule's own.
+			dst.FederatesWith = append(slices.Clip(dst.FederatesWith), td)
+		}
+	}
+	if e.Hint != "" && e.Hint != dst.Hint {
+		return fmt.Errorf("same SVID as an earlier rule, which gives it hint %q; hint %q is not served for %s", dst.Hint, e.Hint, e.ID)
+	}
+	return nil
 }

@@ -191,3 +191,40 @@ func TestMatchDropsDuplicateHints(t *testing.T) {
 		t.Fatalf("errs = %v, want one naming the hint and the dropped ID", errs)
 	}
 }
+
+// Rules that differ only in federates_with or hint give one workload the
+// same SVID: it is served once, with the union of their federations, the
+// first rule's hint, and a report for a hint that cannot be served.
+func TestMatchMergesRulesForTheSameSVID(t *testing.T) {
+	compile := func(r registry.Rule) registry.Compiled {
+		t.Helper()
+		r.SPIFFEID, r.Selectors = "spiffe://example.org/web", []string{"unix:uid:1"}
+		c, err := registry.Compile(td, time.Hour, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	reg := registry.New(td, []registry.Compiled{
+		compile(registry.Rule{FederatesWith: []string{"a.org"}, Hint: "web"}),
+		compile(registry.Rule{FederatesWith: []string{"b.org", "a.org"}}),
+		compile(registry.Rule{Hint: "other"}),
+	})
+	uid1 := attest.NewSet(attest.Selector{Type: "unix", Value: "uid:1"})
+	for range 2 { // twice: merging must not change the compiled rules
+		entries, errs := reg.Match(uid1)
+		if len(entries) != 1 {
+			t.Fatalf("Match = %v, want one entry", entries)
+		}
+		var fed []string
+		for _, f := range entries[0].FederatesWith {
+			fed = append(fed, f.Name())
+		}
+		if got := strings.Join(fed, " "); got != "a.org b.org" || entries[0].Hint != "web" {
+			t.Fatalf("entry federates with %q and has hint %q, want \"a.org b.org\" and \"web\"", got, entries[0].Hint)
+		}
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), `rule 3`) || !strings.Contains(errs[0].Error(), `hint "other" is not served`) {
+			t.Fatalf("errs = %v, want one for rule 3's hint", errs)
+		}
+	}
+}
