@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,9 +71,10 @@ func guard(t *testing.T, allow, deny []string) *trust.Guard {
 
 // backend is a TCP echo server that counts what it receives.
 type backend struct {
-	addr  string
-	conns atomic.Int32
-	bytes atomic.Int64
+	addr   string
+	conns  atomic.Int32 // accepted
+	closed atomic.Int32 // handlers returned, their bytes counted
+	bytes  atomic.Int64
 }
 
 func newBackend(t *testing.T) *backend {
@@ -90,6 +93,7 @@ func newBackend(t *testing.T) *backend {
 			}
 			b.conns.Add(1)
 			go func() {
+				defer b.closed.Add(1)
 				defer c.Close()
 				buf := make([]byte, 32<<10)
 				for {
@@ -106,6 +110,49 @@ func newBackend(t *testing.T) *backend {
 		}
 	}()
 	return b
+}
+
+// settled waits until every connection the backend accepted has ended, so
+// its byte count is final, and returns the counts.
+func (b *backend) settled(t *testing.T) (conns int32, bytes int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.closed.Load() != b.conns.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("backend: %d connections still open", b.conns.Load()-b.closed.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return b.conns.Load(), b.bytes.Load()
+}
+
+// requireAlert fails unless err is the TLS alert a refused peer gets when
+// the proxy rejects its certificate. A deadline means the proxy hung
+// instead of refusing, which must not pass for a refusal.
+func requireAlert(t *testing.T, what string, err error) {
+	t.Helper()
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || !strings.Contains(err.Error(), "tls: bad certificate") {
+		t.Fatalf("%s: %v, want the TLS alert \"bad certificate\"%s", what, err, hung(err))
+	}
+}
+
+// requireClosed fails unless err shows the proxy closed the connection
+// (EOF or a reset), not that the read hit its deadline.
+func requireClosed(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("%s: %v, want the connection closed (EOF or reset)%s", what, err, hung(err))
+	}
+}
+
+// hung explains a deadline error: the proxy hung instead of refusing.
+func hung(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "; the proxy hung instead of refusing"
+	}
+	return ""
 }
 
 func runProxy(t testing.TB, cfg proxy.Config) string {
@@ -163,11 +210,12 @@ func TestServerModeAdmitsOnlyAllowedPeers(t *testing.T) {
 	})
 	serverOnly := guard(t, []string{"spiffe://example.org/server"}, nil)
 
-	got, err := roundTrip(trust.ClientConfig(as(t, a, "/client-ok"), serverOnly), addr, "hello")
+	allowed := trust.ClientConfig(as(t, a, "/client-ok"), serverOnly)
+	got, err := roundTrip(allowed, addr, "hello")
 	if err != nil || got != "hello\n" {
 		t.Fatalf("allowed peer: %q, %v", got, err)
 	}
-	connsAfterAllowed, bytesAfterAllowed := b.conns.Load(), b.bytes.Load()
+	connsBefore, bytesBefore := b.settled(t)
 
 	foreign := agenttest.Start(t, agenttest.Config(t, config.Rule{SPIFFEID: "spiffe://example.org/client-ok", Selectors: []string{fmt.Sprintf("unix:uid:%d", os.Geteuid())}}))
 	foreignSVID, err := foreign.Source(t).GetX509SVID()
@@ -188,14 +236,21 @@ func TestServerModeAdmitsOnlyAllowedPeers(t *testing.T) {
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, err := roundTrip(tt.conf, addr, "secret"); err == nil {
-				t.Fatalf("refused peer got %q back", got)
-			}
+			got, err := roundTrip(tt.conf, addr, "secret")
+			requireAlert(t, fmt.Sprintf("refused peer (got %q)", got), err)
 		})
 	}
-	if b.conns.Load() != connsAfterAllowed || b.bytes.Load() != bytesAfterAllowed {
+	// One more allowed connection is a barrier: the backend accepts in
+	// order, so once it has echoed, any connection the proxy opened for a
+	// refused peer has been accepted too; settled then waits for every
+	// handler, so the byte count is final.
+	if got, err := roundTrip(allowed, addr, "sync"); err != nil || got != "sync\n" {
+		t.Fatalf("allowed peer after the refusals: %q, %v", got, err)
+	}
+	conns, bytes := b.settled(t)
+	if conns != connsBefore+1 || bytes != bytesBefore+int64(len("sync\n")) {
 		t.Fatalf("the backend saw %d more connections and %d more bytes from refused peers",
-			b.conns.Load()-connsAfterAllowed, b.bytes.Load()-bytesAfterAllowed)
+			conns-connsBefore-1, bytes-bytesBefore-int64(len("sync\n")))
 	}
 }
 
@@ -244,8 +299,8 @@ func TestClientModeRefusesServersNotAllowed(t *testing.T) {
 			if tt.ok && (err != nil || got != "plain\n") {
 				t.Fatalf("through the client proxy: %q, %v", got, err)
 			}
-			if !tt.ok && err == nil {
-				t.Fatalf("a server that is not allowed answered %q", got)
+			if !tt.ok {
+				requireClosed(t, fmt.Sprintf("a server that is not allowed (answered %q)", got), err)
 			}
 		})
 	}
