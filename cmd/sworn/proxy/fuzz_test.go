@@ -95,6 +95,20 @@ func lenientServe(raw string) string {
 	return served
 }
 
+// pathDecisionSeeds are the traversal and smuggling forms the nginx test
+// sends, and near misses of them.
+var pathDecisionSeeds = []string{
+	"/api/orders/42", "/api/orders/../../admin/secret.txt", "/api/orders/%2e%2e/%2e%2e/admin/secret.txt",
+	"/api/orders/%2E%2E/%2E%2E/admin", "/api/orders/..%2f..%2fadmin", "/api/orders/..%2F..%2Fadmin",
+	"/api/orders/.%2e/admin", "/api/orders/..;/..;/admin", "/api/orders/..%3b/admin", `/api/orders/..\..\admin`,
+	"/api/orders/..%5c..%5cadmin", "/api/orders/x%00/../../admin", "/api/orders/%252e%252e/admin",
+	"/api/orders/%c0%ae%c0%ae/admin", "/api/orders/%ef%bc%8e%ef%bc%8e/admin", "/api/orders/x#/../../admin",
+	"http://host/api/orders/../../admin", "http://host/api/orders/1", "host:443", "*", "//api//orders//42",
+	"/api/orders//..//admin", "/api/orders/%34%32", "/api/orders/caf%C3%A9", "/api/orders/?next=/../../admin",
+	"/api/orders/...", "/api/orders/..%20", "/api/orders/%2e", "/api/orders/;/../admin", "/api/orders/%3F%23",
+	"/api/orders/1?_method=DELETE", "/api/orders/1;/..",
+}
+
 // FuzzHTTPPathDecision runs request targets through HTTP mode's handler
 // and reverse proxy, as Go's server parses them, with one rule: client-ok
 // may GET /api/orders/*. Whenever a request is forwarded, the path on the
@@ -104,17 +118,7 @@ func lenientServe(raw string) string {
 // something under /api/orders/, and the query and peer headers are the
 // ones decided on.
 func FuzzHTTPPathDecision(f *testing.F) {
-	for _, s := range []string{
-		"/api/orders/42", "/api/orders/../../admin/secret.txt", "/api/orders/%2e%2e/%2e%2e/admin/secret.txt",
-		"/api/orders/%2E%2E/%2E%2E/admin", "/api/orders/..%2f..%2fadmin", "/api/orders/..%2F..%2Fadmin",
-		"/api/orders/.%2e/admin", "/api/orders/..;/..;/admin", "/api/orders/..%3b/admin", `/api/orders/..\..\admin`,
-		"/api/orders/..%5c..%5cadmin", "/api/orders/x%00/../../admin", "/api/orders/%252e%252e/admin",
-		"/api/orders/%c0%ae%c0%ae/admin", "/api/orders/%ef%bc%8e%ef%bc%8e/admin", "/api/orders/x#/../../admin",
-		"http://host/api/orders/../../admin", "http://host/api/orders/1", "host:443", "*", "//api//orders//42",
-		"/api/orders//..//admin", "/api/orders/%34%32", "/api/orders/caf%C3%A9", "/api/orders/?next=/../../admin",
-		"/api/orders/...", "/api/orders/..%20", "/api/orders/%2e", "/api/orders/;/../admin", "/api/orders/%3F%23",
-		"/api/orders/1?_method=DELETE", "/api/orders/1;/..",
-	} {
+	for _, s := range pathDecisionSeeds {
 		f.Add(s)
 	}
 	rule, err := trust.ParseHTTPRule("spiffe://example.org/client-ok GET /api/orders/*")
@@ -147,44 +151,53 @@ func FuzzHTTPPathDecision(f *testing.F) {
 			}
 			return
 		}
-		out := rec.out
 		if w.Code != http.StatusOK {
 			t.Fatalf("%q: forwarded, but answered %d", target, w.Code)
 		}
-		if out.URL.Host != backend || (out.Host != "" && out.Host != backend) || out.URL.Scheme != "http" {
-			t.Fatalf("%q: forwarded to host %q (Host %q), not the target", target, out.URL.Host, out.Host)
-		}
-		wire := out.URL.RequestURI()
-		wirePath, wireQuery, _ := strings.Cut(wire, "?")
-		decided, err := trust.CanonicalPath(wire)
-		if err != nil {
-			t.Fatalf("%q: forwarded %q, which is not canonical: %v", target, wire, err)
-		}
-		if (&url.URL{Path: decided}).EscapedPath() != wirePath {
-			t.Fatalf("%q: forwarded %q, not the canonical encoding of %q", target, wire, decided)
-		}
-		if dec, err := url.PathUnescape(wirePath); err != nil || dec != decided {
-			t.Fatalf("%q: forwarded %q, which decodes to %q, %v; decided on %q", target, wire, dec, err, decided)
-		}
-		if fromClient, err := trust.CanonicalPath(target); err != nil || fromClient != decided {
-			t.Fatalf("%q: the client's path is %q (%v), the forwarded one %q", target, fromClient, err, decided)
-		}
-		if !strings.HasPrefix(decided, "/api/orders/") {
-			t.Fatalf("%q: forwarded %q, which the rule does not match", target, decided)
-		}
-		if served := resolveDots(wirePath); served != decided {
-			t.Fatalf("%q: forwarded %q, which a resolving backend serves as %q, not %q", target, wire, served, decided)
-		}
-		if served := lenientServe(wirePath); !strings.HasPrefix(served, "/api/orders/") {
-			t.Fatalf("%q: forwarded %q, which a lenient backend serves as %q", target, wire, served)
-		}
-		if _, q, _ := strings.Cut(target, "?"); wireQuery != q {
-			t.Fatalf("%q: forwarded query %q, want the client's %q", target, wireQuery, q)
-		}
-		if x := out.Header.Values(XFCC); len(x) != 1 || !strings.HasSuffix(x[0], ";URI=spiffe://example.org/client-ok") {
-			t.Fatalf("%q: forwarded XFCC %q", target, x)
-		}
+		checkForwarded(t, target, backend, rec.out)
 	})
+}
+
+// checkForwarded checks a request the handler forwarded for the client's
+// target: it goes to backend, its path on the wire is canonical and is the
+// one decided on, the rule matches it, backends that resolve dots (strictly
+// or leniently) serve it under /api/orders/, and the query and XFCC are the
+// ones decided on.
+func checkForwarded(t *testing.T, target, backend string, out *http.Request) {
+	t.Helper()
+	if out.URL.Host != backend || (out.Host != "" && out.Host != backend) || out.URL.Scheme != "http" {
+		t.Fatalf("%q: forwarded to host %q (Host %q), not the target", target, out.URL.Host, out.Host)
+	}
+	wire := out.URL.RequestURI()
+	wirePath, wireQuery, _ := strings.Cut(wire, "?")
+	decided, err := trust.CanonicalPath(wire)
+	if err != nil {
+		t.Fatalf("%q: forwarded %q, which is not canonical: %v", target, wire, err)
+	}
+	if (&url.URL{Path: decided}).EscapedPath() != wirePath {
+		t.Fatalf("%q: forwarded %q, not the canonical encoding of %q", target, wire, decided)
+	}
+	if dec, err := url.PathUnescape(wirePath); err != nil || dec != decided {
+		t.Fatalf("%q: forwarded %q, which decodes to %q, %v; decided on %q", target, wire, dec, err, decided)
+	}
+	if fromClient, err := trust.CanonicalPath(target); err != nil || fromClient != decided {
+		t.Fatalf("%q: the client's path is %q (%v), the forwarded one %q", target, fromClient, err, decided)
+	}
+	if !strings.HasPrefix(decided, "/api/orders/") {
+		t.Fatalf("%q: forwarded %q, which the rule does not match", target, decided)
+	}
+	if served := resolveDots(wirePath); served != decided {
+		t.Fatalf("%q: forwarded %q, which a resolving backend serves as %q, not %q", target, wire, served, decided)
+	}
+	if served := lenientServe(wirePath); !strings.HasPrefix(served, "/api/orders/") {
+		t.Fatalf("%q: forwarded %q, which a lenient backend serves as %q", target, wire, served)
+	}
+	if _, q, _ := strings.Cut(target, "?"); wireQuery != q {
+		t.Fatalf("%q: forwarded query %q, want the client's %q", target, wireQuery, q)
+	}
+	if x := out.Header.Values(XFCC); len(x) != 1 || !strings.HasSuffix(x[0], ";URI=spiffe://example.org/client-ok") {
+		t.Fatalf("%q: forwarded XFCC %q", target, x)
+	}
 }
 
 // resolveDots decodes a raw path once, merges slashes and resolves dot

@@ -56,19 +56,40 @@ func startNginx(t *testing.T) *nginx {
 	if _, err := os.Stat(nginxBin); err != nil {
 		t.Skipf("no nginx at %s (%v): `make test` installs Debian's nginx-light (the .bin/nginx-ok target)", nginxBin, err)
 	}
-	dir := t.TempDir()
-	www := filepath.Join(dir, "www")
-	for _, d := range []string{"www/admin", "www/api/orders", "logs", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(www, "admin", "secret.txt"), []byte(secret+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := nginxRoot(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	n := &nginx{addr: addr, accessLog: filepath.Join(dir, "logs", "access.log"), stderr: &strings.Builder{}}
-	conf := fmt.Sprintf(`daemon off;
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(fmt.Sprintf(nginxConf, dir, addr, filepath.Join(dir, "www"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.cmd = exec.Command(nginxBin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "logs", "error.log"))
+	n.cmd.Stdout, n.cmd.Stderr = n.stderr, n.stderr
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		n.waitErr = n.cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() { n.stop(t) })
+	n.stopFn = func() {
+		_ = n.cmd.Process.Signal(syscall.SIGQUIT) // graceful: finish requests, flush logs
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-exited
+		}
+	}
+	n.waitListening(t, dir, exited)
+	return n
+}
+
+// nginxConf is startNginx's configuration: %[1]s is the prefix directory,
+// %[2]s the listen address, %[3]s the document root.
+const nginxConf = `daemon off;
 master_process off;
 worker_processes 1;
 pid %[1]s/logs/nginx.pid;
@@ -93,54 +114,44 @@ http {
 		}
 	}
 }
-`, dir, addr, www)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	n.cmd = exec.Command(nginxBin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "logs", "error.log"))
-	n.cmd.Stdout, n.cmd.Stderr = n.stderr, n.stderr
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		n.waitErr = n.cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() { n.stop(t) })
-	stopped := func() bool {
-		select {
-		case <-exited:
-			return true
-		default:
-			return false
+`
+
+// nginxRoot makes nginx's prefix directory: the document root with the
+// secret, and the log and temporary directories.
+func nginxRoot(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"www/admin", "www/api/orders", "logs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
 		}
 	}
-	n.stopFn = func() {
-		_ = n.cmd.Process.Signal(syscall.SIGQUIT) // graceful: finish requests, flush logs
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = n.cmd.Process.Kill()
-			<-exited
-		}
+	if err := os.WriteFile(filepath.Join(dir, "www", "admin", "secret.txt"), []byte(secret+"\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	// Ready when it accepts a connection; a process that exits first
-	// failed to start (bad config, port taken) and says why on stderr.
+	return dir
+}
+
+// waitListening returns once nginx accepts a connection. A process that
+// exits first failed to start (bad config, port taken) and says why on
+// stderr and in its error log.
+func (n *nginx) waitListening(t *testing.T, dir string, exited <-chan struct{}) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", n.addr, time.Second)
 		if err == nil {
 			c.Close()
-			return n
+			return
 		}
-		if stopped() {
+		select {
+		case <-exited:
 			errLog, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
 			t.Fatalf("nginx exited: %v\n%s\n%s", n.waitErr, n.stderr, errLog)
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s within 10s: %v", addr, err)
+			t.Fatalf("nginx did not listen on %s within 10s: %v", n.addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
