@@ -15,59 +15,33 @@ import (
 )
 
 // newAuthority builds the configured CA backend and the loop that keeps it
-// current. A remote CA gets 30 seconds to answer at start; if it does not,
+// current. The file's section already is the backend's Config; only the
+// fields no file sets are filled in here, on a copy. A remote CA gets 30 seconds to answer at start; if it does not,
 // the backend still comes up and keeps trying, reporting to onHealth.
 func newAuthority(cfg *config.Config, log *slog.Logger, onHealth func(error)) (ca.Authority, func(context.Context) error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	switch cfg.CA.Type {
 	case "local":
-		lc, err := local.New(local.Config{
-			TrustDomain: cfg.TrustDomainID(),
-			Dir:         filepath.Join(cfg.DataDir, "ca"),
-			TTL:         cfg.CA.Local.TTL,
-			KeyType:     cfg.CA.Local.KeyType,
-			Logger:      log,
-		})
+		lc := cfg.CA.Local
+		lc.TrustDomain, lc.Dir, lc.Logger = cfg.TrustDomainID(), filepath.Join(cfg.DataDir, "ca"), log
+		c, err := local.New(lc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("agent: %w", err)
 		}
-		return lc, lc.Run, nil
+		return c, c.Run, nil
 	case "vault":
 		vc := cfg.CA.Vault
-		v, err := vault.New(ctx, vault.Config{
-			TrustDomain:     cfg.TrustDomainID(),
-			Address:         vc.Address,
-			CACertFile:      vc.CACertFile,
-			Namespace:       vc.Namespace,
-			PKIMount:        vc.PKIMount,
-			Role:            vc.Role,
-			Mode:            vault.Mode(vc.Mode),
-			Auth:            vault.Auth(vc.Auth),
-			BundleRefresh:   vc.BundleRefresh,
-			IntermediateTTL: vc.IntermediateTTL,
-			KeyType:         cfg.SVID.KeyType,
-			JWT:             vault.JWTConfig(vc.JWT),
-			Logger:          log,
-			OnHealth:        onHealth,
-		})
+		vc.TrustDomain, vc.KeyType, vc.Logger, vc.OnHealth = cfg.TrustDomainID(), cfg.SVID.KeyType, log, onHealth
+		v, err := vault.New(ctx, vc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("agent: %w", err)
 		}
 		return v, v.Run, nil
 	case "stepca":
-		st := cfg.CA.StepCA
-		s, err := stepca.New(ctx, stepca.Config{
-			TrustDomain:     cfg.TrustDomainID(),
-			URL:             st.URL,
-			RootFingerprint: st.RootFingerprint,
-			RootFile:        st.RootFile,
-			Provisioner:     st.Provisioner,
-			PasswordFile:    st.PasswordFile,
-			BundleRefresh:   st.BundleRefresh,
-			Logger:          log,
-			OnHealth:        onHealth,
-		})
+		sc := cfg.CA.StepCA
+		sc.TrustDomain, sc.Logger, sc.OnHealth = cfg.TrustDomainID(), log, onHealth
+		s, err := stepca.New(ctx, sc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("agent: %w", err)
 		}

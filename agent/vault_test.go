@@ -32,7 +32,7 @@ func vaultConfig(t *testing.T, addr string, mode string) *config.Config {
 	}
 	cfg.CA = config.CA{Type: "vault", Vault: config.VaultCA{
 		Address:       addr,
-		Mode:          mode,
+		Mode:          vault.Mode(mode),
 		BundleRefresh: time.Second,
 		Auth:          config.VaultAuth{Method: "token", TokenFile: tokenFile},
 	}}

@@ -2,8 +2,9 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"time"
+
+	"github.com/sworn-id/sworn/internal/field"
 )
 
 // Defaults of the limits section. A node runs at most a few hundred pods,
@@ -82,32 +83,20 @@ func (l Limits) UIDConnectionCap(nofile uint64) int {
 	return max(1, min(l.MaxConnectionsPerUID, l.ConnectionCap(nofile)/2))
 }
 
-func (l Limits) validate() []fieldError {
-	var errs []fieldError
-	add := func(err error, field string) {
-		if err != nil {
-			errs = append(errs, fieldError{path: []string{"limits", field}, err: err})
-		}
-	}
-	add(intRange(l.MaxConnectionsPerUID, 1, 1<<20), "max_connections_per_uid")
+func (l Limits) validate() field.List {
+	var errs field.List
+	errs.Add(field.Int(l.MaxConnectionsPerUID, 1, 1<<20), "max_connections_per_uid")
 	if l.MaxConnections != 0 {
-		add(intRange(l.MaxConnections, 1, 1<<24), "max_connections")
+		errs.Add(field.Int(l.MaxConnections, 1, 1<<24), "max_connections")
 	}
-	add(intRange(l.ReservedFDs, 64, 1<<20), "reserved_fds")
-	add(intRange(l.MaxStreamsPerUID, 1, 1<<20), "max_streams_per_uid")
-	add(intRange(l.MaxStreamsPerConnection, 1, 10000), "max_streams_per_connection")
-	add(inRange(l.StreamSendTimeout, time.Second, time.Hour), "stream_send_timeout")
-	add(intRange(l.JWTCacheBytes, 64<<10, 4<<30), "jwt_cache_bytes")
-	add(intRange(l.JWTCacheBytesPerUID, 64<<10, 4<<30), "jwt_cache_bytes_per_uid")
+	errs.Add(field.Int(l.ReservedFDs, 64, 1<<20), "reserved_fds")
+	errs.Add(field.Int(l.MaxStreamsPerUID, 1, 1<<20), "max_streams_per_uid")
+	errs.Add(field.Int(l.MaxStreamsPerConnection, 1, 10000), "max_streams_per_connection")
+	errs.Add(field.Duration(l.StreamSendTimeout, time.Second, time.Hour), "stream_send_timeout")
+	errs.Add(field.Int(l.JWTCacheBytes, 64<<10, 4<<30), "jwt_cache_bytes")
+	errs.Add(field.Int(l.JWTCacheBytesPerUID, 64<<10, 4<<30), "jwt_cache_bytes_per_uid")
 	if l.JWTCacheBytesPerUID > l.JWTCacheBytes {
-		add(errors.New("must not exceed jwt_cache_bytes"), "jwt_cache_bytes_per_uid")
+		errs.Add(errors.New("must not exceed jwt_cache_bytes"), "jwt_cache_bytes_per_uid")
 	}
 	return errs
-}
-
-func intRange(v, lo, hi int) error {
-	if v < lo || v > hi {
-		return fmt.Errorf("%d is out of range [%d, %d]", v, lo, hi)
-	}
-	return nil
 }

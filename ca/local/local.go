@@ -8,32 +8,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"k8s.io/utils/clock"
 
 	"github.com/sworn-id/sworn/ca"
 )
-
-// DefaultTTL is the lifetime of each CA certificate.
-const DefaultTTL = 7 * 24 * time.Hour
-
-// Config configures a CA.
-type Config struct {
-	TrustDomain spiffeid.TrustDomain
-	// Dir holds the CA keys and certificates; empty keeps them in memory.
-	Dir string
-	// TTL is the lifetime of each CA certificate; 0 means DefaultTTL.
-	TTL     time.Duration
-	KeyType ca.KeyType
-	Clock   clock.Clock
-	Logger  *slog.Logger
-}
 
 // CA is the embedded certificate authority. It implements ca.Authority,
 // ca.Rotator and ca.Describer.
@@ -75,17 +58,9 @@ func New(cfg Config) (*CA, error) {
 	if err := cfg.KeyType.Validate(); err != nil {
 		return nil, fmt.Errorf("local ca: %w", err)
 	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	if cfg.TTL < time.Hour {
-		return nil, fmt.Errorf("local ca: ttl %v is shorter than the 1h minimum", cfg.TTL)
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.RealClock{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.setDefaults()
+	if cfg.TTL < minNewTTL {
+		return nil, fmt.Errorf("local ca: ttl %v is shorter than the %v minimum", cfg.TTL, minNewTTL)
 	}
 	c := &CA{cfg: cfg, store: &store{dir: cfg.Dir}, wake: make(chan struct{}, 1), changed: make(chan struct{})}
 	cas, st, err := c.store.load()

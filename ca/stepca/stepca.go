@@ -21,38 +21,17 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/smallstep/certificates/api"
 	stepclient "github.com/smallstep/certificates/ca"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"k8s.io/utils/clock"
 
 	"github.com/sworn-id/sworn/ca"
 )
-
-// Config configures the step-ca backend.
-type Config struct {
-	TrustDomain spiffeid.TrustDomain
-	URL         string
-	// RootFingerprint (hex SHA-256) or RootFile pins step-ca's root.
-	RootFingerprint string
-	RootFile        string
-	// Provisioner is the JWK provisioner's name; PasswordFile decrypts its key.
-	Provisioner  string
-	PasswordFile string
-	// BundleRefresh is how often the roots are re-read; 0 means 30s.
-	BundleRefresh time.Duration
-	Clock         clock.Clock
-	Logger        *slog.Logger
-	OnHealth      func(error)
-}
 
 // CA is the step-ca backend; it implements ca.Authority.
 type CA struct {
@@ -70,23 +49,13 @@ var _ ca.Authority = (*CA)(nil)
 // New connects to step-ca. If it cannot be reached, New still returns a CA
 // that keeps trying in Run.
 func New(ctx context.Context, cfg Config) (*CA, error) {
-	switch {
-	case cfg.TrustDomain.IsZero():
+	if cfg.TrustDomain.IsZero() {
 		return nil, errors.New("stepca: trust domain is required")
-	case cfg.URL == "" || cfg.Provisioner == "" || cfg.PasswordFile == "":
-		return nil, errors.New("stepca: url, provisioner and password_file are required")
-	case (cfg.RootFingerprint == "") == (cfg.RootFile == ""):
-		return nil, errors.New("stepca: give exactly one of root_fingerprint and root_file")
 	}
-	if cfg.BundleRefresh <= 0 {
-		cfg.BundleRefresh = 30 * time.Second
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("stepca: %w", err)
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = clock.RealClock{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.setDefaults()
 	var pin stepclient.ClientOption
 	if cfg.RootFile != "" {
 		pin = stepclient.WithRootFile(cfg.RootFile)
