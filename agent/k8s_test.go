@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/k8stest"
+	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
 )
@@ -177,14 +179,14 @@ func TestVaultKubernetesAuthReviewsTheAgentsToken(t *testing.T) {
 	c := k8stest.Start(t)
 	kubectl(t, c, kustomize(t, c, "overlays/vault"), "apply", "-f", "-", "--selector", "app.kubernetes.io/name=sworn-agent")
 	srv := vaulttest.Start(t)
-	ca, err := os.ReadFile(c.CAFile)
+	caPEM, err := os.ReadFile(c.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin := vault.NewAdmin(srv.Client, "", "")
 	if _, err := admin.Setup(context.Background(), vault.SetupOptions{
 		TrustDomain: td, AuthMethod: vault.AuthKubernetes, BoundServiceAccount: "sworn/sworn-agent", Audience: "vault",
-		KubernetesHost: c.Host, KubernetesCACert: string(ca), KubernetesReviewerJWT: c.Token(t, "sworn", "sworn-vault-reviewer"),
+		KubernetesHost: c.Host, KubernetesCACert: string(caPEM), KubernetesReviewerJWT: c.Token(t, "sworn", "sworn-vault-reviewer"),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -203,9 +205,18 @@ func TestVaultKubernetesAuthReviewsTheAgentsToken(t *testing.T) {
 	if v.Logins() != 1 || v.Health() != nil {
 		t.Fatalf("logins %d, health %v: the agent's token was refused", v.Logins(), v.Health())
 	}
+	// Another service account's token passes the TokenReview but is not
+	// bound to the role: Vault refuses it (403). That is a refusal, which
+	// an operator must fix, and must not read as Vault being down.
 	intruder, err := vault.New(context.Background(), vault.Config{TrustDomain: td, Address: srv.Addr,
 		Auth: vault.Auth{Method: vault.AuthKubernetes, Role: "sworn-agent", JWTFile: jwtFile("default", "intruder")}})
-	if err == nil && intruder.Logins() != 0 {
+	if err != nil {
+		t.Fatalf("vault.New with a refused login: %v, want a CA that reports the refusal in Health", err)
+	}
+	if intruder.Logins() != 0 {
 		t.Fatal("another service account's token logged in")
+	}
+	if h := intruder.Health(); !errors.Is(h, ca.ErrRefused) || errors.Is(h, ca.ErrUnavailable) {
+		t.Fatalf("Health after the intruder's login: %v, want ca.ErrRefused and not ca.ErrUnavailable", h)
 	}
 }
