@@ -12,8 +12,16 @@
 //
 // Lifecycle guarantees: Run serves until its context ends, then ends every
 // Workload API stream cleanly, stops the gRPC servers gracefully and
-// returns nil; Reload swaps the rules atomically and every open stream
-// re-matches at once. Sub-packages own the pieces; this package owns only
-// their order and the links between them (a CA change is published to the
-// bundle store, and a change of signing CA re-issues every SVID).
+// returns nil; when one of its tasks fails it shuts down in the same order
+// and returns that error (Run's comment gives the order). Reload swaps the
+// rules atomically and every open stream re-matches at once. Sub-packages
+// own the pieces; this package owns only their order and the links between
+// them (a CA change is published to the bundle store, and a change of
+// signing CA re-issues every SVID).
+//
+// CA health: /ready and the log tell a CA that cannot be reached
+// (ca.ErrUnavailable: wait, or fix the network) from one that answered and
+// refused the agent (ca.ErrRefused: fix the credentials or the CA's
+// policy); sworn_ca_reachable is 0 only for the first. Cached SVIDs are
+// served in both cases.
 package agent

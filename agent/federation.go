@@ -1,20 +1,19 @@
 package agent
 
 import (
-	"path/filepath"
-
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/google/renameio/v2"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -107,20 +106,27 @@ func parseBundle(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, er
 	return spiffebundle.FromX509Bundle(xb), nil
 }
 
-// runFederation fetches every federated bundle and serves the bundle
-// endpoint until ctx ends.
-func (a *Agent) runFederation(ctx context.Context, goRun func(string, func() error)) error {
+// runFederation starts, as tasks, a watch of every federated bundle and
+// the bundle endpoint, until ctx ends. What cannot start (a bad CA file, a
+// taken address) is returned, and Run stops before serving.
+func (a *Agent) runFederation(ctx context.Context, run func(string, func() error)) error {
 	for _, f := range a.cfg.Federation.TrustDomains {
 		fed, err := a.federation(f)
 		if err != nil {
 			return err
 		}
-		goRun("federation "+f.TrustDomain, func() error { return fed.Watch(ctx, a.bundles) })
+		run("federation "+f.TrustDomain, func() error { return fed.Watch(ctx, a.bundles) })
 	}
-	ep := a.cfg.Federation.BundleEndpoint
-	if ep.Listen == "" {
+	if a.cfg.Federation.BundleEndpoint.Listen == "" {
 		return nil
 	}
+	return a.runBundleEndpoint(ctx, run)
+}
+
+// runBundleEndpoint serves this trust domain's bundle, as a SPIFFE bundle
+// endpoint, until ctx ends.
+func (a *Agent) runBundleEndpoint(ctx context.Context, run func(string, func() error)) error {
+	ep := a.cfg.Federation.BundleEndpoint
 	handler, err := bundle.EndpointHandler(a.cfg.TrustDomainID(), a.bundles, ep.RefreshHint)
 	if err != nil {
 		return err
@@ -134,7 +140,7 @@ func (a *Agent) runFederation(ctx context.Context, goRun func(string, func() err
 		return fmt.Errorf("agent: bundle endpoint: %w", err)
 	}
 	srv := &http.Server{Handler: handler, TLSConfig: tlsCfg, ReadHeaderTimeout: 5 * time.Second}
-	goRun("bundle endpoint", func() error {
+	run("bundle endpoint", func() error {
 		go func() {
 			<-ctx.Done()
 			_ = srv.Close()

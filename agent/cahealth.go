@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"errors"
+
+	"github.com/sworn-id/sworn/ca"
+)
+
+// caState is what the last CA call said about the CA.
+type caState int32
+
+const (
+	// caAnswered: the CA answered (even an error that is the request's
+	// fault). The zero value: the agent starts assuming its CA is fine.
+	caAnswered caState = iota
+	// caUnreachable: the CA could not be reached or did not answer
+	// (ca.ErrUnavailable); it may come back on its own.
+	caUnreachable
+	// caRefused: the CA answered and turned the agent away (ca.ErrRefused):
+	// its credentials were rejected or the CA's policy forbids the call.
+	// Waiting does not help; an operator must act.
+	caRefused
+)
+
+// classifyCA sorts a CA call's result. A refusal is checked first: it is
+// never an outage, whatever else the error wraps.
+func classifyCA(err error) caState {
+	switch {
+	case err == nil:
+		return caAnswered
+	case errors.Is(err, ca.ErrRefused):
+		return caRefused
+	case errors.Is(err, ca.ErrUnavailable):
+		return caUnreachable
+	default:
+		return caAnswered
+	}
+}
+
+// observeCA records what a CA call said about the CA, logs each change
+// and sets the ca_reachable metric: 1 when the CA answered, refusals
+// included, 0 when it could not be reached.
+func (a *Agent) observeCA(err error) {
+	state := classifyCA(err)
+	if prev := caState(a.caState.Swap(int32(state))); prev != state {
+		switch state {
+		case caAnswered:
+			if prev == caRefused {
+				a.log.Info("CA accepts the agent again")
+			} else {
+				a.log.Info("CA reachable again")
+			}
+		case caUnreachable:
+			a.log.Error("CA unreachable; cached SVIDs are still served", "error", err)
+		case caRefused:
+			a.log.Error("CA refused the agent; cached SVIDs are still served, but none is renewed until an operator fixes the agent's CA credentials or the CA's policy", "error", err)
+		}
+	}
+	if state == caUnreachable {
+		a.metrics.CAReachable.Set(0)
+	} else {
+		a.metrics.CAReachable.Set(1)
+	}
+}
+
+// readiness is what /ready reports: nil when the agent serves and can
+// renew, else why not.
+func (a *Agent) readiness() error {
+	if !a.listening.Load() {
+		return errors.New("workload API not listening yet")
+	}
+	switch caState(a.caState.Load()) {
+	case caUnreachable:
+		return errors.New("CA unreachable")
+	case caRefused:
+		return errors.New("CA refused the agent's credentials (fix the agent's CA credentials or the CA's policy; waiting will not help)")
+	}
+	if a.podsReady != nil && !a.podsReady() {
+		return errors.New("pods of this node not listed yet")
+	}
+	return a.connectionsReady()
+}

@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/sworn-id/sworn/agent/telemetry"
+	"github.com/sworn-id/sworn/ca"
+)
+
+// Each step is one CA call's result, as a backend or the cache reports it
+// to observeCA, and what the agent says afterwards.
+var caHealthSteps = []struct {
+	name      string
+	err       error
+	ready     string  // the /ready error, "" for ready
+	reachable float64 // sworn_ca_reachable
+	log       string  // what this step logs, "" for nothing
+}{
+	{name: "answered", err: nil, reachable: 1},
+	{name: "outage", err: fmt.Errorf("vault: sign: %w", ca.ErrUnavailable),
+		ready: "CA unreachable", reachable: 0, log: `level=ERROR msg="CA unreachable; cached SVIDs are still served" error="vault: sign: ca: unavailable"`},
+	{name: "outage again logs nothing", err: fmt.Errorf("vault: sign: %w", ca.ErrUnavailable),
+		ready: "CA unreachable", reachable: 0},
+	{name: "back", err: nil, reachable: 1, log: `level=INFO msg="CA reachable again"`},
+	{name: "refused login", err: fmt.Errorf("vault: login: permission denied: %w", ca.ErrRefused),
+		ready: "CA refused the agent's credentials (fix the agent's CA credentials or the CA's policy; waiting will not help)", reachable: 1,
+		log: `level=ERROR msg="CA refused the agent; cached SVIDs are still served, but none is renewed until an operator fixes the agent's CA credentials or the CA's policy" error="vault: login: permission denied: ca: refused"`},
+	{name: "outage after a refusal", err: fmt.Errorf("vault: %w", ca.ErrUnavailable),
+		ready: "CA unreachable", reachable: 0, log: `level=ERROR msg="CA unreachable; cached SVIDs are still served" error="vault: ca: unavailable"`},
+	{name: "refused again", err: fmt.Errorf("vault: sign: %w", ca.ErrRefused),
+		ready: "CA refused the agent's credentials (fix the agent's CA credentials or the CA's policy; waiting will not help)", reachable: 1,
+		log: `level=ERROR msg="CA refused the agent; cached SVIDs are still served, but none is renewed until an operator fixes the agent's CA credentials or the CA's policy" error="vault: sign: ca: refused"`},
+	{name: "a refusal is never an outage, whatever else it wraps", err: errors.Join(ca.ErrUnavailable, ca.ErrRefused),
+		ready: "CA refused the agent's credentials (fix the agent's CA credentials or the CA's policy; waiting will not help)", reachable: 1},
+	{name: "accepted again", err: nil, reachable: 1, log: `level=INFO msg="CA accepts the agent again"`},
+	{name: "the request's fault is an answer", err: fmt.Errorf("vault: %w", ca.ErrInvalidRequest), reachable: 1},
+}
+
+// A refusal (the CA answered and turned the agent away) and an outage are
+// told apart on /ready, in the log and in sworn_ca_reachable: an operator
+// must fix credentials for one and wait (or fix the network) for the other.
+func TestObserveCATellsARefusalFromAnOutage(t *testing.T) {
+	var logs bytes.Buffer
+	a := &Agent{
+		log:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{ReplaceAttr: dropTime})),
+		metrics: telemetry.New(),
+	}
+	a.listening.Store(true)
+	for _, step := range caHealthSteps {
+		logs.Reset()
+		a.observeCA(step.err)
+		got := ""
+		if err := a.readiness(); err != nil {
+			got = err.Error()
+		}
+		if got != step.ready {
+			t.Errorf("%s: /ready says %q, want %q", step.name, got, step.ready)
+		}
+		if v := gauge(t, a.metrics, "sworn_ca_reachable"); v != step.reachable {
+			t.Errorf("%s: sworn_ca_reachable = %v, want %v", step.name, v, step.reachable)
+		}
+		if line := strings.TrimSpace(logs.String()); line != step.log {
+			t.Errorf("%s: logged %q, want %q", step.name, line, step.log)
+		}
+	}
+}
+
+func dropTime(_ []string, attr slog.Attr) slog.Attr {
+	if attr.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return attr
+}
+
+func gauge(t *testing.T, m *telemetry.Metrics, name string) float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
