@@ -98,19 +98,19 @@ auth role bound to it. Uses VAULT_ADDR and VAULT_TOKEN like the vault CLI.`,
 	o.add(setup)
 	f := setup.Flags()
 	f.StringVar(&o.trustDomain, "trust-domain", "", "the trust domain (required)")
-	f.DurationVar(&o.o.RootTTL, "root-ttl", 10*365*24*time.Hour, "lifetime of a root created here")
-	f.DurationVar(&o.o.MaxSVIDTTL, "max-svid-ttl", 24*time.Hour, "longest SVID the role signs")
+	f.DurationVar(&o.o.RootTTL, "root-ttl", vault.DefaultRootTTL, "lifetime of a root created here")
+	f.DurationVar(&o.o.MaxSVIDTTL, "max-svid-ttl", vault.DefaultMaxSVIDTTL, "longest SVID the role signs")
 	f.StringSliceVar(&o.o.AllowedDNSDomains, "allowed-dns-domain", nil, "DNS domain rules may put in SVIDs (repeatable; none by default)")
-	f.StringVar(&o.o.Policy, "policy", "sworn-agent", "name of the agents' policy")
+	f.StringVar(&o.o.Policy, "policy", vault.DefaultPolicy, "name of the agents' policy")
 	f.BoolVar(&o.o.Intermediate, "intermediate", false, "also let agents obtain intermediates (ca.vault.mode: intermediate)")
 	f.StringVar(&o.o.AuthMethod, "auth-method", "", "create an auth role: approle, kubernetes or jwt")
 	f.StringVar(&o.o.AuthMount, "auth-mount", "", "the auth method's mount path (default: the method's name)")
-	f.StringVar(&o.o.AuthRole, "auth-role", "sworn-agent", "name of the auth role")
+	f.StringVar(&o.o.AuthRole, "auth-role", vault.DefaultAuthRole, "name of the auth role")
 	f.StringVar(&o.o.BoundServiceAccount, "bound-service-account", "", "NAMESPACE/NAME of the agents' service account (kubernetes, jwt)")
 	f.StringVar(&o.o.Audience, "audience", "vault", "audience of the agents' service-account tokens (kubernetes, jwt)")
-	f.DurationVar(&o.o.TokenTTL, "token-ttl", time.Hour, "TTL of tokens the auth role issues")
+	f.DurationVar(&o.o.TokenTTL, "token-ttl", vault.DefaultTokenTTL, "TTL of tokens the auth role issues")
 	f.StringVar(&o.o.JWTTransitKey, "jwt-transit-key", "", "create (or use) this transit key for JWT-SVIDs and let agents sign with it")
-	f.StringVar(&o.o.JWTTransitMount, "jwt-transit-mount", "transit", "the transit engine's mount path")
+	f.StringVar(&o.o.JWTTransitMount, "jwt-transit-mount", vault.DefaultTransitMount, "the transit engine's mount path")
 	f.StringVar(&o.o.KubernetesHost, "kubernetes-host", "", "kubernetes auth: the API server Vault sends TokenReviews to")
 	f.StringVar(&o.kubernetesCAFile, "kubernetes-ca-file", "", "kubernetes auth: CA file that verifies the API server")
 	f.StringVar(&o.reviewerJWTFile, "kubernetes-reviewer-jwt-file", "", "kubernetes auth: token of a service account bound to system:auth-delegator, for Vault's TokenReviews")
@@ -127,14 +127,18 @@ type caRotateOptions struct {
 
 func newCACommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "ca", Short: "Rotate the Vault CA: status, rotate, activate, retire"}
+	cmd.AddCommand(newCAStatusCommand(), newCARotateCommand(), newCAActivateCommand(), newCARetireCommand())
+	return cmd
+}
 
-	so := &vaultFlags{}
+func newCAStatusCommand() *cobra.Command {
+	o := &vaultFlags{}
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "List the mount's issuers: which one signs, which are only trusted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			admin, err := so.admin()
+			admin, err := o.admin()
 			if err != nil {
 				return err
 			}
@@ -145,23 +149,26 @@ func newCACommand() *cobra.Command {
 			return printIssuers(cmd.OutOrStdout(), iss)
 		},
 	}
-	so.add(status)
+	o.add(status)
+	return status
+}
 
-	ro := &caRotateOptions{}
+func newCARotateCommand() *cobra.Command {
+	o := &caRotateOptions{}
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Create a new issuer that every agent trusts but that does not sign yet",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			td, err := spiffeid.TrustDomainFromString(ro.trustDomain)
+			td, err := spiffeid.TrustDomainFromString(o.trustDomain)
 			if err != nil {
 				return fmt.Errorf("--trust-domain: %w", err)
 			}
-			admin, err := ro.admin()
+			admin, err := o.admin()
 			if err != nil {
 				return err
 			}
-			i, err := admin.Rotate(cmd.Context(), td, ro.ttl)
+			i, err := admin.Rotate(cmd.Context(), td, o.ttl)
 			if err != nil {
 				return err
 			}
@@ -169,19 +176,22 @@ func newCACommand() *cobra.Command {
 			return nil
 		},
 	}
-	ro.add(rotate)
-	rotate.Flags().StringVar(&ro.trustDomain, "trust-domain", "", "the trust domain (required)")
-	rotate.Flags().DurationVar(&ro.ttl, "ttl", 10*365*24*time.Hour, "lifetime of the new root")
+	o.add(rotate)
+	rotate.Flags().StringVar(&o.trustDomain, "trust-domain", "", "the trust domain (required)")
+	rotate.Flags().DurationVar(&o.ttl, "ttl", vault.DefaultRootTTL, "lifetime of the new root")
 	_ = rotate.MarkFlagRequired("trust-domain")
+	return rotate
+}
 
-	ao := &vaultFlags{}
+func newCAActivateCommand() *cobra.Command {
+	o := &vaultFlags{}
 	var minAge time.Duration
 	activate := &cobra.Command{
 		Use:   "activate ISSUER",
 		Short: "Make an issuer the signing one; agents re-issue every SVID",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			admin, err := ao.admin()
+			admin, err := o.admin()
 			if err != nil {
 				return err
 			}
@@ -193,17 +203,22 @@ func newCACommand() *cobra.Command {
 			return nil
 		},
 	}
-	ao.add(activate)
-	activate.Flags().DurationVar(&minAge, "min-age", 2*time.Minute, "refuse an issuer published more recently than this (at least twice the agents' bundle_refresh)")
+	o.add(activate)
+	// 2m: twice the agents' default bundle_refresh, twice over, so an agent
+	// whose last refresh failed has still fetched the issuer.
+	activate.Flags().DurationVar(&minAge, "min-age", 4*vault.DefaultBundleRefresh, "refuse an issuer published more recently than this (at least twice the agents' bundle_refresh)")
+	return activate
+}
 
-	to := &vaultFlags{}
+func newCARetireCommand() *cobra.Command {
+	o := &vaultFlags{}
 	var force bool
 	retire := &cobra.Command{
 		Use:   "retire ISSUER",
 		Short: "Delete an old issuer, refused while SVIDs it signed may still be valid",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			admin, err := to.admin()
+			admin, err := o.admin()
 			if err != nil {
 				return err
 			}
@@ -215,11 +230,9 @@ func newCACommand() *cobra.Command {
 			return nil
 		},
 	}
-	to.add(retire)
+	o.add(retire)
 	retire.Flags().BoolVar(&force, "force", false, "retire even though SVIDs it signed may still be valid")
-
-	cmd.AddCommand(status, rotate, activate, retire)
-	return cmd
+	return retire
 }
 
 func printIssuers(w io.Writer, iss []vault.Issuer) error {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
 )
@@ -46,4 +48,44 @@ func runCLI(t *testing.T, args ...string) string {
 		t.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// vaultFlagDefaults pairs each operator flag with the library default it
+// shows, so `--help` never promises what the library does not do.
+var vaultFlagDefaults = []struct {
+	command []string
+	flag    string
+	want    string
+}{
+	{command: []string{"vault", "setup"}, flag: "pki-mount", want: vault.DefaultPKIMount},
+	{command: []string{"vault", "setup"}, flag: "role", want: vault.DefaultRole},
+	{command: []string{"vault", "setup"}, flag: "root-ttl", want: vault.DefaultRootTTL.String()},
+	{command: []string{"vault", "setup"}, flag: "max-svid-ttl", want: vault.DefaultMaxSVIDTTL.String()},
+	{command: []string{"vault", "setup"}, flag: "policy", want: vault.DefaultPolicy},
+	{command: []string{"vault", "setup"}, flag: "auth-role", want: vault.DefaultAuthRole},
+	{command: []string{"vault", "setup"}, flag: "token-ttl", want: vault.DefaultTokenTTL.String()},
+	{command: []string{"vault", "setup"}, flag: "jwt-transit-mount", want: vault.DefaultTransitMount},
+	{command: []string{"ca", "rotate"}, flag: "ttl", want: vault.DefaultRootTTL.String()},
+	{command: []string{"ca", "rotate"}, flag: "pki-mount", want: vault.DefaultPKIMount},
+	{command: []string{"ca", "status"}, flag: "role", want: vault.DefaultRole},
+	{command: []string{"ca", "activate"}, flag: "min-age", want: (2 * time.Minute).String()},
+}
+
+func TestVaultFlagsDefaultToTheLibrarysDefaults(t *testing.T) {
+	root := cli.NewCommand(context.Background())
+	for _, tt := range vaultFlagDefaults {
+		t.Run(strings.Join(tt.command, " ")+" --"+tt.flag, func(t *testing.T) {
+			cmd, _, err := root.Find(tt.command)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := cmd.Flags().Lookup(tt.flag)
+			if f == nil {
+				t.Fatalf("sworn %s has no --%s", strings.Join(tt.command, " "), tt.flag)
+			}
+			if f.DefValue != tt.want {
+				t.Fatalf("--%s defaults to %q, want %q", tt.flag, f.DefValue, tt.want)
+			}
+		})
+	}
 }
