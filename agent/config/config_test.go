@@ -8,108 +8,131 @@ import (
 	"time"
 
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/ca/vault"
 )
+
+// loadErrorTests are bad files and what Load must say of each.
+var loadErrorTests = []struct {
+	name string
+	yaml string
+	want []string // substrings of the error, after the file name
+}{
+	{
+		name: "unknown key",
+		yaml: "trust_domain: example.org\nsvid:\n  tll: 1h\n",
+		want: []string{"line 3: field tll not found"},
+	},
+	{
+		name: "wrong type",
+		yaml: "trust_domain: example.org\nrotation:\n  max_concurrent: many\n",
+		want: []string{"line 3: cannot unmarshal !!str `many` into int"},
+	},
+	{
+		name: "bad duration",
+		yaml: "trust_domain: example.org\nsvid:\n  ttl: fast\n",
+		want: []string{"line 3: cannot unmarshal !!str `fast` into time.Duration"},
+	},
+	{
+		name: "bad trust domain",
+		yaml: "socket_path: /run/x.sock\ntrust_domain: Example.ORG\n",
+		want: []string{":2: trust_domain: trust domain characters are limited"},
+	},
+	{
+		name: "missing trust domain",
+		yaml: "socket_path: /run/x.sock\n",
+		want: []string{":1: trust_domain: is required"},
+	},
+	{
+		name: "ttl out of range and bad key type, both reported",
+		yaml: "trust_domain: example.org\nsvid:\n  ttl: 5s\n  key_type: ec-p999\n",
+		want: []string{":3: svid.ttl: 5s is out of range", ":4: svid.key_type: unsupported key type"},
+	},
+	{
+		name: "unparsable rule",
+		yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n  - spiffe_id: spiffe://example.org/{unix:shell}\n",
+		want: []string{":4: rules[1].spiffe_id: placeholder {unix:shell}"},
+	},
+	{
+		name: "bad selector in a flow list",
+		yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n    selectors: [unix:uid:1, uid]\n",
+		want: []string{":4: rules[0].selectors[1]: selector \"uid\""},
+	},
+	{
+		name: "local CA shorter than six SVID lifetimes",
+		yaml: "trust_domain: example.org\nsvid:\n  ttl: 24h\nca:\n  local:\n    ttl: 48h\n",
+		want: []string{":6: ca.local.ttl: 48h0m0s must be at least six times svid.ttl"},
+	},
+	{
+		name: "unknown CA type",
+		yaml: "trust_domain: example.org\nca:\n  type: hsm\n",
+		want: []string{":3: ca.type: unknown CA type \"hsm\""},
+	},
+	{
+		name: "vault without address or credentials",
+		yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    mode: proxy\n",
+		want: []string{":4: ca.vault.address: is required", ":5: ca.vault.mode: \"proxy\" is not one of sign, intermediate", "ca.vault.auth.method: token auth needs"},
+	},
+	{
+		name: "vault approle without secret id",
+		yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    address: https://vault:8200\n    auth:\n      method: approle\n      role_id: abc\n",
+		want: []string{":6: ca.vault.auth.secret_id_file: is required for approle auth"},
+	},
+	{
+		name: "vault bad address and relative token file",
+		yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    address: vault:8200\n    auth:\n      token_file: token\n",
+		want: []string{":5: ca.vault.address: \"vault:8200\" is not an http(s) URL", ":7: ca.vault.auth.token_file: \"token\" is not an absolute path"},
+	},
+	{
+		name: "stepca plain http, no root pin, relative password file",
+		yaml: "trust_domain: example.org\nca:\n  type: stepca\n  stepca:\n    url: http://ca\n    provisioner: p\n    provisioner_password_file: p\n",
+		want: []string{":4: ca.stepca.root_fingerprint: give exactly one of root_fingerprint and root_file", ":5: ca.stepca.url: \"http://ca\" is not an https URL", ":7: ca.stepca.provisioner_password_file: \"p\" is not an absolute path"},
+	},
+	{
+		name: "local CA ttl below a day and bad key type",
+		yaml: "trust_domain: example.org\nca:\n  local:\n    key_type: ec-p999\n    ttl: 12h\n",
+		want: []string{":4: ca.local.key_type: unsupported key type \"ec-p999\"", ":5: ca.local.ttl: 12h0m0s is out of range [24h0m0s, 8760h0m0s]"},
+	},
+	{
+		name: "a backend's runtime field is not a key of the file",
+		yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    trust_domain: other.org\n",
+		want: []string{"line 5: field trust_domain not found"},
+	},
+	{
+		name: "the local CA's directory is not a key of the file",
+		yaml: "trust_domain: example.org\nca:\n  local:\n    dir: /tmp/ca\n",
+		want: []string{"line 4: field dir not found"},
+	},
+	{
+		name: "trust domain as a rule's ID",
+		yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org\n    selectors: [unix:uid:0]\n",
+		want: []string{":3: rules[0].spiffe_id: \"spiffe://example.org\" names the trust domain, not a workload"},
+	},
+	{
+		name: "rule with its selectors line deleted",
+		yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/db\n    ttl: 10m\n",
+		want: []string{":3: rules[0].selectors: a rule without selectors would give spiffe://example.org/db to every process", "selectors: [any]"},
+	},
+	{
+		name: "empty selector value",
+		yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/db\n    selectors:\n      - unix:gid:0\n      - \"unix:uid:\"\n",
+		want: []string{":6: rules[0].selectors[1]: selector \"unix:uid:\" has no value"},
+	},
+	{
+		name: "duplicate hint",
+		yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n    selectors: [unix:uid:1]\n    hint: internal\n  - spiffe_id: spiffe://example.org/b\n    selectors: [unix:uid:2]\n    hint: internal\n",
+		want: []string{":8: rules[1].hint: \"internal\" is already the hint of rules[0]; hints must be unique"},
+	},
+	{
+		name: "relative socket path",
+		yaml: "trust_domain: example.org\nsocket_path: run/w.sock\n",
+		want: []string{":2: socket_path: \"run/w.sock\" is not an absolute path"},
+	},
+}
 
 func TestLoadNamesFileLineAndField(t *testing.T) {
 	t.Setenv("VAULT_ADDR", "")
 	t.Setenv("VAULT_TOKEN", "")
-	tests := []struct {
-		name string
-		yaml string
-		want []string // substrings of the error, after the file name
-	}{
-		{
-			name: "unknown key",
-			yaml: "trust_domain: example.org\nsvid:\n  tll: 1h\n",
-			want: []string{"line 3: field tll not found"},
-		},
-		{
-			name: "wrong type",
-			yaml: "trust_domain: example.org\nrotation:\n  max_concurrent: many\n",
-			want: []string{"line 3: cannot unmarshal !!str `many` into int"},
-		},
-		{
-			name: "bad duration",
-			yaml: "trust_domain: example.org\nsvid:\n  ttl: fast\n",
-			want: []string{"line 3: cannot unmarshal !!str `fast` into time.Duration"},
-		},
-		{
-			name: "bad trust domain",
-			yaml: "socket_path: /run/x.sock\ntrust_domain: Example.ORG\n",
-			want: []string{":2: trust_domain: trust domain characters are limited"},
-		},
-		{
-			name: "missing trust domain",
-			yaml: "socket_path: /run/x.sock\n",
-			want: []string{":1: trust_domain: is required"},
-		},
-		{
-			name: "ttl out of range and bad key type, both reported",
-			yaml: "trust_domain: example.org\nsvid:\n  ttl: 5s\n  key_type: ec-p999\n",
-			want: []string{":3: svid.ttl: 5s is out of range", ":4: svid.key_type: unsupported key type"},
-		},
-		{
-			name: "unparsable rule",
-			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n  - spiffe_id: spiffe://example.org/{unix:shell}\n",
-			want: []string{":4: rules[1].spiffe_id: placeholder {unix:shell}"},
-		},
-		{
-			name: "bad selector in a flow list",
-			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n    selectors: [unix:uid:1, uid]\n",
-			want: []string{":4: rules[0].selectors[1]: selector \"uid\""},
-		},
-		{
-			name: "local CA shorter than six SVID lifetimes",
-			yaml: "trust_domain: example.org\nsvid:\n  ttl: 24h\nca:\n  local:\n    ttl: 48h\n",
-			want: []string{":6: ca.local.ttl: 48h0m0s must be at least six times svid.ttl"},
-		},
-		{
-			name: "unknown CA type",
-			yaml: "trust_domain: example.org\nca:\n  type: hsm\n",
-			want: []string{":3: ca.type: unknown CA type \"hsm\""},
-		},
-		{
-			name: "vault without address or credentials",
-			yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    mode: proxy\n",
-			want: []string{":4: ca.vault.address: is required", ":5: ca.vault.mode: \"proxy\" is not one of sign, intermediate", "ca.vault.auth.method: token auth needs"},
-		},
-		{
-			name: "vault approle without secret id",
-			yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    address: https://vault:8200\n    auth:\n      method: approle\n      role_id: abc\n",
-			want: []string{":6: ca.vault.auth.secret_id_file: is required for approle auth"},
-		},
-		{
-			name: "vault bad address and relative token file",
-			yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    address: vault:8200\n    auth:\n      token_file: token\n",
-			want: []string{":5: ca.vault.address: \"vault:8200\" is not an http(s) URL", ":7: ca.vault.auth.token_file: \"token\" is not an absolute path"},
-		},
-		{
-			name: "trust domain as a rule's ID",
-			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org\n    selectors: [unix:uid:0]\n",
-			want: []string{":3: rules[0].spiffe_id: \"spiffe://example.org\" names the trust domain, not a workload"},
-		},
-		{
-			name: "rule with its selectors line deleted",
-			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/db\n    ttl: 10m\n",
-			want: []string{":3: rules[0].selectors: a rule without selectors would give spiffe://example.org/db to every process", "selectors: [any]"},
-		},
-		{
-			name: "empty selector value",
-			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/db\n    selectors:\n      - unix:gid:0\n      - \"unix:uid:\"\n",
-			want: []string{":6: rules[0].selectors[1]: selector \"unix:uid:\" has no value"},
-		},
-		{
-			name: "duplicate hint",
-			yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n    selectors: [unix:uid:1]\n    hint: internal\n  - spiffe_id: spiffe://example.org/b\n    selectors: [unix:uid:2]\n    hint: internal\n",
-			want: []string{":8: rules[1].hint: \"internal\" is already the hint of rules[0]; hints must be unique"},
-		},
-		{
-			name: "relative socket path",
-			yaml: "trust_domain: example.org\nsocket_path: run/w.sock\n",
-			want: []string{":2: socket_path: \"run/w.sock\" is not an absolute path"},
-		},
-	}
-	for _, tt := range tests {
+	for _, tt := range loadErrorTests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "agent.yaml")
 			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
@@ -180,5 +203,47 @@ func TestLoadWarnsAboutRulesThatNeverMatch(t *testing.T) {
 	}
 	if w := on.Warnings(); len(w) != 0 {
 		t.Fatalf("Warnings with kubernetes on = %q, want none", w)
+	}
+}
+
+// TestLoadErrorsComeInDocumentOrder pins the order of several errors: by
+// the line they name, whatever order the checks run in (here the Vault
+// backend checks address before auth, and once checked file fields in map
+// order).
+func TestLoadErrorsComeInDocumentOrder(t *testing.T) {
+	t.Setenv("VAULT_ADDR", "")
+	t.Setenv("VAULT_TOKEN", "")
+	yaml := "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    auth:\n      jwt_file: j\n      secret_id_file: s\n      token_file: t\n    ca_cert_file: c\n    address: vault:8200\n"
+	want := "config: agent.yaml:6: ca.vault.auth.jwt_file: \"j\" is not an absolute path" +
+		"\n  agent.yaml:7: ca.vault.auth.secret_id_file: \"s\" is not an absolute path" +
+		"\n  agent.yaml:8: ca.vault.auth.token_file: \"t\" is not an absolute path" +
+		"\n  agent.yaml:9: ca.vault.ca_cert_file: \"c\" is not an absolute path" +
+		"\n  agent.yaml:10: ca.vault.address: \"vault:8200\" is not an http(s) URL"
+	for range 20 { // a map-ordered check would differ within a few runs
+		_, err := config.Parse("agent.yaml", []byte(yaml))
+		if err == nil || err.Error() != want {
+			t.Fatalf("Parse error:\n%v\nwant:\n%s", err, want)
+		}
+	}
+}
+
+// TestValidateErrorsComeInAFixedOrder pins the order Validate (a Config
+// built in code, no file lines) reports two errors in: the checks' order.
+func TestValidateErrorsComeInAFixedOrder(t *testing.T) {
+	t.Setenv("VAULT_ADDR", "")
+	t.Setenv("VAULT_TOKEN", "")
+	c := config.Config{TrustDomain: "example.org", CA: config.CA{Type: "vault", Vault: vault.Config{
+		Address: "vault:8200", CACertFile: "c", Auth: vault.Auth{TokenFile: "t", SecretIDFile: "s", JWTFile: "j"},
+	}}}
+	c.SetDefaults()
+	want := "config: ca.vault.address: \"vault:8200\" is not an http(s) URL" +
+		"; ca.vault.ca_cert_file: \"c\" is not an absolute path" +
+		"; ca.vault.auth.token_file: \"t\" is not an absolute path" +
+		"; ca.vault.auth.secret_id_file: \"s\" is not an absolute path" +
+		"; ca.vault.auth.jwt_file: \"j\" is not an absolute path"
+	for range 20 {
+		if err := c.Validate(); err == nil || err.Error() != want {
+			t.Fatalf("Validate = %v\nwant %s", err, want)
+		}
 	}
 }

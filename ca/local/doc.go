@@ -28,4 +28,9 @@
 // Every CA certificate carries the URI SAN spiffe://<trust-domain> and a URI
 // name constraint to the trust domain, so a verifier that honours name
 // constraints refuses anything it might sign for another trust domain.
+//
+// Config's ttl and key_type are also the agent's ca.local section: their
+// defaults (ApplyDefaults) and the bounds a file may set (Validate) live
+// here. New accepts a TTL down to an hour, shorter than a file may ask
+// for, so tests can watch rotations in a few fake hours.
 package local

@@ -13,6 +13,10 @@
 // refreshed on an interval and pushed on change. Unreachable step-ca wraps
 // ca.ErrUnavailable: cached SVIDs stay served and renewals back off, as
 // with Vault.
+//
+// Config is also the agent's ca.stepca section: its YAML keys, its default
+// (ApplyDefaults) and its one Validate (the https URL, exactly one root
+// pin, the provisioner), which New calls too, live here and nowhere else.
 package stepca
 
 import (

@@ -40,4 +40,8 @@
 // away (any 4xx), or a 403 that persists after a fresh login (the policy
 // does not allow the call). A single 403 is not a refusal: it is how an
 // expired or revoked token shows, and it triggers the re-login.
+//
+// Config is also the agent's ca.vault section: its YAML keys, its defaults
+// (ApplyDefaults) and its one Validate, which New calls too and which names
+// each bad field by its key, live here and nowhere else.
 package vault
