@@ -29,9 +29,16 @@ test: $(TEST_BINS) ## run every test with the race detector (builds Vault and th
 test-short: $(TEST_BINS) ## the quick inner loop: no race detector, short mode
 	$(GO) test -short -count=1 $(PKGS)
 
+# Every package whose figures docs/benchmarks.md reports, each benchmark run
+# BENCHCOUNT times so benchstat can give a spread (its ±) and not one sample.
+BENCH_PKGS := ./ca/local/ ./ca/vault/ ./agent/ ./cmd/sworn/proxy/
+BENCHCOUNT ?= 6
+BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+
 .PHONY: bench
-bench: $(TEST_BINS) ## run the benchmarks (figures go to docs/benchmarks.md)
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./ca/local/ ./ca/vault/ ./agent/ ./cmd/sworn/proxy/
+bench: $(TEST_BINS) ## run every benchmark BENCHCOUNT (6) times into .bin/bench.txt and summarise it with benchstat (figures go to docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCHCOUNT) -timeout 90m $(BENCH_PKGS) > $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
+	$(GO) run $(BENCHSTAT) $(BIN)/bench.txt
 
 FUZZTIME ?= 10s
 
