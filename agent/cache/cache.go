@@ -26,15 +26,23 @@ type Signer interface {
 	SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error)
 }
 
+// Defaults of Config, which are also the agent file's defaults of
+// rotation.max_concurrent and svid.idle_timeout.
+const (
+	DefaultMaxConcurrent = 4
+	DefaultIdleTimeout   = 10 * time.Minute
+)
+
 // Config configures a Cache.
 type Config struct {
 	Signer  Signer
 	KeyType ca.KeyType
-	// MaxConcurrent bounds CA calls in flight; 0 means 4.
+	// MaxConcurrent bounds CA calls in flight; 0 means DefaultMaxConcurrent.
 	MaxConcurrent int
 	// Rate caps CA calls per second; 0 means no cap.
 	Rate float64
-	// IdleTimeout is how long an SVID nobody holds is kept; 0 means 10m.
+	// IdleTimeout is how long an SVID nobody holds is kept; 0 means
+	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	Backoff     rotation.Backoff
 	Clock       clock.WithTicker
@@ -90,10 +98,10 @@ type item struct {
 // New returns a Cache; call Run to renew and expire its SVIDs.
 func New(cfg Config) *Cache {
 	if cfg.MaxConcurrent <= 0 {
-		cfg.MaxConcurrent = 4
+		cfg.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 10 * time.Minute
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}

@@ -16,6 +16,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
@@ -31,8 +32,6 @@ const (
 	DefaultDataDir         = "/var/lib/sworn"
 	DefaultHealthAddr      = "127.0.0.1:8088"
 	DefaultSVIDTTL         = time.Hour
-	DefaultIdleTimeout     = 10 * time.Minute
-	DefaultMaxConcurrent   = 4
 )
 
 // Config is the agent's configuration file.
@@ -285,9 +284,9 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.SVID.TTL, DefaultSVIDTTL)
 	setDefault(&c.SVID.KeyType, ca.KeyECP256)
-	setDefault(&c.SVID.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.SVID.IdleTimeout, cache.DefaultIdleTimeout)
 	setDefault(&c.SVID.JWTTTL, 5*time.Minute)
-	setDefault(&c.Rotation.MaxConcurrent, DefaultMaxConcurrent)
+	setDefault(&c.Rotation.MaxConcurrent, cache.DefaultMaxConcurrent)
 	setDefault(&c.CA.Type, "local")
 	c.CA.Local.ApplyDefaults()
 	c.Limits.SetDefaults()
