@@ -162,6 +162,7 @@ func (a *Agent) federation(f config.FederatedTD) (*bundle.Federation, error) {
 			a.log.Info("federated bundle updated", "trust_domain", td.Name(), "authorities", len(b.X509Authorities()))
 		},
 		OnError: func(err error) {
+			a.metrics.FederationFetchFailures.WithLabelValues(td.Name()).Inc()
 			a.log.Warn("federated bundle fetch failed; keeping the last one", "trust_domain", td.Name(), "error", err)
 		},
 	}

@@ -65,6 +65,7 @@ func TestFederationOverHTTPSSPIFFE(t *testing.T) {
 		}
 	}
 	addrA, addrB := freeAddr(t), freeAddr(t)
+	cfgA.HealthAddr = freeAddr(t)
 	federate(cfgA, addrA, "https_spiffe", config.FederatedTD{TrustDomain: "other.org", URL: "https://" + addrB,
 		EndpointSPIFFEID: "spiffe://other.org/sworn/bundle-endpoint", BundleFile: filepath.Join(cfgB.DataDir, "bundle.pem")})
 	federate(cfgB, addrB, "https_spiffe", config.FederatedTD{TrustDomain: "example.org", URL: "https://" + addrA,
@@ -85,14 +86,52 @@ func TestFederationOverHTTPSSPIFFE(t *testing.T) {
 		return err == nil && len(bundle.X509Authorities()) == 2
 	})
 
-	// B's endpoint goes away: A keeps the last bundle it fetched.
+	// B's endpoint goes away: A keeps the last bundle it fetched, however
+	// many fetches fail.
 	if err := b.Stop(t); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // three refresh hints of failed fetches
-	if bundle, err := srcA.GetX509BundleForTrustDomain(otherTD); err != nil || len(bundle.X509Authorities()) != 2 {
-		t.Fatalf("after B's endpoint went down A's workloads have %v, %v; want the last bundle kept", bundle, err)
+	waitFetchFailures(t, cfgA.HealthAddr, "other.org", 3)
+	if n := len(federatedBundle(t, a)["spiffe://other.org"]); n != 2 {
+		t.Fatalf("after three failed fetches from B's endpoint A serves %d authorities for other.org; want the last bundle (2) kept", n)
 	}
+}
+
+// waitFetchFailures waits until the agent at healthAddr counts n more
+// failed fetches of td's bundle than now.
+func waitFetchFailures(t *testing.T, healthAddr, td string, n float64) {
+	t.Helper()
+	name := fmt.Sprintf("sworn_federation_fetch_failures_total{trust_domain=%q}", td)
+	start := metric(t, healthAddr, name)
+	eventually(t, fmt.Sprintf("%v failed fetches of %s's bundle", n, td), func() bool {
+		return metric(t, healthAddr, name) >= start+n
+	})
+}
+
+// federatedBundle opens a new bundle stream on ta and returns the X.509
+// authorities of each trust domain in its first message: the agent's
+// bundles when the call was made, not a stream's possibly stale view.
+func federatedBundle(t *testing.T, ta *testAgent) map[string][]*x509.Certificate {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs("workload.spiffe.io", "true")), 10*time.Second)
+	defer cancel()
+	stream, err := rawClient(t, ta).FetchX509Bundles(ctx, &workload.X509BundlesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]*x509.Certificate{}
+	for td, der := range resp.Bundles {
+		certs, err := x509.ParseCertificates(der)
+		if err != nil {
+			t.Fatalf("bundle of %s: %v", td, err)
+		}
+		out[td] = certs
+	}
+	return out
 }
 
 func TestFederationOverHTTPSWebRefusesAMismatchedTrustDomain(t *testing.T) {
@@ -104,6 +143,7 @@ func TestFederationOverHTTPSWebRefusesAMismatchedTrustDomain(t *testing.T) {
 	startAgent(t, validated(t, cfgB))
 
 	cfgA := domainConfig(t, "example.org", "a", "other.org", "third.org")
+	cfgA.HealthAddr = freeAddr(t)
 	federate(cfgA, "", "",
 		config.FederatedTD{TrustDomain: "other.org", URL: "https://" + addrB, Profile: "https_web", CAFile: caFile},
 		// B's bundle claimed for another domain: refused.
@@ -114,9 +154,13 @@ func TestFederationOverHTTPSWebRefusesAMismatchedTrustDomain(t *testing.T) {
 		_, err := src.GetX509BundleForTrustDomain(otherTD)
 		return err == nil
 	})
-	time.Sleep(1500 * time.Millisecond)
-	if _, err := src.GetX509BundleForTrustDomain(spiffeid.RequireTrustDomainFromString("third.org")); err == nil {
+	waitFetchFailures(t, cfgA.HealthAddr, "third.org", 1)
+	bundles := federatedBundle(t, a)
+	if _, ok := bundles["spiffe://third.org"]; ok {
 		t.Fatal("a bundle whose CAs belong to other.org was accepted for third.org")
+	}
+	if len(bundles["spiffe://other.org"]) != 1 {
+		t.Fatalf("bundles served after third.org's refusal: %v; want other.org's still there", bundles)
 	}
 
 	if out := runCLI(t, "bundle", "show", "--federated", "--socket", cfgA.SocketPath); !strings.Contains(out, "# spiffe://other.org") || strings.Contains(out, "# spiffe://example.org") {

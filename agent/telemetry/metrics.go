@@ -26,6 +26,8 @@ type Metrics struct {
 	ConnectionsRefused *prometheus.CounterVec // reason: uid_limit, total_limit
 	StreamsRefused     prometheus.Counter
 	StalledSends       prometheus.Counter
+
+	FederationFetchFailures *prometheus.CounterVec // trust_domain
 }
 
 // New registers the agent's metrics in a fresh registry, with the Go and
@@ -79,10 +81,13 @@ func New() *Metrics {
 	m.StalledSends = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sworn_workload_api_stalled_connections_closed_total", Help: "Workload API connections closed because a stream's send stayed blocked longer than limits.stream_send_timeout.",
 	})
+	m.FederationFetchFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sworn_federation_fetch_failures_total", Help: "Federated bundle fetches that failed or were refused, by trust_domain; the last good bundle is kept.",
+	}, []string{"trust_domain"})
 	m.CAReachable.Set(1)
 	r.MustRegister(m.SVIDsIssued, m.IssueLatency, m.IssueFailures, m.RotationFailures, m.OpenStreams,
 		m.Requests, m.AttestationLatency, m.AttestationFailures, m.CAReachable, m.BadCertificates,
-		m.JWTCacheEvictions, m.ConnectionsRefused, m.StreamsRefused, m.StalledSends)
+		m.JWTCacheEvictions, m.ConnectionsRefused, m.StreamsRefused, m.StalledSends, m.FederationFetchFailures)
 	return m
 }
 
