@@ -16,4 +16,7 @@
 // and still holds its end of the socket, is confirmed afterwards by the
 // caller of Attest (see agent/peer), since a PID can be reused while
 // attestation runs.
+//
+// Unix reads /proc and so attests on Linux only (unix_linux.go); elsewhere
+// its Attest fails, and nothing is attested.
 package attest

@@ -1,24 +1,10 @@
 package attest
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"io"
-	"os"
 	"os/user"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/sync/singleflight"
-
-	"github.com/sworn-id/sworn/agent/peer"
 )
 
 // Unix attests the uid, gid, user, group, supplementary groups, executable
@@ -42,153 +28,11 @@ type Unix struct {
 	hashes hashCache
 }
 
-// Attest implements Attestor.
-//
-// Everything about the executable is read from one open of
-// /proc/<pid>/exe: the digest is of that file, unix:path is emitted only if
-// the path the kernel reports for it names that same file (device and
-// inode) in the agent's own mount namespace, and when c.Exe is set that file
-// must be c.Exe, or Attest fails with ErrExecutableChanged. So a process
-// that execs another binary while it is attested cannot mix the two.
-func (u *Unix) Attest(_ context.Context, c peer.Caller) ([]Selector, error) {
-	proc := filepath.Join(u.procRoot(), strconv.Itoa(int(c.PID)))
-	sel := []Selector{
-		{Type: "unix", Value: "uid:" + strconv.FormatUint(uint64(c.UID), 10)},
-		{Type: "unix", Value: "gid:" + strconv.FormatUint(uint64(c.GID), 10)},
-	}
-	if name, ok := u.names.user(c.UID); ok {
-		sel = append(sel, Selector{Type: "unix", Value: "user:" + name})
-	}
-	if name, ok := u.names.group(c.GID); ok {
-		sel = append(sel, Selector{Type: "unix", Value: "group:" + name})
-	}
-	for _, g := range c.Groups {
-		sel = append(sel, Selector{Type: "unix", Value: "supplementary_gid:" + strconv.FormatUint(uint64(g), 10)})
-	}
-	exe := filepath.Join(proc, "exe")
-	// Opening the magic link gives the file the process runs, wherever it
-	// lives (another mount namespace, a deleted file), not whatever the
-	// agent would find at the path it reports.
-	f, err := os.Open(exe)
-	if err != nil {
-		return nil, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
-	}
-	defer f.Close()
-	st, err := statOf(f)
-	if err != nil {
-		return nil, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
-	}
-	id := peer.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
-	if !c.Exe.IsZero() && id != c.Exe {
-		return nil, fmt.Errorf("attest: unix: pid %d: %w", c.PID, peer.ErrExecutableChanged)
-	}
-	if path, ok := pathOf(exe, id); ok {
-		sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
-	}
-	sum, err := u.hashes.sum(f, st)
-	if err != nil {
-		return nil, fmt.Errorf("attest: unix: digest of pid %d's executable: %w", c.PID, err)
-	}
-	sel = append(sel, Selector{Type: "unix", Value: "sha256:" + sum})
-	return sel, nil
-}
-
-// pathOf returns the path /proc/<pid>/exe reports, if the file at that path
-// in the agent's own mount namespace is id. The reported path is resolved
-// in the caller's mount namespace, which an unprivileged user can build
-// (unshare -Urm, then bind-mount any file over /usr/bin/x), so on its own
-// it proves nothing about what the agent would find there. A process in
-// another mount namespace (most containers) usually gets no unix:path.
-func pathOf(exe string, id peer.FileID) (string, bool) {
-	path, err := os.Readlink(exe)
-	if err != nil || !filepath.IsAbs(path) {
-		return "", false
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		// Gone, replaced (the kernel then reports "<path> (deleted)"), or
-		// not there in the agent's namespace.
-		return "", false
-	}
-	if (peer.FileID{Dev: uint64(st.Dev), Ino: st.Ino}) != id {
-		return "", false
-	}
-	return path, true
-}
-
-func statOf(f *os.File) (*syscall.Stat_t, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, fmt.Errorf("no stat information for %s", f.Name())
-	}
-	return st, nil
-}
-
 func (u *Unix) procRoot() string {
 	if u.ProcRoot == "" {
 		return "/proc"
 	}
 	return u.ProcRoot
-}
-
-// hashCache remembers executable digests by file identity, so that a
-// binary is read once however many times its processes call. Callers of
-// one file wait for one read of it, and at most hashSlots files are read
-// at once: a caller can make the agent hash a large file of its own (and
-// again after each touch), but not with every core, nor once per call.
-type hashCache struct {
-	mu     sync.Mutex
-	hashes map[hashKey]string
-	group  singleflight.Group
-	reads  atomic.Int64 // files read, for tests
-}
-
-// hashSlots bounds concurrent hashing to half the cores.
-var hashSlots = make(chan struct{}, max(1, runtime.NumCPU()/2))
-
-type hashKey struct {
-	dev, ino     uint64
-	size         int64
-	mtime, ctime int64
-}
-
-const maxCachedHashes = 4096
-
-// sum returns the digest of f, whose stat is st, reading f only if no
-// file with the same identity and change times was hashed before.
-func (h *hashCache) sum(f *os.File, st *syscall.Stat_t) (string, error) {
-	id := hashKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
-	h.mu.Lock()
-	sum, ok := h.hashes[id]
-	h.mu.Unlock()
-	if ok {
-		return sum, nil
-	}
-	v, err, _ := h.group.Do(fmt.Sprint(id), func() (any, error) {
-		hashSlots <- struct{}{}
-		defer func() { <-hashSlots }()
-		h.reads.Add(1)
-		d := sha256.New()
-		if _, err := io.Copy(d, f); err != nil {
-			return "", err
-		}
-		sum := hex.EncodeToString(d.Sum(nil))
-		h.mu.Lock()
-		if h.hashes == nil || len(h.hashes) >= maxCachedHashes {
-			h.hashes = map[hashKey]string{}
-		}
-		h.hashes[id] = sum
-		h.mu.Unlock()
-		return sum, nil
-	})
-	if err != nil {
-		return "", err
-	}
-	return v.(string), nil
 }
 
 // nameCache remembers user and group names for a short while; a lookup may
@@ -245,3 +89,7 @@ func (n *nameCache) lookup(m *map[uint32]cachedName, id uint32, resolve func(str
 	n.mu.Unlock()
 	return c.name, c.ok
 }
+
+// maxCachedHashes bounds each of Unix's caches (digests, user and group
+// names); a full cache is emptied rather than grown.
+const maxCachedHashes = 4096

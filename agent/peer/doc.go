@@ -40,4 +40,9 @@
 // in use so the agent can log it. Without unix sock_diag (CONFIG_UNIX_DIAG)
 // the check that the caller holds its socket is skipped;
 // Listener.SocketCheck reports that.
+//
+// All of this is Linux (conn_linux.go, groups_linux.go, diag_linux.go,
+// proc_linux.go). Elsewhere the package builds, so that what imports it
+// builds, but every connection's caller is unknown: Accept closes each one
+// and Verify fails.
 package peer

@@ -152,6 +152,9 @@ func devDir(uid int, runtimeDir string) (string, error) {
 }
 
 func (o *agentOptions) run(cmd *cobra.Command) error {
+	if err := agentSupported(); err != nil {
+		return err
+	}
 	cfg, err := o.load()
 	if err != nil {
 		return err
