@@ -276,29 +276,29 @@ func (c *Config) lint() field.List {
 // SetDefaults fills in every unset field; a CA backend's section gets the
 // backend's own defaults.
 func (c *Config) SetDefaults() {
-	setDefault(&c.SocketPath, DefaultSocketPath)
-	setDefault(&c.AdminSocketPath, DefaultAdminSocketPath)
-	setDefault(&c.DataDir, DefaultDataDir)
-	setDefault(&c.HealthAddr, DefaultHealthAddr)
-	setDefault(&c.Log.Level, "info")
-	setDefault(&c.Log.Format, "text")
-	setDefault(&c.SVID.TTL, DefaultSVIDTTL)
-	setDefault(&c.SVID.KeyType, ca.KeyECP256)
-	setDefault(&c.SVID.IdleTimeout, cache.DefaultIdleTimeout)
-	setDefault(&c.SVID.JWTTTL, 5*time.Minute)
-	setDefault(&c.Rotation.MaxConcurrent, cache.DefaultMaxConcurrent)
-	setDefault(&c.CA.Type, "local")
+	field.Default(&c.SocketPath, DefaultSocketPath)
+	field.Default(&c.AdminSocketPath, DefaultAdminSocketPath)
+	field.Default(&c.DataDir, DefaultDataDir)
+	field.Default(&c.HealthAddr, DefaultHealthAddr)
+	field.Default(&c.Log.Level, "info")
+	field.Default(&c.Log.Format, "text")
+	field.Default(&c.SVID.TTL, DefaultSVIDTTL)
+	field.Default(&c.SVID.KeyType, ca.KeyECP256)
+	field.Default(&c.SVID.IdleTimeout, cache.DefaultIdleTimeout)
+	field.Default(&c.SVID.JWTTTL, 5*time.Minute)
+	field.Default(&c.Rotation.MaxConcurrent, cache.DefaultMaxConcurrent)
+	field.Default(&c.CA.Type, "local")
 	c.CA.Local.ApplyDefaults()
 	c.Limits.SetDefaults()
 	if c.Kubernetes.Enabled {
 		c.Kubernetes.setDefaults()
 	}
 	if c.Federation.BundleEndpoint.Listen != "" {
-		setDefault(&c.Federation.BundleEndpoint.Profile, "https_spiffe")
-		setDefault(&c.Federation.BundleEndpoint.RefreshHint, 5*time.Minute)
+		field.Default(&c.Federation.BundleEndpoint.Profile, "https_spiffe")
+		field.Default(&c.Federation.BundleEndpoint.RefreshHint, 5*time.Minute)
 	}
 	for i := range c.Federation.TrustDomains {
-		setDefault(&c.Federation.TrustDomains[i].Profile, "https_spiffe")
+		field.Default(&c.Federation.TrustDomains[i].Profile, "https_spiffe")
 	}
 	switch c.CA.Type {
 	case "stepca":
@@ -309,20 +309,13 @@ func (c *Config) SetDefaults() {
 }
 
 func (k *Kubernetes) setDefaults() {
-	setDefault(&k.NodeName, os.Getenv("NODE_NAME"))
-	setDefault(&k.PodSource, "apiserver")
-	setDefault(&k.ProcRoot, "/proc")
-	setDefault(&k.Kubelet.TokenFile, "/var/run/secrets/kubernetes.io/serviceaccount/token")
-	setDefault(&k.Kubelet.CacheTTL, 5*time.Second)
+	field.Default(&k.NodeName, os.Getenv("NODE_NAME"))
+	field.Default(&k.PodSource, "apiserver")
+	field.Default(&k.ProcRoot, "/proc")
+	field.Default(&k.Kubelet.TokenFile, "/var/run/secrets/kubernetes.io/serviceaccount/token")
+	field.Default(&k.Kubelet.CacheTTL, 5*time.Second)
 	if k.Kubelet.URL == "" && k.NodeName != "" {
 		k.Kubelet.URL = "https://" + net.JoinHostPort(k.NodeName, "10250")
-	}
-}
-
-func setDefault[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
 	}
 }
 

@@ -53,13 +53,13 @@ type Limits struct {
 // SetDefaults fills in every unset limit; MaxConnections stays zero (derived
 // at start).
 func (l *Limits) SetDefaults() {
-	setDefault(&l.MaxConnectionsPerUID, DefaultMaxConnectionsPerUID)
-	setDefault(&l.ReservedFDs, DefaultReservedFDs)
-	setDefault(&l.MaxStreamsPerUID, DefaultMaxStreamsPerUID)
-	setDefault(&l.MaxStreamsPerConnection, DefaultMaxStreamsPerConnection)
-	setDefault(&l.StreamSendTimeout, DefaultStreamSendTimeout)
-	setDefault(&l.JWTCacheBytes, DefaultJWTCacheBytes)
-	setDefault(&l.JWTCacheBytesPerUID, DefaultJWTCacheBytesPerUID)
+	field.Default(&l.MaxConnectionsPerUID, DefaultMaxConnectionsPerUID)
+	field.Default(&l.ReservedFDs, DefaultReservedFDs)
+	field.Default(&l.MaxStreamsPerUID, DefaultMaxStreamsPerUID)
+	field.Default(&l.MaxStreamsPerConnection, DefaultMaxStreamsPerConnection)
+	field.Default(&l.StreamSendTimeout, DefaultStreamSendTimeout)
+	field.Default(&l.JWTCacheBytes, DefaultJWTCacheBytes)
+	field.Default(&l.JWTCacheBytesPerUID, DefaultJWTCacheBytesPerUID)
 }
 
 // ConnectionCap returns the bound on Workload API connections of all uids

@@ -48,12 +48,8 @@ type Config struct {
 // ApplyDefaults fills in the unset fields the file can set. A negative TTL
 // is left for Validate (or New) to refuse.
 func (c *Config) ApplyDefaults() {
-	if c.TTL == 0 {
-		c.TTL = DefaultTTL
-	}
-	if c.KeyType == "" {
-		c.KeyType = DefaultKeyType
-	}
+	field.Default(&c.TTL, DefaultTTL)
+	field.Default(&c.KeyType, DefaultKeyType)
 }
 
 // Validate reports every problem with what a configuration file sets, as
@@ -71,10 +67,6 @@ func (c *Config) Validate() error {
 // setDefaults completes a Config for New.
 func (c *Config) setDefaults() {
 	c.ApplyDefaults()
-	if c.Clock == nil {
-		c.Clock = clock.RealClock{}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	field.Default[clock.Clock](&c.Clock, clock.RealClock{})
+	field.Default(&c.Logger, slog.New(slog.DiscardHandler))
 }

@@ -50,9 +50,7 @@ type Config struct {
 // ApplyDefaults fills in the unset fields the file can set. A negative
 // BundleRefresh is left for Validate to refuse.
 func (c *Config) ApplyDefaults() {
-	if c.BundleRefresh == 0 {
-		c.BundleRefresh = DefaultBundleRefresh
-	}
+	field.Default(&c.BundleRefresh, DefaultBundleRefresh)
 }
 
 // Validate reports every problem with the configuration as New would use
@@ -83,10 +81,6 @@ func (c *Config) Validate() error {
 // setDefaults completes a validated Config for New.
 func (c *Config) setDefaults() {
 	c.ApplyDefaults()
-	if c.Clock == nil {
-		c.Clock = clock.RealClock{}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	field.Default[clock.Clock](&c.Clock, clock.RealClock{})
+	field.Default(&c.Logger, slog.New(slog.DiscardHandler))
 }

@@ -103,32 +103,21 @@ type Auth struct {
 // nor the runtime fields). A negative duration is left for Validate to
 // refuse rather than silently replaced.
 func (c *Config) ApplyDefaults() {
-	setDefault(&c.PKIMount, DefaultPKIMount)
-	setDefault(&c.Role, DefaultRole)
-	setDefault(&c.Mode, DefaultMode)
-	setDefault(&c.Auth.Method, DefaultAuthMethod)
-	setDefault(&c.BundleRefresh, DefaultBundleRefresh)
-	setDefault(&c.IntermediateTTL, DefaultIntermediateTTL)
+	field.Default(&c.PKIMount, DefaultPKIMount)
+	field.Default(&c.Role, DefaultRole)
+	field.Default(&c.Mode, DefaultMode)
+	field.Default(&c.Auth.Method, DefaultAuthMethod)
+	field.Default(&c.BundleRefresh, DefaultBundleRefresh)
+	field.Default(&c.IntermediateTTL, DefaultIntermediateTTL)
 }
 
 // setDefaults completes a validated Config for New.
 func (c *Config) setDefaults() {
 	c.ApplyDefaults()
-	setDefault(&c.Auth.Mount, c.Auth.Method)
-	setDefault(&c.JWT.TransitMount, DefaultTransitMount)
-	if c.Clock == nil {
-		c.Clock = clock.RealClock{}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-}
-
-func setDefault[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
-	}
+	field.Default(&c.Auth.Mount, c.Auth.Method)
+	field.Default(&c.JWT.TransitMount, DefaultTransitMount)
+	field.Default[clock.Clock](&c.Clock, clock.RealClock{})
+	field.Default(&c.Logger, slog.New(slog.DiscardHandler))
 }
 
 // Validate reports every problem with the configuration as New would use

@@ -6,6 +6,7 @@
 // for ca/vault); the caller that embeds the section adds its own prefix
 // with List.Prefix. A List keeps errors in the order they were added, so a
 // Validate that adds them in a fixed order reports them in that order.
-// The checks (Absolute, OneOf, Duration, Int, HTTPS, HTTP) word their messages as
-// the agent's config errors always have, since users and tests read them.
+// Default fills an unset field. The checks (Absolute, OneOf, Duration, Int,
+// HTTPS, HTTP) word their messages as the agent's config errors always
+// have, since users and tests read them.
 package field

@@ -75,6 +75,15 @@ func (l List) Error() string {
 	return strings.Join(msgs, "; ")
 }
 
+// Default sets *f to def if *f is the zero value: an unset field. A value
+// set wrong (a negative duration) is left for validation to refuse.
+func Default[T comparable](f *T, def T) {
+	var zero T
+	if *f == zero {
+		*f = def
+	}
+}
+
 // Absolute requires p to be an absolute path.
 func Absolute(p string) error {
 	if !filepath.IsAbs(p) {

@@ -78,3 +78,13 @@ func TestChecksWordTheirMessages(t *testing.T) {
 		})
 	}
 }
+
+func TestDefaultFillsOnlyTheZeroValue(t *testing.T) {
+	unset, set, wrong := time.Duration(0), time.Minute, -time.Second
+	for _, d := range []*time.Duration{&unset, &set, &wrong} {
+		field.Default(d, time.Hour)
+	}
+	if unset != time.Hour || set != time.Minute || wrong != -time.Second {
+		t.Fatalf("Default: unset %v, set %v, wrong %v; want 1h, 1m, -1s", unset, set, wrong)
+	}
+}
