@@ -10,12 +10,12 @@
 // change.
 //
 // A foreign bundle endpoint is another organisation's server, or one an
-// attacker took over. Fetch and Parse are the only way a foreign bundle
-// comes in (the agent's watcher, `sworn bundle set`, bundle files and
-// `sworn bundle fetch` all use them): an answer that is not 200, is larger
-// than MaxBytes, holds more than MaxAuthorities authorities or holds a CA
-// whose SPIFFE URI SAN names another trust domain is refused; redirects
-// are not followed and one fetch is bounded by a timeout. A Federation
+// attacker took over. Every foreign bundle the agent takes in goes through
+// Fetch, Parse or CheckTrustDomain (the watcher, `sworn bundle set`,
+// bundle files and `sworn bundle fetch`): an answer that is not 200, is
+// larger than MaxBytes, holds more than MaxAuthorities authorities or
+// holds a CA whose SPIFFE URI SAN names another trust domain is refused;
+// redirects are not followed and one fetch is bounded by a timeout. A Federation
 // keeps the last good bundle when a fetch fails or is refused, never
 // empties a trust domain, and clamps the peer's refresh hint to
 // [MinRefresh, MaxRefresh].
