@@ -113,7 +113,7 @@ func (a *Agent) newWorkloadServer(done <-chan struct{}) (*grpc.Server, *health.S
 		TrustDomain: a.cfg.TrustDomainID(),
 		Attestor:    a.attestor,
 		Registry:    a.registry,
-		Cache:       a.cache,
+		Cache:       workload.FromCache(a.cache),
 		Bundles:     a.bundles,
 		Logger:      a.log.With("component", "workload"),
 		Metrics:     a.metrics,

@@ -452,11 +452,11 @@ func (s *Subscription) Update(ctx context.Context, entries []registry.Entry, who
 		select {
 		case <-it.ready:
 		case <-ctx.Done():
-			s.c.release(s, s.dropped(items))
+			s.c.release(s, s.notHeld(items))
 			return fmt.Errorf("cache: waiting for %s: %w", it.entry.ID, ctx.Err())
 		}
 		if it.err != nil {
-			s.c.release(s, s.dropped(items))
+			s.c.release(s, s.notHeld(items))
 			return it.err
 		}
 	}
@@ -474,8 +474,9 @@ func (s *Subscription) Update(ctx context.Context, entries []registry.Entry, who
 	return nil
 }
 
-// dropped returns the items of next that s does not already hold.
-func (s *Subscription) dropped(next []*item) []*item {
+// notHeld returns the items of next that s does not already hold: on a
+// failed Update, the ones it acquired for nothing and must give back.
+func (s *Subscription) notHeld(next []*item) []*item {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*item

@@ -9,9 +9,9 @@ import (
 
 // peerGroups returns the supplementary groups the peer had when it
 // connected (SO_PEERGROUPS, Linux 4.13; its number differs by architecture,
-// so it comes from x/sys, never a literal), the same moment SO_PEERCRED describes, so uid, gid and groups
-// are one consistent snapshot taken by the kernel rather than read later
-// from /proc.
+// so it comes from x/sys, never a literal), the same moment SO_PEERCRED
+// describes, so uid, gid and groups are one consistent snapshot taken by
+// the kernel rather than read later from /proc.
 func peerGroups(fd int) ([]uint32, error) {
 	buf := make([]uint32, 64)
 	for {

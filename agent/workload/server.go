@@ -35,9 +35,38 @@ type Bundles interface {
 	Changed() <-chan struct{}
 }
 
-// Cache hands out SVIDs.
+// Cache hands out SVIDs: each stream holds a Subscription for the entries
+// its caller matches. An interface, so the server can be tested with a
+// fake; FromCache adapts the agent's *cache.Cache.
 type Cache interface {
-	Subscribe(ctx context.Context, entries []registry.Entry, who cache.Requester) (*cache.Subscription, error)
+	Subscribe(ctx context.Context, entries []registry.Entry, who cache.Requester) (Subscription, error)
+}
+
+// Subscription is what a stream holds while it is open (cache.Subscription
+// is the real one).
+type Subscription interface {
+	// SVIDs returns the current SVID of every held entry, in entry order.
+	SVIDs() []*cache.SVID
+	// Updates receives a value, coalesced, whenever a held SVID changes.
+	Updates() <-chan struct{}
+	// Update makes it hold exactly entries; on error the old set is kept.
+	Update(ctx context.Context, entries []registry.Entry, who cache.Requester) error
+	// Close releases every held SVID.
+	Close()
+}
+
+// FromCache adapts c, whose Subscribe returns its concrete type, to Cache.
+func FromCache(c *cache.Cache) Cache { return svidCache{c} }
+
+type svidCache struct{ c *cache.Cache }
+
+func (s svidCache) Subscribe(ctx context.Context, entries []registry.Entry, who cache.Requester) (Subscription, error) {
+	sub, err := s.c.Subscribe(ctx, entries, who)
+	if err != nil {
+		// A nil *cache.Subscription in the interface would not be nil.
+		return nil, err
+	}
+	return sub, nil
 }
 
 // Config configures a Server.
