@@ -63,7 +63,7 @@ func New() *Metrics {
 			Name: "sworn_attestation_failures_total", Help: "Callers that could not be attested or exited during attestation.",
 		}),
 		CAReachable: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sworn_ca_reachable", Help: "1 if the last call to the CA succeeded, 0 if the CA is unreachable.",
+			Name: "sworn_ca_reachable", Help: "1 if the CA answered the last call (a refusal of the agent included: see /ready), 0 if the CA is unreachable.",
 		}),
 		BadCertificates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sworn_ca_bad_certificates_total", Help: "Certificates from the CA refused for breaking the X.509-SVID profile (alert on any).",
