@@ -12,6 +12,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/sworn-id/sworn/internal/notify"
 )
 
 // Store keeps the X.509 and JWT bundles of each trust domain: the
@@ -19,7 +21,7 @@ import (
 type Store struct {
 	mu      sync.RWMutex
 	snap    Snapshot
-	changed chan struct{}
+	changed notify.Notifier // Notify under mu, after the state changes
 }
 
 // Snapshot is an immutable view of a Store.
@@ -58,7 +60,7 @@ func (s Snapshot) SPIFFEBundle(td spiffeid.TrustDomain, refreshHint time.Duratio
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{snap: Snapshot{Bundles: map[spiffeid.TrustDomain]*x509bundle.Bundle{}, JWT: map[spiffeid.TrustDomain]*jwtbundle.Bundle{}}, changed: make(chan struct{})}
+	return &Store{snap: Snapshot{Bundles: map[spiffeid.TrustDomain]*x509bundle.Bundle{}, JWT: map[spiffeid.TrustDomain]*jwtbundle.Bundle{}}}
 }
 
 // SetX509Authorities replaces the bundle of td and reports whether that
@@ -116,14 +118,11 @@ func (s *Store) Snapshot() Snapshot {
 
 // Changed returns a channel closed at the next change.
 func (s *Store) Changed() <-chan struct{} {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.changed
+	return s.changed.Changed()
 }
 
 // publish needs s.mu held for writing.
 func (s *Store) publish(bundles map[spiffeid.TrustDomain]*x509bundle.Bundle, jwt map[spiffeid.TrustDomain]*jwtbundle.Bundle) {
 	s.snap = Snapshot{Seq: s.snap.Seq + 1, Bundles: bundles, JWT: jwt}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.changed.Notify()
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/internal/notify"
 )
 
 // Registry holds the rule set in force.
@@ -17,12 +18,12 @@ type Registry struct {
 
 	mu      sync.RWMutex
 	rules   []Compiled
-	changed chan struct{}
+	changed notify.Notifier // Notify under mu, after the state changes
 }
 
 // New returns a Registry with the given rules.
 func New(td spiffeid.TrustDomain, rules []Compiled) *Registry {
-	return &Registry{td: td, rules: rules, changed: make(chan struct{})}
+	return &Registry{td: td, rules: rules}
 }
 
 // Set replaces the rules and tells every watcher.
@@ -30,15 +31,12 @@ func (r *Registry) Set(rules []Compiled) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rules = rules
-	close(r.changed)
-	r.changed = make(chan struct{})
+	r.changed.Notify()
 }
 
 // Changed returns a channel closed at the next Set.
 func (r *Registry) Changed() <-chan struct{} {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.changed
+	return r.changed.Changed()
 }
 
 // Len is the number of rules.

@@ -16,6 +16,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/notify"
 )
 
 // CA is the embedded certificate authority. It implements ca.Authority,
@@ -28,8 +29,8 @@ type CA struct {
 	mu      sync.RWMutex
 	cas     []*authority // by NotBefore, oldest first
 	active  *authority
-	next    *authority // prepared successor, if any
-	changed chan struct{}
+	next    *authority      // prepared successor, if any
+	changed notify.Notifier // Notify under mu, after the state changes
 }
 
 // authority is one rotation period: a CA certificate and the JWT key that
@@ -62,7 +63,7 @@ func New(cfg Config) (*CA, error) {
 	if cfg.TTL < minNewTTL {
 		return nil, fmt.Errorf("local ca: ttl %v is shorter than the %v minimum", cfg.TTL, minNewTTL)
 	}
-	c := &CA{cfg: cfg, store: &store{dir: cfg.Dir}, wake: make(chan struct{}, 1), changed: make(chan struct{})}
+	c := &CA{cfg: cfg, store: &store{dir: cfg.Dir}, wake: make(chan struct{}, 1)}
 	cas, st, err := c.store.load()
 	if err != nil {
 		return nil, fmt.Errorf("local ca: %w", err)
@@ -192,9 +193,7 @@ func (c *CA) SignJWTSVID(_ context.Context, req ca.JWTSVIDRequest) (string, time
 
 // Changed is closed at the next change of Authorities.
 func (c *CA) Changed() <-chan struct{} {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.changed
+	return c.changed.Changed()
 }
 
 // DescribeCAs lists the CAs, oldest first.
@@ -394,8 +393,7 @@ func (c *CA) stateFile(active, next *authority) stateFile {
 
 // notify needs c.mu held for writing.
 func (c *CA) notify() {
-	close(c.changed)
-	c.changed = make(chan struct{})
+	c.changed.Notify()
 }
 
 func newAuthority(td spiffeid.TrustDomain, kt ca.KeyType, now time.Time, ttl time.Duration) (*authority, error) {

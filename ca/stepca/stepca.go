@@ -35,6 +35,7 @@ import (
 	stepclient "github.com/smallstep/certificates/ca"
 
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/notify"
 )
 
 // CA is the step-ca backend; it implements ca.Authority.
@@ -45,7 +46,7 @@ type CA struct {
 	mu      sync.RWMutex
 	prov    *stepclient.Provisioner
 	auths   ca.Authorities
-	changed chan struct{}
+	changed notify.Notifier // Notify under mu, after the state changes
 }
 
 var _ ca.Authority = (*CA)(nil)
@@ -70,7 +71,7 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stepca: %w", err)
 	}
-	c := &CA{cfg: cfg, client: client, changed: make(chan struct{})}
+	c := &CA{cfg: cfg, client: client}
 	if err := c.refresh(ctx); err != nil {
 		if !errors.Is(err, ca.ErrUnavailable) {
 			return nil, err
@@ -121,8 +122,7 @@ func (c *CA) refresh(ctx context.Context) error {
 	defer c.mu.Unlock()
 	if !ca.SameCertificates(c.auths.X509, certs) {
 		c.auths = ca.Authorities{X509: certs}
-		close(c.changed)
-		c.changed = make(chan struct{})
+		c.changed.Notify()
 		c.cfg.Logger.Info("step-ca roots changed", "roots", len(certs))
 	}
 	return nil
@@ -228,9 +228,7 @@ func (c *CA) Authorities() ca.Authorities {
 
 // Changed implements ca.Authority.
 func (c *CA) Changed() <-chan struct{} {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.changed
+	return c.changed.Changed()
 }
 
 func (c *CA) health(err error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/notify"
 )
 
 // CA is the Vault backend. It implements ca.Authority.
@@ -29,7 +30,7 @@ type CA struct {
 	mu      sync.RWMutex
 	issuers []Issuer
 	auths   ca.Authorities
-	changed chan struct{}
+	changed notify.Notifier // Notify under mu, after the state changes
 	health  error
 	inter   *intermediate // intermediate mode only
 	transit transitKey    // JWT-SVIDs, when configured
@@ -62,7 +63,7 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &CA{cfg: cfg, c: c, changed: make(chan struct{})}
+	v := &CA{cfg: cfg, c: c}
 	err = c.login(ctx)
 	if err == nil {
 		err = v.refresh(ctx)
@@ -208,8 +209,7 @@ func (v *CA) refresh(ctx context.Context) error {
 	changed := prev.Signing != next.Signing || !ca.SameCertificates(prev.X509, next.X509) || !sameKeys(prev.JWT, next.JWT)
 	if changed {
 		v.auths = next
-		close(v.changed)
-		v.changed = make(chan struct{})
+		v.changed.Notify()
 	}
 	v.mu.Unlock()
 	if changed {
@@ -251,9 +251,7 @@ func (v *CA) Authorities() ca.Authorities {
 
 // Changed implements ca.Authority.
 func (v *CA) Changed() <-chan struct{} {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return v.changed
+	return v.changed.Changed()
 }
 
 // DescribeCAs lists the issuers of the mount (ca.Describer).
