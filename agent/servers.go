@@ -146,7 +146,6 @@ func (a *Agent) newAdminServer() *grpc.Server {
 		CAType:             a.cfg.CA.Type,
 		Authority:          a.auth,
 		Cache:              a.cache,
-		Rules:              a.registry.Len,
 		Started:            a.started,
 		AllowedUIDs:        allowed,
 		Logger:             a.log.With("component", "admin"),

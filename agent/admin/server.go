@@ -28,9 +28,10 @@ type Cache interface {
 	Rotate(ids ...spiffeid.ID) int
 }
 
-// Registry matches selectors to entries.
+// Registry matches selectors to entries and counts the rules in force.
 type Registry interface {
 	Match(attest.Set) ([]registry.Entry, []error)
+	Len() int
 }
 
 // Config configures a Server.
@@ -41,7 +42,6 @@ type Config struct {
 	CAType      string
 	Authority   ca.Authority
 	Cache       Cache
-	Rules       func() int
 	Started     time.Time
 	// AllowedUIDs may call besides root.
 	AllowedUIDs []uint32
@@ -93,8 +93,8 @@ func (s *Server) GetStatus(ctx context.Context, _ *adminpb.GetStatusRequest) (*a
 		CaType:      s.cfg.CAType,
 		Started:     timestamppb.New(s.cfg.Started),
 	}
-	if s.cfg.Rules != nil {
-		resp.Rules = int32(s.cfg.Rules())
+	if s.cfg.Registry != nil {
+		resp.Rules = int32(s.cfg.Registry.Len())
 	}
 	if d, ok := s.cfg.Authority.(ca.Describer); ok {
 		infos, err := d.DescribeCAs(ctx)
