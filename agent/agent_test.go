@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,6 +31,7 @@ import (
 	"github.com/sworn-id/sworn/agent/agenttest"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 const childEnv = "SWORN_TEST_CHILD_FETCH"
@@ -74,17 +74,6 @@ func runCLI(t *testing.T, args ...string) string {
 	return out.String()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestX509SourceGetsSVIDThatVerifiesAgainstServedBundle(t *testing.T) {
 	ta := startAgent(t, newConfig(t))
 	src := newSource(t, ta)
@@ -122,7 +111,7 @@ func TestRotateSVIDsAllReachesOpenSource(t *testing.T) {
 	if !strings.Contains(out, "re-issuing 1 SVID") {
 		t.Fatalf("rotate output: %q", out)
 	}
-	eventually(t, "a new serial in the open X509Source", func() bool {
+	testutil.Eventually(t, "a new serial in the open X509Source", func() bool {
 		s, err := src.GetX509SVID()
 		return err == nil && s.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) != 0
 	})
@@ -309,7 +298,7 @@ func TestCARotationKeepsOldAndNewSVIDsTalking(t *testing.T) {
 	}
 
 	runCLI(t, "rotate", "ca", "--admin-socket", ta.Config.AdminSocketPath)
-	eventually(t, "the prepared CA in the open source's bundle", func() bool {
+	testutil.Eventually(t, "the prepared CA in the open source's bundle", func() bool {
 		b, err := src.GetX509BundleForTrustDomain(td)
 		return err == nil && len(b.X509Authorities()) == 2
 	})
@@ -319,7 +308,7 @@ func TestCARotationKeepsOldAndNewSVIDsTalking(t *testing.T) {
 
 	runCLI(t, "rotate", "ca", "--activate", "--admin-socket", ta.Config.AdminSocketPath)
 	var newSVID *x509svid.SVID
-	eventually(t, "an SVID from the new CA", func() bool {
+	testutil.Eventually(t, "an SVID from the new CA", func() bool {
 		s, err := src.GetX509SVID()
 		if err != nil || s.Certificates[0].SerialNumber.Cmp(oldSVID.Certificates[0].SerialNumber) == 0 {
 			return false
@@ -363,7 +352,7 @@ func TestStopEndsStreamsCleanly(t *testing.T) {
 
 func TestSocketsAndHealth(t *testing.T) {
 	cfg := newConfig(t)
-	cfg.HealthAddr = freeAddr(t)
+	cfg.HealthAddr = testutil.FreeAddr(t)
 	ta := startAgent(t, cfg)
 	newSource(t, ta) // issue one SVID so the metrics have something to say
 
@@ -408,18 +397,6 @@ func TestSecondAgentRefusesALiveSocket(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another process is serving") {
 		t.Fatalf("second agent on a live socket: %v", err)
 	}
-}
-
-// freeAddr returns a free loopback address to give the health endpoint,
-// whose real address is otherwise only logged.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func TestDebugAttestExplainsIdentities(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 var otherTD = spiffeid.RequireTrustDomainFromString("other.org")
@@ -64,8 +65,8 @@ func TestFederationOverHTTPSSPIFFE(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	addrA, addrB := freeAddr(t), freeAddr(t)
-	cfgA.HealthAddr = freeAddr(t)
+	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	cfgA.HealthAddr = testutil.FreeAddr(t)
 	federate(cfgA, addrA, "https_spiffe", config.FederatedTD{TrustDomain: "other.org", URL: "https://" + addrB,
 		EndpointSPIFFEID: "spiffe://other.org/sworn/bundle-endpoint", BundleFile: filepath.Join(cfgB.DataDir, "bundle.pem")})
 	federate(cfgB, addrB, "https_spiffe", config.FederatedTD{TrustDomain: "example.org", URL: "https://" + addrA,
@@ -81,7 +82,7 @@ func TestFederationOverHTTPSSPIFFE(t *testing.T) {
 	// The federated bundle follows the endpoint: B publishes a new CA and A's
 	// workloads see it without a restart.
 	runCLI(t, "rotate", "ca", "--admin-socket", cfgB.AdminSocketPath)
-	eventually(t, "B's new CA in A's workloads' bundle for other.org", func() bool {
+	testutil.Eventually(t, "B's new CA in A's workloads' bundle for other.org", func() bool {
 		bundle, err := srcA.GetX509BundleForTrustDomain(otherTD)
 		return err == nil && len(bundle.X509Authorities()) == 2
 	})
@@ -103,7 +104,7 @@ func waitFetchFailures(t *testing.T, healthAddr, td string, n float64) {
 	t.Helper()
 	name := fmt.Sprintf("sworn_federation_fetch_failures_total{trust_domain=%q}", td)
 	start := metric(t, healthAddr, name)
-	eventually(t, fmt.Sprintf("%v failed fetches of %s's bundle", n, td), func() bool {
+	testutil.Eventually(t, fmt.Sprintf("%v failed fetches of %s's bundle", n, td), func() bool {
 		return metric(t, healthAddr, name) >= start+n
 	})
 }
@@ -137,20 +138,20 @@ func federatedBundle(t *testing.T, ta *testAgent) map[string][]*x509.Certificate
 func TestFederationOverHTTPSWebRefusesAMismatchedTrustDomain(t *testing.T) {
 	certFile, keyFile, caFile := webCert(t)
 	cfgB := domainConfig(t, "other.org", "b")
-	addrB := freeAddr(t)
+	addrB := testutil.FreeAddr(t)
 	federate(cfgB, addrB, "https_web")
 	cfgB.Federation.BundleEndpoint.CertFile, cfgB.Federation.BundleEndpoint.KeyFile = certFile, keyFile
 	startAgent(t, validated(t, cfgB))
 
 	cfgA := domainConfig(t, "example.org", "a", "other.org", "third.org")
-	cfgA.HealthAddr = freeAddr(t)
+	cfgA.HealthAddr = testutil.FreeAddr(t)
 	federate(cfgA, "", "",
 		config.FederatedTD{TrustDomain: "other.org", URL: "https://" + addrB, Profile: "https_web", CAFile: caFile},
 		// B's bundle claimed for another domain: refused.
 		config.FederatedTD{TrustDomain: "third.org", URL: "https://" + addrB, Profile: "https_web", CAFile: caFile})
 	a := startAgent(t, validated(t, cfgA))
 	src := newSource(t, a)
-	eventually(t, "other.org's bundle fetched over https_web", func() bool {
+	testutil.Eventually(t, "other.org's bundle fetched over https_web", func() bool {
 		_, err := src.GetX509BundleForTrustDomain(otherTD)
 		return err == nil
 	})
@@ -209,7 +210,7 @@ func TestBundleStreamsFollowFederatesWithOnReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := domainConfig(t, "example.org", "a")
-	federate(cfg, "", "", config.FederatedTD{TrustDomain: "other.org", URL: "https://" + freeAddr(t), Profile: "https_web",
+	federate(cfg, "", "", config.FederatedTD{TrustDomain: "other.org", URL: "https://" + testutil.FreeAddr(t), Profile: "https_web",
 		BundleFile: filepath.Join(other.DataDir, "bundle.pem")})
 	ta := startAgent(t, validated(t, cfg))
 

@@ -9,35 +9,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/sworn-id/sworn/agent"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
-// logBuffer is a real slog handler's output, safe to read while the agent
-// writes to it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// warnings returns the messages logged at WARN or above.
-func (b *logBuffer) warnings(t *testing.T) []string {
+// warnings returns the messages the agent's JSON log holds at WARN or
+// above.
+func warnings(t *testing.T, logs *testutil.Buffer) []string {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []string
-	dec := json.NewDecoder(bytes.NewReader(b.buf.Bytes()))
+	dec := json.NewDecoder(bytes.NewReader(logs.Bytes()))
 	for {
 		var rec map[string]any
 		if err := dec.Decode(&rec); err != nil {
@@ -49,14 +35,16 @@ func (b *logBuffer) warnings(t *testing.T) []string {
 	}
 }
 
-func newLogged() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+// newLogged is a real slog JSON handler writing into a buffer that is safe
+// to read while the agent logs.
+func newLogged() (*slog.Logger, *testutil.Buffer) {
+	b := &testutil.Buffer{}
 	return slog.New(slog.NewJSONHandler(b, nil)), b
 }
 
 // runLogged runs an agent logging into a buffer until the test ends; the
 // start-up logs are all written once Ready is closed.
-func runLogged(t *testing.T, cfg *config.Config) *logBuffer {
+func runLogged(t *testing.T, cfg *config.Config) *testutil.Buffer {
 	t.Helper()
 	log, logs := newLogged()
 	a, err := agent.New(cfg, log)
@@ -270,11 +258,11 @@ func TestSocketDirectoryIsReachableByOtherUsers(t *testing.T) {
 		t.Errorf("data dir: %v, %v; want mode 0700", fi, err)
 	}
 	var found bool
-	for _, w := range logs.warnings(t) {
+	for _, w := range warnings(t, logs) {
 		found = found || strings.Contains(w, base) && strings.Contains(w, "chmod o+x "+base)
 	}
 	if !found {
-		t.Fatalf("no warning that %s (0700) keeps other users from the socket; warnings: %q", base, logs.warnings(t))
+		t.Fatalf("no warning that %s (0700) keeps other users from the socket; warnings: %q", base, warnings(t, logs))
 	}
 }
 
@@ -285,7 +273,7 @@ func TestPrivateSocketDirectoryIsNotWarnedAbout(t *testing.T) {
 	cfg := newConfig(t) // its socket's directory is 0700, made by os.MkdirTemp
 	cfg.SocketPrivate = true
 	logs := runLogged(t, cfg)
-	for _, w := range logs.warnings(t) {
+	for _, w := range warnings(t, logs) {
 		if strings.Contains(w, "not reachable") {
 			t.Fatalf("warning about a socket private on purpose: %q", w)
 		}
@@ -300,7 +288,7 @@ func TestSocketReachedByAnotherUIDWhenAgentCreatedItsDirectory(t *testing.T) {
 	cfg.SocketPath = filepath.Join(base, "run", "sworn", "workload.sock")
 	cfg.DataDir = filepath.Join(base, "run", "sworn", "data")
 	logs := runLogged(t, cfg)
-	for _, w := range logs.warnings(t) {
+	for _, w := range warnings(t, logs) {
 		if strings.Contains(w, "not reachable") {
 			t.Errorf("warning although every directory is reachable: %q", w)
 		}

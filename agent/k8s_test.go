@@ -21,6 +21,7 @@ import (
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 const testContainerID = "9bca8d63d5fa610783847915bcff0ecac1273e5b4bed3f6fa1b07350e0135961"
@@ -169,7 +170,7 @@ func TestPodGetsItsNamespaceAndServiceAccountIdentity(t *testing.T) {
 	if err := c.Admin.CoreV1().Pods("prod").Delete(context.Background(), "api-0", *metav1.NewDeleteOptions(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the deleted pod to lose its identity", func() bool {
+	testutil.Eventually(t, "the deleted pod to lose its identity", func() bool {
 		_, err := fetchX509(t, ta)
 		return err != nil && strings.Contains(err.Error(), "PermissionDenied")
 	})

@@ -24,6 +24,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // dialAs connects to the Unix socket at path as uid: the connecting thread
@@ -157,7 +159,7 @@ func TestConnectionLimitsPerUIDAndInTotal(t *testing.T) {
 	// from holding more than half (config.Limits.UIDConnectionCap).
 	const perUID, total = 4, 8
 	cfg := newConfig(t)
-	cfg.HealthAddr = freeAddr(t)
+	cfg.HealthAddr = testutil.FreeAddr(t)
 	cfg.Limits.MaxConnectionsPerUID = perUID
 	cfg.Limits.MaxConnections = total
 	if err := os.Chmod(filepath.Dir(cfg.SocketPath), 0o755); err != nil {
@@ -174,7 +176,7 @@ func TestConnectionLimitsPerUIDAndInTotal(t *testing.T) {
 	for range perUID {
 		attacker = append(attacker, idleConn(t, sock, 65534))
 	}
-	eventually(t, "the attacker's connections to be held", func() bool { return open() == perUID })
+	testutil.Eventually(t, "the attacker's connections to be held", func() bool { return open() == perUID })
 
 	// One more from the same uid is closed at once.
 	extra, err := dialAs(sock, 65534)
@@ -208,11 +210,11 @@ func TestConnectionLimitsPerUIDAndInTotal(t *testing.T) {
 
 	// Fill the total with a second uid: now every uid is refused, the
 	// admin socket still answers, and /ready says why.
-	eventually(t, "the finished fetches' connections to close", func() bool { return open() == perUID })
+	testutil.Eventually(t, "the finished fetches' connections to close", func() bool { return open() == perUID })
 	for range total - perUID {
 		attacker = append(attacker, idleConn(t, sock, 65533))
 	}
-	eventually(t, "the second uid's connections to be held", func() bool { return open() == total })
+	testutil.Eventually(t, "the second uid's connections to be held", func() bool { return open() == total })
 	if err := fetchAs(ctx, t, sock, 0); status.Code(err) != codes.Unavailable {
 		t.Fatalf("root while the total is reached: %v, want Unavailable", err)
 	}
@@ -230,7 +232,7 @@ func TestConnectionLimitsPerUIDAndInTotal(t *testing.T) {
 	for _, c := range attacker {
 		c.Close()
 	}
-	eventually(t, "every attacker connection to be released", func() bool { return open() == 0 })
+	testutil.Eventually(t, "every attacker connection to be released", func() bool { return open() == 0 })
 	if code, body := ready(t, health); code != http.StatusOK {
 		t.Fatalf("/ready after the connections closed: %d %s", code, body)
 	}
@@ -270,7 +272,7 @@ func TestStreamLimitPerUID(t *testing.T) {
 		t.Fatalf("a unary call over the limit: %v, want ResourceExhausted", err)
 	}
 	first()
-	eventually(t, "a slot to be freed by the closed stream", func() bool {
+	testutil.Eventually(t, "a slot to be freed by the closed stream", func() bool {
 		c, err := open()
 		if err == nil {
 			c()
@@ -287,7 +289,7 @@ func TestStreamLimitPerUID(t *testing.T) {
 func TestStreamThatNeverReadsIsBoundedAndEnded(t *testing.T) {
 	const window = 64 << 10
 	cfg := newConfig(t)
-	cfg.HealthAddr = freeAddr(t)
+	cfg.HealthAddr = testutil.FreeAddr(t)
 	cfg.Limits.StreamSendTimeout = time.Second
 	ta := startAgent(t, cfg)
 	health := cfg.HealthAddr
@@ -340,7 +342,7 @@ func TestStreamThatNeverReadsIsBoundedAndEnded(t *testing.T) {
 	if bytes > 2*window || received >= rotations {
 		t.Fatalf("the client got %d messages (%d bytes) for %d rotations; want at most about a window (%d bytes)", received, bytes, rotations, window)
 	}
-	eventually(t, "the stalled stream's handler to return", func() bool {
+	testutil.Eventually(t, "the stalled stream's handler to return", func() bool {
 		return metric(t, health, `sworn_workload_api_open_streams{method="FetchX509SVID"}`) == 0
 	})
 	// The agent serves others as before.

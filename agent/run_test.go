@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // runConfig is a validated config with sockets and data in a short
@@ -148,7 +149,7 @@ func TestRunFailsBeforeServingWhenTheBundleEndpointCannotListen(t *testing.T) {
 	}
 	defer taken.Close()
 	cfg := runConfig(t)
-	cfg.HealthAddr = freeLocalAddr(t)
+	cfg.HealthAddr = testutil.FreeAddr(t)
 	cfg.Federation.BundleEndpoint = config.BundleEndpoint{Listen: taken.Addr().String(), Profile: "https_spiffe", RefreshHint: time.Minute}
 	a, err := New(cfg, nil)
 	if err != nil {
@@ -173,14 +174,4 @@ func TestRunFailsBeforeServingWhenTheBundleEndpointCannotListen(t *testing.T) {
 		t.Fatalf("health address still held after a failed Run: %v", err)
 	}
 	l.Close()
-}
-
-func freeLocalAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -9,13 +9,14 @@ import (
 
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/ca/stepca/stepcatest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 func TestStepCABackedAgentAndOutage(t *testing.T) {
 	s := stepcatest.Start(t, "")
 	cfg := newConfig(t)
 	cfg.CA = config.CA{Type: "stepca", StepCA: config.StepCA{URL: s.URL, RootFingerprint: s.RootFingerprint, Provisioner: s.Provisioner, PasswordFile: s.PasswordFile}}
-	cfg.HealthAddr = freeAddr(t)
+	cfg.HealthAddr = testutil.FreeAddr(t)
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func TestStepCABackedAgentAndOutage(t *testing.T) {
 
 	s.Stop()
 	runCLI(t, "rotate", "svids", "--all", "--admin-socket", cfg.AdminSocketPath)
-	eventually(t, "/ready to report the CA unreachable", func() bool {
+	testutil.Eventually(t, "/ready to report the CA unreachable", func() bool {
 		code, body := get(t, "http://"+cfg.HealthAddr+"/ready")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "CA unreachable")
 	})
@@ -40,11 +41,11 @@ func TestStepCABackedAgentAndOutage(t *testing.T) {
 		t.Fatal("the cached SVID stopped being served while step-ca was down")
 	}
 	s.Start(t)
-	eventually(t, "the retried renewal after step-ca came back", func() bool {
+	testutil.Eventually(t, "the retried renewal after step-ca came back", func() bool {
 		s2, err := src.GetX509SVID()
 		return err == nil && s2.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) != 0
 	})
-	eventually(t, "/ready to recover", func() bool {
+	testutil.Eventually(t, "/ready to recover", func() bool {
 		code, _ := get(t, "http://"+cfg.HealthAddr+"/ready")
 		return code == http.StatusOK
 	})

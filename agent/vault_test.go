@@ -19,6 +19,7 @@ import (
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // vaultConfig returns an agent config on a real Vault dev server set up by
@@ -90,7 +91,7 @@ func TestVaultOutageKeepsServingAndRecovers(t *testing.T) {
 	srv, _ := startVault(t)
 	proxy := vaulttest.NewProxy(t, srv.Addr)
 	cfg := vaultConfig(t, proxy.Addr, "sign")
-	cfg.HealthAddr = freeAddr(t)
+	cfg.HealthAddr = testutil.FreeAddr(t)
 	ta := startAgent(t, cfg)
 	src := newSource(t, ta)
 	first, err := src.GetX509SVID()
@@ -100,7 +101,7 @@ func TestVaultOutageKeepsServingAndRecovers(t *testing.T) {
 
 	proxy.Down()
 	runCLI(t, "rotate", "svids", "--all", "--admin-socket", cfg.AdminSocketPath)
-	eventually(t, "/ready to report the CA unreachable", func() bool {
+	testutil.Eventually(t, "/ready to report the CA unreachable", func() bool {
 		code, body := get(t, "http://"+cfg.HealthAddr+"/ready")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "CA unreachable")
 	})
@@ -108,7 +109,7 @@ func TestVaultOutageKeepsServingAndRecovers(t *testing.T) {
 		t.Fatal("metrics do not show the CA unreachable")
 	}
 	// The forced renewal failed and is retried with backoff: counted.
-	eventually(t, "the failed renewal in sworn_svid_rotation_failures_total", func() bool {
+	testutil.Eventually(t, "the failed renewal in sworn_svid_rotation_failures_total", func() bool {
 		return metric(t, cfg.HealthAddr, "sworn_svid_rotation_failures_total") >= 1
 	})
 	if s, err := src.GetX509SVID(); err != nil || s.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) != 0 {
@@ -121,11 +122,11 @@ func TestVaultOutageKeepsServingAndRecovers(t *testing.T) {
 	if err := proxy.Up(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the retried renewal to reach the open source", func() bool {
+	testutil.Eventually(t, "the retried renewal to reach the open source", func() bool {
 		s, err := src.GetX509SVID()
 		return err == nil && s.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) != 0
 	})
-	eventually(t, "/ready to recover", func() bool {
+	testutil.Eventually(t, "/ready to recover", func() bool {
 		code, _ := get(t, "http://"+cfg.HealthAddr+"/ready")
 		return code == http.StatusOK
 	})
@@ -148,7 +149,7 @@ func TestVaultCARotationReachesWorkloadsBeforeItSigns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "both issuers in the open source's bundle", func() bool {
+	testutil.Eventually(t, "both issuers in the open source's bundle", func() bool {
 		b, err := src.GetX509BundleForTrustDomain(td)
 		return err == nil && len(b.X509Authorities()) == 2
 	})
@@ -162,7 +163,7 @@ func TestVaultCARotationReachesWorkloadsBeforeItSigns(t *testing.T) {
 		t.Fatal(err)
 	}
 	var newSVID *x509svid.SVID
-	eventually(t, "an SVID from the new issuer in the open source", func() bool {
+	testutil.Eventually(t, "an SVID from the new issuer in the open source", func() bool {
 		s, err := src.GetX509SVID()
 		if err != nil || !bytes.Equal(s.Certificates[0].AuthorityKeyId, next.Certificate.SubjectKeyId) {
 			return false
@@ -181,7 +182,7 @@ func TestVaultCARotationReachesWorkloadsBeforeItSigns(t *testing.T) {
 	if _, err := admin.Retire(ctx, oldIssuer.ID, false); err != nil {
 		t.Fatalf("retiring after the window: %v", err)
 	}
-	eventually(t, "the retired issuer to leave the bundle", func() bool {
+	testutil.Eventually(t, "the retired issuer to leave the bundle", func() bool {
 		b, err := src.GetX509BundleForTrustDomain(td)
 		return err == nil && len(b.X509Authorities()) == 1
 	})

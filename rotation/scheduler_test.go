@@ -11,6 +11,7 @@ import (
 
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/sworn-id/sworn/internal/testutil"
 	"github.com/sworn-id/sworn/rotation"
 )
 
@@ -73,19 +74,6 @@ func startScheduler(t *testing.T, cfg rotation.Config) *rotation.Scheduler {
 	return s
 }
 
-// eventually polls cond; the scheduler runs on its own goroutines, so the
-// tests wait for effects without asserting on wall-clock time.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // blockedOnClock waits until the scheduler is blocked on its timer again
 // after a Step, so a test can then assert that the step started nothing.
 // It is a barrier: a timer that fired during the Step is gone from the fake
@@ -94,7 +82,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // the Step caused has been counted.
 func blockedOnClock(t *testing.T, clk *clocktesting.FakeClock) {
 	t.Helper()
-	eventually(t, "the scheduler to block on its timer", clk.HasWaiters)
+	testutil.Eventually(t, "the scheduler to block on its timer", clk.HasWaiters)
 }
 
 func half() float64 { return 0.5 }
@@ -105,14 +93,14 @@ func TestSchedulerRenewsAtHalfLife(t *testing.T) {
 	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half})
 	s.Track("a", rotation.Validity{NotBefore: t0, NotAfter: t0.Add(time.Hour)})
 
-	eventually(t, "timer armed", clk.HasWaiters)
+	testutil.Eventually(t, "timer armed", clk.HasWaiters)
 	clk.Step(29 * time.Minute)
 	blockedOnClock(t, clk)
 	if n := r.count(); n != 0 {
 		t.Fatalf("renewed %d times before half life", n)
 	}
 	clk.Step(time.Minute)
-	eventually(t, "first renewal", func() bool { return r.count() == 1 })
+	testutil.Eventually(t, "first renewal", func() bool { return r.count() == 1 })
 	due, _ := s.Due("a")
 	if want := t0.Add(30*time.Minute + 30*time.Minute); !due.Equal(want) {
 		t.Fatalf("next due %v, want %v", due, want)
@@ -130,8 +118,8 @@ func TestSchedulerBacksOffThenRecovers(t *testing.T) {
 		OnFailure: func(string, int, time.Time, error) { failures.Add(1) },
 	})
 	s.Track("a", rotation.Validity{NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)})
-	eventually(t, "overdue key renewed", func() bool { return r.count() == 1 })
-	eventually(t, "failure reported", func() bool { return failures.Load() == 1 })
+	testutil.Eventually(t, "overdue key renewed", func() bool { return r.count() == 1 })
+	testutil.Eventually(t, "failure reported", func() bool { return failures.Load() == 1 })
 
 	// Retries come at 0.75s, 1.5s, 3s, 6s, 6s (capped) with r=0.5.
 	for i, step := range []time.Duration{750, 1500, 3000, 6000, 6000} {
@@ -140,13 +128,13 @@ func TestSchedulerBacksOffThenRecovers(t *testing.T) {
 			t.Fatalf("retry %d due in %v, want %v", i+1, got, step*time.Millisecond)
 		}
 		clk.Step(step * time.Millisecond)
-		eventually(t, "retry", func() bool { return failures.Load() == int32(i+2) })
+		testutil.Eventually(t, "retry", func() bool { return failures.Load() == int32(i+2) })
 	}
 
 	r.failing.Store(false)
 	clk.Step(6 * time.Second)
-	eventually(t, "recovery", func() bool { return r.count() == 7 })
-	eventually(t, "rescheduled at half life", func() bool {
+	testutil.Eventually(t, "recovery", func() bool { return r.count() == 7 })
+	testutil.Eventually(t, "rescheduled at half life", func() bool {
 		due, _ := s.Due("a")
 		return due.Sub(clk.Now()) == 30*time.Minute
 	})
@@ -167,7 +155,7 @@ func TestSchedulerBoundsConcurrency(t *testing.T) {
 		// All keys are overdue: as many as the bound allows (or as remain)
 		// are in flight before one is released, and never more.
 		want := min(workers, keys-released)
-		eventually(t, fmt.Sprintf("%d renewals in flight", want), func() bool {
+		testutil.Eventually(t, fmt.Sprintf("%d renewals in flight", want), func() bool {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return r.inflight >= want || r.peak > workers
@@ -180,7 +168,7 @@ func TestSchedulerBoundsConcurrency(t *testing.T) {
 		}
 		r.gate <- struct{}{}
 	}
-	eventually(t, "all renewed", func() bool { return r.count() == keys })
+	testutil.Eventually(t, "all renewed", func() bool { return r.count() == keys })
 	if r.peak != workers {
 		t.Fatalf("peak concurrency %d, want the bound %d", r.peak, workers)
 	}
@@ -197,17 +185,17 @@ func TestSchedulerForce(t *testing.T) {
 	if n := s.Force("a", "unknown"); n != 1 {
 		t.Fatalf("Force scheduled %d keys, want 1", n)
 	}
-	eventually(t, "forced renewal", func() bool { return r.count() == 1 })
+	testutil.Eventually(t, "forced renewal", func() bool { return r.count() == 1 })
 	if n := s.Force(); n != 2 {
 		t.Fatalf("Force() scheduled %d keys, want 2", n)
 	}
-	eventually(t, "forced renewal of all", func() bool { return r.count() == 3 })
+	testutil.Eventually(t, "forced renewal of all", func() bool { return r.count() == 3 })
 
 	s.Untrack("b")
 	if n := s.Force(); n != 1 {
 		t.Fatalf("Force() after Untrack scheduled %d keys, want 1", n)
 	}
-	eventually(t, "forced renewal after untrack", func() bool { return r.count() == 4 })
+	testutil.Eventually(t, "forced renewal after untrack", func() bool { return r.count() == 4 })
 	if _, ok := s.Due("b"); ok {
 		t.Fatal("untracked key still scheduled")
 	}
@@ -219,12 +207,12 @@ func TestSchedulerForceWhileRunningRenewsAgain(t *testing.T) {
 	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half})
 	s.Track("a", rotation.Validity{NotBefore: t0, NotAfter: t0.Add(time.Hour)})
 	s.Force("a")
-	eventually(t, "renewal in flight", func() bool { return r.count() == 1 })
+	testutil.Eventually(t, "renewal in flight", func() bool { return r.count() == 1 })
 	s.Force("a")
 	r.gate <- struct{}{}
-	eventually(t, "second renewal", func() bool { return r.count() == 2 })
+	testutil.Eventually(t, "second renewal", func() bool { return r.count() == 2 })
 	r.gate <- struct{}{}
-	eventually(t, "back on schedule", func() bool {
+	testutil.Eventually(t, "back on schedule", func() bool {
 		due, _ := s.Due("a")
 		return due.Equal(t0.Add(30 * time.Minute))
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/sworn-id/sworn/internal/testutil"
 	"github.com/sworn-id/sworn/trust"
 )
 
@@ -64,10 +65,10 @@ func TestWatchPolicyFileReloadsAndKeepsThePolicyOnABadFile(t *testing.T) {
 	allowed := func(id string) bool { return g.Decide(spiffeid.RequireFromString(id)).Allowed }
 
 	write("allow: [spiffe://td/b]\n")
-	waitUntil(t, func() bool { return allowed("spiffe://td/b") && !allowed("spiffe://td/a") })
+	testutil.Eventually(t, "the rewritten policy to allow td/b and not td/a", func() bool { return allowed("spiffe://td/b") && !allowed("spiffe://td/a") })
 
 	write("allow: [spiffe://td/b*]\n# a typo\n")
-	waitUntil(t, func() bool {
+	testutil.Eventually(t, "the typo to be reported", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(errs) > 0
@@ -77,16 +78,5 @@ func TestWatchPolicyFileReloadsAndKeepsThePolicyOnABadFile(t *testing.T) {
 	}
 	if !allowed("spiffe://td/b") {
 		t.Fatal("a bad file replaced the policy in force")
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -14,14 +14,10 @@ package k8stest
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -35,7 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/sworn-id/sworn/deploy/testbin"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // Cluster is a running control plane.
@@ -61,9 +57,9 @@ func Start(tb testing.TB) *Cluster {
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
 
-	etcdClient, etcdPeer := testbin.FreePort(tb), testbin.FreePort(tb)
+	etcdClient, etcdPeer := testutil.FreePort(tb), testutil.FreePort(tb)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
-	run(tb, dir, "etcd", testbin.Path(tb, "etcd", "SWORN_ETCD_BIN", "kube"),
+	run(tb, dir, "etcd", testutil.Bin(tb, "etcd", "SWORN_ETCD_BIN", "kube"),
 		"--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", etcdPeer),
@@ -72,9 +68,9 @@ func Start(tb testing.TB) *Cluster {
 		"--unsafe-no-fsync", "--log-level", "error")
 
 	pki := newPKI(tb, dir)
-	port := testbin.FreePort(tb)
-	c := &Cluster{Host: fmt.Sprintf("https://127.0.0.1:%d", port), CAFile: pki.caFile, Kubectl: testbin.Path(tb, "kubectl", "SWORN_KUBECTL_BIN", "kube"), dir: dir}
-	run(tb, dir, "kube-apiserver", testbin.Path(tb, "kube-apiserver", "SWORN_KUBE_APISERVER_BIN", "kube"),
+	port := testutil.FreePort(tb)
+	c := &Cluster{Host: fmt.Sprintf("https://127.0.0.1:%d", port), CAFile: pki.caFile, Kubectl: testutil.Bin(tb, "kubectl", "SWORN_KUBECTL_BIN", "kube"), dir: dir}
+	run(tb, dir, "kube-apiserver", testutil.Bin(tb, "kube-apiserver", "SWORN_KUBE_APISERVER_BIN", "kube"),
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
 		"--secure-port", fmt.Sprint(port),
@@ -196,53 +192,31 @@ type pki struct {
 
 func newPKI(tb testing.TB, dir string) pki {
 	tb.Helper()
-	write := func(name string, blocks ...*pem.Block) string {
-		var data []byte
-		for _, b := range blocks {
-			data = append(data, pem.EncodeToMemory(b)...)
-		}
+	write := func(name string, data []byte) string {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			tb.Fatal(err)
 		}
 		return path
 	}
-	key := func() (*ecdsa.PrivateKey, *pem.Block) {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		der, _ := x509.MarshalPKCS8PrivateKey(k)
-		return k, &pem.Block{Type: "PRIVATE KEY", Bytes: der}
-	}
-	now := time.Now()
-	caKey, _ := key()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "k8stest CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	ca, _ := x509.ParseCertificate(caDER)
-	leaf := func(serial int64, tmpl *x509.Certificate) (*pem.Block, *pem.Block) {
-		k, kb := key()
-		tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(serial), now.Add(-time.Hour), now.Add(24*time.Hour)
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return &pem.Block{Type: "CERTIFICATE", Bytes: der}, kb
-	}
-	serverCert, serverKey := leaf(2, &x509.Certificate{Subject: pkix.Name{CommonName: "kube-apiserver"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	ca := testutil.NewCA(tb, &x509.Certificate{Subject: pkix.Name{CommonName: "k8stest CA"}})
+	server := ca.Issue(tb, &x509.Certificate{Subject: pkix.Name{CommonName: "kube-apiserver"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost", "kubernetes.default.svc"}})
-	adminCert, adminKey := leaf(3, &x509.Certificate{Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	saKey, saKeyBlock := key()
-	saPubDER, _ := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	admin := ca.Issue(tb, &x509.Certificate{Subject: pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	sa := &testutil.Cert{Key: testutil.NewKey(tb)}
+	saPubDER, err := x509.MarshalPKIXPublicKey(&sa.Key.PublicKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	return pki{
-		caFile:     write("ca.crt", &pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		serverCert: write("server.crt", serverCert),
-		serverKey:  write("server.key", serverKey),
-		adminCert:  write("admin.crt", adminCert),
-		adminKey:   write("admin.key", adminKey),
-		saKey:      write("sa.key", saKeyBlock),
-		saPub:      write("sa.pub", &pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}),
+		caFile:     write("ca.crt", ca.CertPEM()),
+		serverCert: write("server.crt", server.CertPEM()),
+		serverKey:  write("server.key", server.KeyPEM(tb)),
+		adminCert:  write("admin.crt", admin.CertPEM()),
+		adminKey:   write("admin.key", admin.KeyPEM(tb)),
+		saKey:      write("sa.key", sa.KeyPEM(tb)),
+		saPub:      write("sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER})),
 	}
 }

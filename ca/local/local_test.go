@@ -21,6 +21,7 @@ import (
 
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 var (
@@ -176,7 +177,7 @@ func TestAutomaticRotationKeepsOverlap(t *testing.T) {
 	step := func(d time.Duration) ca.Authorities {
 		t.Helper()
 		changed := c.Changed()
-		waitFor(t, clk.HasWaiters)
+		testutil.Eventually(t, "the maintenance loop to wait on the clock", clk.HasWaiters)
 		clk.Step(d)
 		select {
 		case <-changed:
@@ -204,9 +205,9 @@ func TestAutomaticRotationKeepsOverlap(t *testing.T) {
 	// the bundle and from disk. Wait for the maintenance loop to block on
 	// the clock, step, and wait until it has run at the new time and
 	// blocked again: only then does the check see what maintenance did.
-	waitFor(t, clk.HasWaiters)
+	testutil.Eventually(t, "the maintenance loop to wait on the clock", clk.HasWaiters)
 	clk.Step(10*time.Hour - time.Minute)
-	waitFor(t, clk.HasWaiters)
+	testutil.Eventually(t, "the maintenance loop to wait on the clock", clk.HasWaiters)
 	if got := c.Authorities(); !got.X509[0].Equal(first.X509[0]) {
 		t.Fatal("old CA dropped before its NotAfter")
 	}
@@ -250,17 +251,6 @@ func TestManualRotation(t *testing.T) {
 	infos, _ := c.DescribeCAs(context.Background())
 	if len(infos) != 2 || infos[0].State != ca.StateRetired || infos[1].State != ca.StateActive || infos[1].ID != p.ID {
 		t.Fatalf("states after activation: %+v", infos)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 func TestAppRoleLoginRenewalAndRelogin(t *testing.T) {
@@ -52,12 +53,12 @@ func TestAppRoleLoginRenewalAndRelogin(t *testing.T) {
 
 	// Renewal: the same token (same accessor) lives longer than it was
 	// issued for. Without renewal it expires at 2s and the lookup fails.
-	waitFor(t, "the first token to be renewed", func() bool { return expireTime(t, srv, first).After(issued) })
+	testutil.Eventually(t, "the first token to be renewed", func() bool { return expireTime(t, srv, first).After(issued) })
 	if c.Logins() != 1 {
 		t.Fatalf("%d logins before the token's max TTL, want the one token renewed", c.Logins())
 	}
 	// Re-login: at the max TTL renewal ends and the backend logs in again.
-	waitFor(t, "a second login after the token's max TTL", func() bool { return c.Logins() >= 2 })
+	testutil.Eventually(t, "a second login after the token's max TTL", func() bool { return c.Logins() >= 2 })
 	if _, err := sign(t, c, "/approle"); err != nil {
 		t.Fatalf("sign after re-login: %v", err)
 	}
@@ -204,15 +205,4 @@ func runCA(t *testing.T, c *vault.CA) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

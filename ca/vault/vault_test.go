@@ -20,6 +20,7 @@ import (
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
@@ -186,15 +187,15 @@ func TestIntermediateIsRenewedAtHalfLife(t *testing.T) {
 	}
 
 	// Before half life, refreshes keep the intermediate.
-	waitFor(t, "the refresh timer", clk.HasWaiters)
+	testutil.Eventually(t, "the refresh timer", clk.HasWaiters)
 	clk.Step(time.Minute)
-	waitFor(t, "the refresh timer", clk.HasWaiters)
+	testutil.Eventually(t, "the refresh timer", clk.HasWaiters)
 	if again, _ := sign(t, c, "/web"); !again[1].Equal(first[1]) {
 		t.Fatal("intermediate renewed before half its life")
 	}
 
 	clk.Step(61 * time.Minute)
-	waitFor(t, "a new intermediate", func() bool {
+	testutil.Eventually(t, "a new intermediate", func() bool {
 		next, err := sign(t, c, "/web")
 		return err == nil && !next[1].Equal(first[1])
 	})
@@ -226,7 +227,7 @@ func TestTransitSignsJWTSVIDsAndPublishesRotatedKeysFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := c.Changed()
-	waitFor(t, "the refresh timer", clk.HasWaiters)
+	testutil.Eventually(t, "the refresh timer", clk.HasWaiters)
 	clk.Step(time.Minute)
 	<-changed
 	if n := len(c.Authorities().JWT); n != 2 {
@@ -236,10 +237,10 @@ func TestTransitSignsJWTSVIDsAndPublishesRotatedKeysFirst(t *testing.T) {
 		t.Fatal("the rotated key signed before agents had time to publish it")
 	}
 	for range 2 {
-		waitFor(t, "the refresh timer", clk.HasWaiters)
+		testutil.Eventually(t, "the refresh timer", clk.HasWaiters)
 		clk.Step(time.Minute)
 	}
-	waitFor(t, "the new key to sign", func() bool { return sign() != first })
+	testutil.Eventually(t, "the new key to sign", func() bool { return sign() != first })
 }
 
 func TestTransitSignatureByAnotherKeyIsBadSignature(t *testing.T) {

@@ -8,12 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
+
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM runs the real
@@ -46,7 +47,7 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	}
 	writeConfig("  - spiffe_id: spiffe://example.org/first\n    selectors: [any]\n")
 
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{} // the agent's stderr, written by exec's copying goroutine while the test reads it
 	cmd := exec.Command(bin, "agent", "--config", cfgPath)
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
@@ -73,20 +74,20 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the refused reload in the log", func() bool { return strings.Contains(logs.String(), "reload refused") })
+	testutil.Eventually(t, "the refused reload in the log", func() bool { return strings.Contains(logs.String(), "reload refused") })
 
 	writeConfig("  - spiffe_id: spiffe://example.org/second\n    selectors: [any]\n")
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the reloaded identity in the open source", func() bool {
+	testutil.Eventually(t, "the reloaded identity in the open source", func() bool {
 		svid, err := src.GetX509SVID()
 		return err == nil && svid.ID.Path() == "/second"
 	})
 
 	// A ConfigMap update arrives as a changed file and no signal.
 	writeConfig("  - spiffe_id: spiffe://example.org/third\n    selectors: [any]\n")
-	waitFor(t, "the changed file to be picked up without a signal", func() bool {
+	testutil.Eventually(t, "the changed file to be picked up without a signal", func() bool {
 		svid, err := src.GetX509SVID()
 		return err == nil && svid.ID.Path() == "/third"
 	})
@@ -106,34 +107,4 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("agent did not exit after SIGTERM")
 	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// syncBuffer collects the agent's stderr, written by exec's copying
-// goroutine while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

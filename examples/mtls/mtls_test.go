@@ -1,16 +1,15 @@
 package mtls_test
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sworn-id/sworn/agent/agenttest"
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // TestExamplePair builds the example server and client and runs them
@@ -31,15 +30,10 @@ func TestExamplePair(t *testing.T) {
 	))
 	env := append(os.Environ(), "SPIFFE_ENDPOINT_SOCKET="+a.Addr())
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testutil.FreeAddr(t)
 	server := exec.Command(filepath.Join(bin, "server"), "-listen", addr, "-allow", "spiffe://example.org/example/client")
 	server.Env = env
-	var serverLog strings.Builder
+	var serverLog testutil.Buffer // exec's copying goroutine writes it while the loop below may read it
 	server.Stderr = &serverLog
 	if err := server.Start(); err != nil {
 		t.Fatal(err)

@@ -1,21 +1,17 @@
-// Package testbin finds, for tests, the server binaries that make builds
-// into .bin from the pinned wrapper modules beside this package (Vault,
-// etcd, kube-apiserver, kubectl, step-ca), and free loopback ports to run
-// them on. A missing binary fails the test, naming the make target, so a
-// test of a real server can never pass by not running.
-package testbin
+package testutil
 
 import (
 	"bytes"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
-// Path returns the binary name from .bin at the repository root, or the
+// Bin returns the binary name from .bin at the repository root, or the
 // path in the environment variable env when it is set.
-func Path(tb testing.TB, name, env, makeTarget string) string {
+func Bin(tb testing.TB, name, env, makeTarget string) string {
 	tb.Helper()
 	if p := os.Getenv(env); p != "" {
 		return p
@@ -56,4 +52,10 @@ func FreePort(tb testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FreeAddr returns "127.0.0.1:port" for a port nothing listens on right now.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(tb)))
 }

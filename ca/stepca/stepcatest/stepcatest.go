@@ -8,12 +8,8 @@
 package stepcatest
 
 import (
-	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,21 +17,18 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"go.step.sm/crypto/jose"
 
-	"github.com/sworn-id/sworn/deploy/testbin"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // Password decrypts the test provisioner's key.
@@ -50,33 +43,14 @@ type Server struct {
 	Provisioner     string
 	cmd             *exec.Cmd
 	config          string
-	logs            *logBuffer
+	logs            *testutil.Buffer // exec's copying goroutines of successive processes write it
 	addr            string
-}
-
-// logBuffer collects step-ca's output, written by exec's copying
-// goroutines of successive processes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Binary returns the step-ca binary.
 func Binary(tb testing.TB) string {
 	tb.Helper()
-	return testbin.Path(tb, "step-ca", "SWORN_STEPCA_BIN", "stepca")
+	return testutil.Bin(tb, "step-ca", "SWORN_STEPCA_BIN", "stepca")
 }
 
 // Start writes a CA and runs step-ca until the test ends. template is the
@@ -85,7 +59,7 @@ func Start(tb testing.TB, template string) *Server {
 	tb.Helper()
 	Binary(tb) // fail early when it is missing
 	if template == "" {
-		template = filepath.Join(testbin.Root(tb), "deploy", "stepca", "spiffe-leaf.tpl")
+		template = filepath.Join(testutil.Root(tb), "deploy", "stepca", "spiffe-leaf.tpl")
 	}
 	dir := tb.TempDir()
 	write := func(name string, data []byte) string {
@@ -95,18 +69,10 @@ func Start(tb testing.TB, template string) *Server {
 		}
 		return p
 	}
-	now := time.Now()
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sworn test step-ca root"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, URIs: []*url.URL{{Scheme: "spiffe", Host: "example.org"}}}
-	rootDER, _ := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
-	root, _ := x509.ParseCertificate(rootDER)
-	intKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	intDER, _ := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "sworn test step-ca intermediate"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, root, &intKey.PublicKey, rootKey)
-	intKeyDER, _ := x509.MarshalPKCS8PrivateKey(intKey)
+	root := testutil.NewCA(tb, &x509.Certificate{Subject: pkix.Name{CommonName: "sworn test step-ca root"},
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, URIs: []*url.URL{{Scheme: "spiffe", Host: "example.org"}}})
+	intermediate := root.Issue(tb, &x509.Certificate{Subject: pkix.Name{CommonName: "sworn test step-ca intermediate"},
+		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign})
 
 	jwk, err := jose.GenerateJWK("EC", "P-256", "ES256", "sig", "", 0)
 	if err != nil {
@@ -124,21 +90,21 @@ func Start(tb testing.TB, template string) *Server {
 	}
 	pub := jwk.Public()
 
-	port := testbin.FreePort(tb)
+	port := testutil.FreePort(tb)
 	s := &Server{
 		addr:         fmt.Sprintf("127.0.0.1:%d", port),
-		RootFile:     write("root.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})),
+		RootFile:     write("root.crt", root.CertPEM()),
 		PasswordFile: write("password", []byte(Password+"\n")),
 		Provisioner:  "sworn",
-		logs:         &logBuffer{},
+		logs:         &testutil.Buffer{},
 	}
-	sum := sha256.Sum256(rootDER)
+	sum := sha256.Sum256(root.Cert.Raw)
 	s.RootFingerprint = hex.EncodeToString(sum[:])
 	s.URL = "https://" + s.addr
 	cfg := map[string]any{
 		"root":     s.RootFile,
-		"crt":      write("intermediate.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: intDER})),
-		"key":      write("intermediate.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: intKeyDER})),
+		"crt":      write("intermediate.crt", intermediate.CertPEM()),
+		"key":      write("intermediate.key", intermediate.KeyPEM(tb)),
 		"address":  s.addr,
 		"dnsNames": []string{"127.0.0.1", "localhost"},
 		"logger":   map[string]any{"format": "text"},

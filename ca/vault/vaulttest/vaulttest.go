@@ -8,7 +8,6 @@
 package vaulttest
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -23,7 +22,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/sworn-id/sworn/deploy/testbin"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // RootToken is the dev server's root token.
@@ -36,7 +35,7 @@ type Server struct {
 	// CACertFile verifies the server's certificate (StartTLS only).
 	CACertFile string
 	cmd        *exec.Cmd
-	logs       *bytes.Buffer
+	logs       *testutil.Buffer // written by exec's copying goroutines, read on failure
 }
 
 // Start runs `vault server -dev` on a free loopback port until the test ends.
@@ -54,10 +53,10 @@ func StartTLS(tb testing.TB) *Server {
 
 func start(tb testing.TB, useTLS bool) *Server {
 	tb.Helper()
-	bin := testbin.Path(tb, "vault", "SWORN_VAULT_BIN", "vault")
-	port := testbin.FreePort(tb)
+	bin := testutil.Bin(tb, "vault", "SWORN_VAULT_BIN", "vault")
+	port := testutil.FreePort(tb)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	logs := &bytes.Buffer{}
+	logs := &testutil.Buffer{}
 	args := []string{"server", "-dev", "-dev-root-token-id=" + RootToken, "-dev-listen-address=" + addr, "-dev-no-store-token"}
 	s := &Server{Addr: "http://" + addr, logs: logs}
 	if useTLS {
@@ -141,7 +140,7 @@ type Proxy struct {
 // NewProxy starts a proxy to target ("http://host:port") until the test ends.
 func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
-	hostport := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(tb))
+	hostport := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(tb))
 	p := &Proxy{Addr: "http://" + hostport, target: target[len("http://"):], hostport: hostport, conns: map[net.Conn]struct{}{}}
 	if err := p.Up(); err != nil {
 		tb.Fatal(err)

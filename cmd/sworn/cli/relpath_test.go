@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // The README promises that --socket takes a path; a relative one used to
@@ -48,20 +48,14 @@ func TestRelativeSocketPaths(t *testing.T) {
 // waitForFile waits until path exists, failing early if the agent ends.
 func waitForFile(t *testing.T, path string, agentDone chan error) {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
+	testutil.Eventually(t, path+" to appear", func() bool {
 		select {
 		case err := <-agentDone:
 			agentDone <- nil // for the cleanup, which waits on it
 			t.Fatalf("agent ended before %s appeared: %v", path, err)
-		case <-deadline:
-			t.Fatalf("%s did not appear", path)
-		case <-tick.C:
+		default:
 		}
-	}
+		_, err := os.Stat(path)
+		return err == nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent/agenttest"
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 func TestSVIDWriteOnceGivesFilesOpenSSLVerifies(t *testing.T) {
@@ -54,9 +55,9 @@ while :; do sleep 0.05; done`
 		data, _ := os.ReadFile(seen)
 		return strings.Fields(string(data))
 	}
-	waitFor(t, "the child to start and read the first SVID", func() bool { return len(serials()) == 1 })
+	testutil.Eventually(t, "the child to start and read the first SVID", func() bool { return len(serials()) == 1 })
 	runCLI(t, "rotate", "svids", "--all", "--admin-socket", a.Config.AdminSocketPath)
-	waitFor(t, "the signalled child to see the new SVID", func() bool {
+	testutil.Eventually(t, "the signalled child to see the new SVID", func() bool {
 		s := serials()
 		return len(s) >= 2 && s[len(s)-1] != s[0]
 	})
@@ -65,16 +66,5 @@ while :; do sleep 0.05; done`
 	case <-done:
 	case <-time.After(20 * time.Second):
 		t.Fatal("svid write did not stop")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sworn-id/sworn/deploy/testbin"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // nginxBin is Debian's nginx, which `make test` installs (.bin/nginx-ok).
@@ -57,7 +57,7 @@ func startNginx(t *testing.T) *nginx {
 		t.Skipf("no nginx at %s (%v): `make test` installs Debian's nginx-light (the .bin/nginx-ok target)", nginxBin, err)
 	}
 	dir := nginxRoot(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
+	addr := testutil.FreeAddr(t)
 	n := &nginx{addr: addr, accessLog: filepath.Join(dir, "logs", "access.log"), stderr: &strings.Builder{}}
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(fmt.Sprintf(nginxConf, dir, addr, filepath.Join(dir, "www"))), 0o644); err != nil {
