@@ -1,9 +1,6 @@
 package ca_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"math/big"
@@ -15,18 +12,14 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 func TestCheckX509SVID(t *testing.T) {
 	now := time.Now()
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	root := mustCreate(t, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
-	otherKey := mustKey(t)
-	otherRoot := mustCreate(t, rootTmpl, rootTmpl, &otherKey.PublicKey, otherKey)
+	rootCA := testutil.NewCA(t, &x509.Certificate{NotAfter: now.Add(time.Hour)})
+	root, rootKey := rootCA.Cert, rootCA.Key
+	otherRoot := testutil.NewCA(t, &x509.Certificate{NotAfter: now.Add(time.Hour)}).Cert
 	id := spiffeid.RequireFromString("spiffe://example.org/workload")
 
 	good := func() *x509.Certificate {
@@ -37,7 +30,7 @@ func TestCheckX509SVID(t *testing.T) {
 			URIs:        []*url.URL{id.URL()},
 		}
 	}
-	leafKey := mustKey(t)
+	leafKey := testutil.NewKey(t)
 	tests := []struct {
 		name    string
 		mutate  func(*x509.Certificate)
@@ -65,7 +58,7 @@ func TestCheckX509SVID(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tmpl := good()
 			tt.mutate(tmpl)
-			leaf := mustCreate(t, tmpl, root, &leafKey.PublicKey, rootKey)
+			leaf := testutil.CreateCertificate(t, tmpl, root, &leafKey.PublicKey, rootKey)
 			roots := tt.roots
 			if roots == nil {
 				roots = []*x509.Certificate{root}
@@ -81,26 +74,4 @@ func TestCheckX509SVID(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func mustCreate(t *testing.T, tmpl, parent *x509.Certificate, pub any, priv *ecdsa.PrivateKey) *x509.Certificate {
-	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

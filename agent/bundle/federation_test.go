@@ -2,11 +2,7 @@ package bundle_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,45 +15,23 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sworn-id/sworn/agent/bundle"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 var peerTD = spiffeid.RequireTrustDomainFromString("peer.example")
 
-// caCert makes a CA certificate with a SPIFFE URI SAN of td.
-func caCert(td spiffeid.TrustDomain) (*x509.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, URIs: []*url.URL{td.ID().URL()}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	return x509.ParseCertificate(der)
-}
-
-// makeBundle is a SPIFFE bundle of td holding n distinct CAs (a bundle
-// drops duplicates), with a refresh hint.
-func makeBundle(td spiffeid.TrustDomain, n int, hint time.Duration) ([]byte, error) {
+// bundleJSON is a SPIFFE bundle of td holding n distinct CAs, each with a
+// SPIFFE URI SAN of td (a bundle drops duplicates), with a refresh hint.
+func bundleJSON(tb testing.TB, td spiffeid.TrustDomain, n int, hint time.Duration) []byte {
+	tb.Helper()
 	b := spiffebundle.New(td)
 	for range n {
-		ca, err := caCert(td)
-		if err != nil {
-			return nil, err
-		}
-		b.AddX509Authority(ca)
+		b.AddX509Authority(testutil.NewCA(tb, &x509.Certificate{URIs: []*url.URL{td.ID().URL()}}).Cert)
 	}
 	b.SetRefreshHint(hint)
-	return b.Marshal()
-}
-
-func bundleJSON(t *testing.T, td spiffeid.TrustDomain, n int, hint time.Duration) []byte {
-	t.Helper()
-	data, err := makeBundle(td, n, hint)
+	data, err := b.Marshal()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return data
 }

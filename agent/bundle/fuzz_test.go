@@ -17,11 +17,7 @@ func FuzzParseBundle(f *testing.F) {
 		td spiffeid.TrustDomain
 		n  int
 	}{{peerTD, 1}, {spiffeid.RequireTrustDomainFromString("victim.example"), 2}} {
-		data, err := makeBundle(seed.td, seed.n, time.Minute)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
+		f.Add(bundleJSON(f, seed.td, seed.n, time.Minute))
 	}
 	f.Add([]byte(`{"keys":[{"use":"jwt-svid","kty":"EC","kid":"k","crv":"P-256","x":"WbbxT0s8DkxaXkV0E6yb9qTfR3JZbNU1q2k2k2k2k2k","y":"WbbxT0s8DkxaXkV0E6yb9qTfR3JZbNU1q2k2k2k2k2k"}],"spiffe_refresh_hint":-9223372036854775808}`))
 	f.Add([]byte(`{"keys":[{"use":"x509-svid","kty":"EC","x5c":["AAAA"]}]}`))

@@ -1,22 +1,18 @@
 package bundle_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"math/big"
 	"testing"
-	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sworn-id/sworn/agent/bundle"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 func TestStoreNotifiesOnlyOnChange(t *testing.T) {
 	td := spiffeid.RequireTrustDomainFromString("example.org")
-	a, b := testCert(t), testCert(t)
+	a, b := testutil.NewCA(t, nil).Cert, testutil.NewCA(t, nil).Cert
 	s := bundle.NewStore()
 
 	steps := []struct {
@@ -55,16 +51,4 @@ func TestStoreNotifiesOnlyOnChange(t *testing.T) {
 			t.Fatalf("%s: %d authorities, want %d", step.name, got, step.count)
 		}
 	}
-}
-
-func testCert(t *testing.T) *x509.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return c
 }

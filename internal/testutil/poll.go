@@ -15,11 +15,17 @@ const WaitTimeout = 30 * time.Second
 // costs little and a slow one (an HTTP round trip) does not spin.
 func Eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(WaitTimeout)
+	EventuallyWithin(tb, WaitTimeout, what, cond)
+}
+
+// EventuallyWithin is Eventually with its own timeout.
+func EventuallyWithin(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
 	pause := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", WaitTimeout, what)
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 20*time.Millisecond)

@@ -2,24 +2,20 @@ package proxy
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/sworn-id/sworn/internal/testutil"
 	"github.com/sworn-id/sworn/trust"
 )
 
@@ -46,21 +42,11 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // from the connection state the handshake (not run here) verified.
 func peerCert(t testing.TB, id string) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	u, err := url.Parse(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(id)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), URIs: []*url.URL{u}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return testutil.SelfSigned(t, &x509.Certificate{URIs: []*url.URL{u}}).Cert
 }
 
 // lenientServe is what a permissive backend makes of a raw path: decoded
