@@ -93,111 +93,124 @@ func needRoot(t *testing.T, why string) {
 	}
 }
 
+// unsafeDataDirs are the ways others could write where the agent finds its
+// CA; setup makes one in a data dir the agent has written, and returns the
+// path the error must name and the fix it must suggest.
+var unsafeDataDirs = []struct {
+	name  string
+	root  bool // needs root to chown to another uid
+	setup func(t *testing.T, data string) (path, fix string)
+}{
+	{name: "data dir world-writable", setup: func(t *testing.T, data string) (string, string) {
+		chmod(t, data, 0o777)
+		return data, "chmod go-w " + data
+	}},
+	{name: "data dir sticky and world-writable", setup: func(t *testing.T, data string) (string, string) {
+		chmod(t, data, os.ModeSticky|0o777)
+		return data, "chmod go-w " + data
+	}},
+	{name: "CA directory group-writable", setup: func(t *testing.T, data string) (string, string) {
+		p := filepath.Join(data, "ca")
+		chmod(t, p, 0o770)
+		return p, "chmod go-w " + p
+	}},
+	{name: "parent world-writable without sticky bit", setup: func(t *testing.T, data string) (string, string) {
+		p := filepath.Dir(data)
+		chmod(t, p, 0o777)
+		return p, "chmod go-w " + p
+	}},
+	{name: "state.json group-writable", setup: func(t *testing.T, data string) (string, string) {
+		p := filepath.Join(data, "ca", "state.json")
+		chmod(t, p, 0o620)
+		return p, "chmod go-w " + p
+	}},
+	{name: "bundle.pem world-writable", setup: func(t *testing.T, data string) (string, string) {
+		p := filepath.Join(data, "bundle.pem")
+		chmod(t, p, 0o666)
+		return p, "chmod go-w " + p
+	}},
+	{name: "persisted SVID world-writable", setup: func(t *testing.T, data string) (string, string) {
+		p := filepath.Join(data, "svids", "0123.pem")
+		writeFile(t, p, 0o666)
+		return p, "chmod go-w " + p
+	}},
+	{name: "federated bundle group-writable", setup: func(t *testing.T, data string) (string, string) {
+		p := filepath.Join(data, "federation", "other.org.bundle")
+		writeFile(t, p, 0o664)
+		return p, "chmod go-w " + p
+	}},
+	{name: "data dir a symlink into a world-writable directory", setup: symlinkIntoWorldWritable},
+	{name: "CA planted by another uid", root: true, setup: plantForeignCA},
+	{name: "data dir owned by another uid", root: true, setup: func(t *testing.T, data string) (string, string) {
+		if err := os.Chown(data, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		return data, fmt.Sprintf("chown %d %s", os.Geteuid(), data)
+	}},
+	{name: "parent owned by another uid", root: true, setup: func(t *testing.T, data string) (string, string) {
+		p := filepath.Dir(data)
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		return p, "chown root " + p
+	}},
+}
+
+// symlinkIntoWorldWritable moves the data dir away and puts in its place a
+// symlink to a directory inside a world-writable one.
+func symlinkIntoWorldWritable(t *testing.T, data string) (path, fix string) {
+	t.Helper()
+	open := filepath.Join(filepath.Dir(data), "open")
+	if err := os.Rename(data, filepath.Join(filepath.Dir(data), "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, open, 0o777)
+	if err := os.Symlink(filepath.Join(open, "data"), data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(open, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return open, "chmod go-w " + open
+}
+
+// plantForeignCA leaves what an attacker would: their own CA, owned by
+// another uid, adopted as active.
+func plantForeignCA(t *testing.T, data string) (path, fix string) {
+	t.Helper()
+	theirs := filepath.Join(t.TempDir(), "ca")
+	if _, err := local.New(local.Config{TrustDomain: td, Dir: theirs}); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(theirs, "*"))
+	var planted string
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(data, "ca", filepath.Base(f))
+		if err := os.WriteFile(dst, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dst, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(filepath.Base(f), "ca-") {
+			planted = dst
+		}
+	}
+	return planted, fmt.Sprintf("chown %d %s", os.Geteuid(), planted)
+}
+
 // The data dir is where the agent finds its CA: whoever can write there, or
 // above it, can make the agent sign with their CA. The agent refuses to
 // start then, naming the path and the fix.
 func TestAgentRefusesDataDirOthersCouldWrite(t *testing.T) {
-	tests := []struct {
-		name  string
-		root  bool // needs root to chown to another uid
-		setup func(t *testing.T, data string) (path, fix string)
-	}{
-		{name: "data dir world-writable", setup: func(t *testing.T, data string) (string, string) {
-			chmod(t, data, 0o777)
-			return data, "chmod go-w " + data
-		}},
-		{name: "data dir sticky and world-writable", setup: func(t *testing.T, data string) (string, string) {
-			chmod(t, data, os.ModeSticky|0o777)
-			return data, "chmod go-w " + data
-		}},
-		{name: "CA directory group-writable", setup: func(t *testing.T, data string) (string, string) {
-			p := filepath.Join(data, "ca")
-			chmod(t, p, 0o770)
-			return p, "chmod go-w " + p
-		}},
-		{name: "parent world-writable without sticky bit", setup: func(t *testing.T, data string) (string, string) {
-			p := filepath.Dir(data)
-			chmod(t, p, 0o777)
-			return p, "chmod go-w " + p
-		}},
-		{name: "state.json group-writable", setup: func(t *testing.T, data string) (string, string) {
-			p := filepath.Join(data, "ca", "state.json")
-			chmod(t, p, 0o620)
-			return p, "chmod go-w " + p
-		}},
-		{name: "bundle.pem world-writable", setup: func(t *testing.T, data string) (string, string) {
-			p := filepath.Join(data, "bundle.pem")
-			chmod(t, p, 0o666)
-			return p, "chmod go-w " + p
-		}},
-		{name: "persisted SVID world-writable", setup: func(t *testing.T, data string) (string, string) {
-			p := filepath.Join(data, "svids", "0123.pem")
-			writeFile(t, p, 0o666)
-			return p, "chmod go-w " + p
-		}},
-		{name: "federated bundle group-writable", setup: func(t *testing.T, data string) (string, string) {
-			p := filepath.Join(data, "federation", "other.org.bundle")
-			writeFile(t, p, 0o664)
-			return p, "chmod go-w " + p
-		}},
-		{name: "data dir a symlink into a world-writable directory", setup: func(t *testing.T, data string) (string, string) {
-			open := filepath.Join(filepath.Dir(data), "open")
-			if err := os.Rename(data, filepath.Join(filepath.Dir(data), "moved")); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Mkdir(open, 0o777); err != nil {
-				t.Fatal(err)
-			}
-			chmod(t, open, 0o777)
-			if err := os.Symlink(filepath.Join(open, "data"), data); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Mkdir(filepath.Join(open, "data"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			return open, "chmod go-w " + open
-		}},
-		{name: "CA planted by another uid", root: true, setup: func(t *testing.T, data string) (string, string) {
-			// What an attacker leaves: their own CA, adopted as active.
-			theirs := filepath.Join(t.TempDir(), "ca")
-			if _, err := local.New(local.Config{TrustDomain: td, Dir: theirs}); err != nil {
-				t.Fatal(err)
-			}
-			files, _ := filepath.Glob(filepath.Join(theirs, "*"))
-			var planted string
-			for _, f := range files {
-				body, err := os.ReadFile(f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				dst := filepath.Join(data, "ca", filepath.Base(f))
-				if err := os.WriteFile(dst, body, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Chown(dst, 65534, 65534); err != nil {
-					t.Fatal(err)
-				}
-				if strings.HasPrefix(filepath.Base(f), "ca-") {
-					planted = dst
-				}
-			}
-			return planted, fmt.Sprintf("chown %d %s", os.Geteuid(), planted)
-		}},
-		{name: "data dir owned by another uid", root: true, setup: func(t *testing.T, data string) (string, string) {
-			if err := os.Chown(data, 65534, 65534); err != nil {
-				t.Fatal(err)
-			}
-			return data, fmt.Sprintf("chown %d %s", os.Geteuid(), data)
-		}},
-		{name: "parent owned by another uid", root: true, setup: func(t *testing.T, data string) (string, string) {
-			p := filepath.Dir(data)
-			if err := os.Chown(p, 65534, 65534); err != nil {
-				t.Fatal(err)
-			}
-			return p, "chown root " + p
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range unsafeDataDirs {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.root {
 				needRoot(t, "chown a file to another uid")

@@ -26,15 +26,7 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the sworn binary")
 	}
-	dir, err := os.MkdirTemp("", "sworn-e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	bin := filepath.Join(dir, "sworn")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir, bin := buildSworn(t)
 	socket := filepath.Join(dir, "w.sock")
 	cfgPath := filepath.Join(dir, "agent.yaml")
 	writeConfig := func(rules string) {
@@ -47,20 +39,7 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	}
 	writeConfig("  - spiffe_id: spiffe://example.org/first\n    selectors: [any]\n")
 
-	logs := &testutil.Buffer{} // the agent's stderr, written by exec's copying goroutine while the test reads it
-	cmd := exec.Command(bin, "agent", "--config", cfgPath)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("agent logs:\n%s", logs.String())
-		}
-	})
+	cmd, logs, exited := startLogged(t, bin, "agent", "--config", cfgPath)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -107,4 +86,43 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("agent did not exit after SIGTERM")
 	}
+}
+
+// buildSworn builds the sworn binary into a new directory (short, under the
+// system temp dir: the test's sockets go there too), removed when the test
+// ends.
+func buildSworn(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sworn-e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin = filepath.Join(dir, "sworn")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir, bin
+}
+
+// startLogged starts bin with args, killed when the test ends. Its stderr
+// goes to logs, which the test may read while it runs and which is printed
+// if the test fails; exited receives what Wait returns.
+func startLogged(t *testing.T, bin string, args ...string) (cmd *exec.Cmd, logs *testutil.Buffer, exited <-chan error) {
+	t.Helper()
+	logs = &testutil.Buffer{}
+	cmd = exec.Command(bin, args...)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", filepath.Base(bin), logs.String())
+		}
+	})
+	return cmd, logs, done
 }

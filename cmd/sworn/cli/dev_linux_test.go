@@ -34,66 +34,68 @@ func devLoad() string {
 	return "dir: " + filepath.Dir(cfg.SocketPath)
 }
 
+// devDirCases are where `sworn agent --dev` may put its directory and what
+// may already be there; uid is the one the agent runs as.
+var devDirCases = []struct {
+	name     string
+	root     bool // needs root: makes a file owned by another uid
+	xdg      func(t *testing.T, tmp string, uid int) string
+	pre      func(t *testing.T, path string, uid int) // what exists at $TMPDIR/sworn-<uid> before
+	wantDir  func(tmp, xdg string, uid int) string
+	wantErrs []string
+}{
+	{
+		name:    "XDG_RUNTIME_DIR preferred",
+		xdg:     func(t *testing.T, tmp string, uid int) string { return ownDir(t, filepath.Join(tmp, "run-user"), uid) },
+		wantDir: func(_, xdg string, _ int) string { return filepath.Join(xdg, "sworn") },
+	},
+	{
+		name:    "relative XDG_RUNTIME_DIR ignored",
+		xdg:     func(*testing.T, string, int) string { return "run/user" },
+		wantDir: func(tmp, _ string, uid int) string { return filepath.Join(tmp, fmt.Sprintf("sworn-%d", uid)) },
+	},
+	{
+		name:    "created in TMPDIR when XDG_RUNTIME_DIR is unset",
+		wantDir: func(tmp, _ string, uid int) string { return filepath.Join(tmp, fmt.Sprintf("sworn-%d", uid)) },
+	},
+	{
+		name: "made first by another uid",
+		root: true,
+		pre: func(t *testing.T, path string, _ int) {
+			mkdir(t, path, 0o777)
+			chown(t, path, 12345)
+		},
+		wantErrs: []string{"is owned by uid 12345, not 65534", "pose as the agent"},
+	},
+	{
+		name: "own but others may write",
+		pre: func(t *testing.T, path string, uid int) {
+			mkdir(t, path, 0o755)
+			chown(t, path, uid)
+		},
+		wantErrs: []string{"has mode -rwxr-xr-x", "chmod 700"},
+	},
+	{
+		name: "a symlink",
+		pre: func(t *testing.T, path string, uid int) {
+			target := ownDir(t, path+"-target", uid)
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+		},
+		wantErrs: []string{"not a directory"},
+	},
+}
+
 // A non-root --dev agent's sockets live in a directory only its uid
 // controls; one that another user made first, or that others can write,
 // is refused (else they could replace the socket and pose as the agent).
 func TestDevDirectory(t *testing.T) {
-	const childUID = 65534
 	uid := os.Geteuid()
 	if uid == 0 {
-		uid = childUID // root runs each case in a child under this uid
+		uid = 65534 // root runs each case in a child under this uid (runDev)
 	}
-	tests := []struct {
-		name     string
-		root     bool // needs root: makes a file owned by another uid
-		xdg      func(t *testing.T, tmp string) string
-		pre      func(t *testing.T, path string) // what exists at $TMPDIR/sworn-<uid> before
-		wantDir  func(tmp, xdg string) string
-		wantErrs []string
-	}{
-		{
-			name:    "XDG_RUNTIME_DIR preferred",
-			xdg:     func(t *testing.T, tmp string) string { return ownDir(t, filepath.Join(tmp, "run-user"), uid) },
-			wantDir: func(_, xdg string) string { return filepath.Join(xdg, "sworn") },
-		},
-		{
-			name:    "relative XDG_RUNTIME_DIR ignored",
-			xdg:     func(*testing.T, string) string { return "run/user" },
-			wantDir: func(tmp, _ string) string { return filepath.Join(tmp, fmt.Sprintf("sworn-%d", uid)) },
-		},
-		{
-			name:    "created in TMPDIR when XDG_RUNTIME_DIR is unset",
-			wantDir: func(tmp, _ string) string { return filepath.Join(tmp, fmt.Sprintf("sworn-%d", uid)) },
-		},
-		{
-			name: "made first by another uid",
-			root: true,
-			pre: func(t *testing.T, path string) {
-				mkdir(t, path, 0o777)
-				chown(t, path, 12345)
-			},
-			wantErrs: []string{"is owned by uid 12345, not 65534", "pose as the agent"},
-		},
-		{
-			name: "own but others may write",
-			pre: func(t *testing.T, path string) {
-				mkdir(t, path, 0o755)
-				chown(t, path, uid)
-			},
-			wantErrs: []string{"has mode -rwxr-xr-x", "chmod 700"},
-		},
-		{
-			name: "a symlink",
-			pre: func(t *testing.T, path string) {
-				target := ownDir(t, path+"-target", uid)
-				if err := os.Symlink(target, path); err != nil {
-					t.Fatal(err)
-				}
-			},
-			wantErrs: []string{"not a directory"},
-		},
-	}
-	for _, tt := range tests {
+	for _, tt := range devDirCases {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.root && os.Geteuid() != 0 {
 				t.Skip("needs root to make a directory owned by another uid")
@@ -101,11 +103,11 @@ func TestDevDirectory(t *testing.T) {
 			tmp := worldDir(t)
 			xdg := ""
 			if tt.xdg != nil {
-				xdg = tt.xdg(t, tmp)
+				xdg = tt.xdg(t, tmp, uid)
 			}
 			path := filepath.Join(tmp, fmt.Sprintf("sworn-%d", uid))
 			if tt.pre != nil {
-				tt.pre(t, path)
+				tt.pre(t, path, uid)
 			}
 			got := runDev(t, tmp, xdg)
 			if tt.wantErrs != nil {
@@ -116,18 +118,24 @@ func TestDevDirectory(t *testing.T) {
 				}
 				return
 			}
-			want := tt.wantDir(tmp, xdg)
-			if got != "dir: "+want {
-				t.Fatalf("got %q, want dir: %s", got, want)
-			}
-			fi, err := os.Stat(want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Perm() != 0o700 || fileOwner(fi) != uid {
-				t.Fatalf("%s: mode %v owner %d, want 0700 owned by %d", want, fi.Mode().Perm(), fileOwner(fi), uid)
-			}
+			requireDevDir(t, got, tt.wantDir(tmp, xdg, uid), uid)
 		})
+	}
+}
+
+// requireDevDir checks that devLoad chose want, and that want is a 0700
+// directory owned by uid.
+func requireDevDir(t *testing.T, got, want string, uid int) {
+	t.Helper()
+	if got != "dir: "+want {
+		t.Fatalf("got %q, want dir: %s", got, want)
+	}
+	fi, err := os.Stat(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 || fileOwner(fi) != uid {
+		t.Fatalf("%s: mode %v owner %d, want 0700 owned by %d", want, fi.Mode().Perm(), fileOwner(fi), uid)
 	}
 }
 
