@@ -8,6 +8,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/ca/stepca"
 	"github.com/sworn-id/sworn/ca/stepca/stepcatest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
@@ -15,7 +16,7 @@ import (
 func TestStepCABackedAgentAndOutage(t *testing.T) {
 	s := stepcatest.Start(t, "")
 	cfg := newConfig(t)
-	cfg.CA = config.CA{Type: "stepca", StepCA: config.StepCA{URL: s.URL, RootFingerprint: s.RootFingerprint, Provisioner: s.Provisioner, PasswordFile: s.PasswordFile}}
+	cfg.CA = config.CA{Type: "stepca", StepCA: stepca.Config{URL: s.URL, RootFingerprint: s.RootFingerprint, Provisioner: s.Provisioner, PasswordFile: s.PasswordFile}}
 	cfg.HealthAddr = testutil.FreeAddr(t)
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -31,11 +31,11 @@ func vaultConfig(t *testing.T, addr string, mode string) *config.Config {
 	if err := os.WriteFile(tokenFile, []byte(vaulttest.RootToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg.CA = config.CA{Type: "vault", Vault: config.VaultCA{
+	cfg.CA = config.CA{Type: "vault", Vault: vault.Config{
 		Address:       addr,
 		Mode:          vault.Mode(mode),
 		BundleRefresh: time.Second,
-		Auth:          config.VaultAuth{Method: "token", TokenFile: tokenFile},
+		Auth:          vault.Auth{Method: "token", TokenFile: tokenFile},
 	}}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -170,16 +170,6 @@ type CA struct {
 	StepCA stepca.Config `yaml:"stepca"`
 }
 
-// The sections' types, under the names they had when this package
-// declared them.
-type (
-	LocalCA   = local.Config
-	VaultCA   = vault.Config
-	VaultAuth = vault.Auth
-	VaultJWT  = vault.JWTConfig
-	StepCA    = stepca.Config
-)
-
 // Rule maps selectors to a SPIFFE ID.
 type Rule struct {
 	SPIFFEID      string        `yaml:"spiffe_id"`
