@@ -30,7 +30,7 @@ import (
 	"github.com/sworn-id/sworn/agent"
 	"github.com/sworn-id/sworn/agent/agenttest"
 	"github.com/sworn-id/sworn/agent/config"
-	"github.com/sworn-id/sworn/cmd/sworn/cli"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
@@ -59,20 +59,6 @@ var (
 )
 
 func newSource(t *testing.T, ta *testAgent) *workloadapi.X509Source { return ta.Source(t) }
-
-// runCLI runs a sworn command in-process.
-func runCLI(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := cli.NewCommand(context.Background())
-	var out strings.Builder
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
-}
 
 func TestX509SourceGetsSVIDThatVerifiesAgainstServedBundle(t *testing.T) {
 	ta := startAgent(t, newConfig(t))
@@ -107,7 +93,7 @@ func TestRotateSVIDsAllReachesOpenSource(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := runCLI(t, "rotate", "svids", "--all", "--admin-socket", ta.Config.AdminSocketPath)
+	out := clitest.Run(t, "rotate", "svids", "--all", "--admin-socket", ta.Config.AdminSocketPath)
 	if !strings.Contains(out, "re-issuing 1 SVID") {
 		t.Fatalf("rotate output: %q", out)
 	}
@@ -115,7 +101,7 @@ func TestRotateSVIDsAllReachesOpenSource(t *testing.T) {
 		s, err := src.GetX509SVID()
 		return err == nil && s.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) != 0
 	})
-	status := runCLI(t, "status", "--admin-socket", ta.Config.AdminSocketPath)
+	status := clitest.Run(t, "status", "--admin-socket", ta.Config.AdminSocketPath)
 	if !strings.Contains(status, "spiffe://example.org/uid/") || !strings.Contains(status, "active") {
 		t.Fatalf("status output lacks the identity or CA:\n%s", status)
 	}
@@ -297,7 +283,7 @@ func TestCARotationKeepsOldAndNewSVIDsTalking(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	runCLI(t, "rotate", "ca", "--admin-socket", ta.Config.AdminSocketPath)
+	clitest.Run(t, "rotate", "ca", "--admin-socket", ta.Config.AdminSocketPath)
 	testutil.Eventually(t, "the prepared CA in the open source's bundle", func() bool {
 		b, err := src.GetX509BundleForTrustDomain(td)
 		return err == nil && len(b.X509Authorities()) == 2
@@ -306,7 +292,7 @@ func TestCARotationKeepsOldAndNewSVIDsTalking(t *testing.T) {
 		t.Fatal("a prepared CA must not sign: the SVID changed before activation")
 	}
 
-	runCLI(t, "rotate", "ca", "--activate", "--admin-socket", ta.Config.AdminSocketPath)
+	clitest.Run(t, "rotate", "ca", "--activate", "--admin-socket", ta.Config.AdminSocketPath)
 	var newSVID *x509svid.SVID
 	testutil.Eventually(t, "an SVID from the new CA", func() bool {
 		s, err := src.GetX509SVID()
@@ -378,7 +364,7 @@ func TestSocketsAndHealth(t *testing.T) {
 			t.Fatalf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
 		}
 	}
-	out := runCLI(t, "healthcheck", "--socket", cfg.SocketPath)
+	out := clitest.Run(t, "healthcheck", "--socket", cfg.SocketPath)
 	if !strings.Contains(out, "healthy") {
 		t.Fatalf("healthcheck: %q", out)
 	}
@@ -401,7 +387,7 @@ func TestSecondAgentRefusesALiveSocket(t *testing.T) {
 
 func TestDebugAttestExplainsIdentities(t *testing.T) {
 	ta := startAgent(t, newConfig(t, config.Rule{SPIFFEID: "spiffe://example.org/root-only", Selectors: []string{"unix:uid:4294967294"}}))
-	out := runCLI(t, "debug", "attest", "--pid", fmt.Sprint(os.Getpid()), "--admin-socket", ta.Config.AdminSocketPath)
+	out := clitest.Run(t, "debug", "attest", "--pid", fmt.Sprint(os.Getpid()), "--admin-socket", ta.Config.AdminSocketPath)
 	if !strings.Contains(out, fmt.Sprintf("unix:uid:%d", os.Geteuid())) || !strings.Contains(out, "no identity issued") {
 		t.Fatalf("debug attest of a process no rule matches:\n%s", out)
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
@@ -76,7 +77,7 @@ func TestFederationOverHTTPSSPIFFE(t *testing.T) {
 
 	// The federated bundle follows the endpoint: B publishes a new CA and A's
 	// workloads see it without a restart.
-	runCLI(t, "rotate", "ca", "--admin-socket", cfgB.AdminSocketPath)
+	clitest.Run(t, "rotate", "ca", "--admin-socket", cfgB.AdminSocketPath)
 	testutil.Eventually(t, "B's new CA in A's workloads' bundle for other.org", func() bool {
 		bundle, err := srcA.GetX509BundleForTrustDomain(otherTD)
 		return err == nil && len(bundle.X509Authorities()) == 2
@@ -159,16 +160,16 @@ func TestFederationOverHTTPSWebRefusesAMismatchedTrustDomain(t *testing.T) {
 		t.Fatalf("bundles served after third.org's refusal: %v; want other.org's still there", bundles)
 	}
 
-	if out := runCLI(t, "bundle", "show", "--federated", "--socket", cfgA.SocketPath); !strings.Contains(out, "# spiffe://other.org") || strings.Contains(out, "# spiffe://example.org") {
+	if out := clitest.Run(t, "bundle", "show", "--federated", "--socket", cfgA.SocketPath); !strings.Contains(out, "# spiffe://other.org") || strings.Contains(out, "# spiffe://example.org") {
 		t.Fatalf("bundle show --federated:\n%s", out)
 	}
-	if out := runCLI(t, "bundle", "set", "--trust-domain", "other.org", "--file", filepath.Join(cfgB.DataDir, "bundle.pem"), "--admin-socket", cfgA.AdminSocketPath); !strings.Contains(out, "1 X.509 authorities") {
+	if out := clitest.Run(t, "bundle", "set", "--trust-domain", "other.org", "--file", filepath.Join(cfgB.DataDir, "bundle.pem"), "--admin-socket", cfgA.AdminSocketPath); !strings.Contains(out, "1 X.509 authorities") {
 		t.Fatalf("bundle set:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(cfgA.DataDir, "federation", "other.org.bundle")); err != nil {
 		t.Fatalf("bundle set did not keep the bundle for restarts: %v", err)
 	}
-	if out := runCLI(t, "bundle", "fetch", "--trust-domain", "other.org", "--url", "https://"+addrB, "--ca-file", caFile); !strings.Contains(out, `"use":"x509-svid"`) || !strings.Contains(out, "spiffe_sequence") {
+	if out := clitest.Run(t, "bundle", "fetch", "--trust-domain", "other.org", "--url", "https://"+addrB, "--ca-file", caFile); !strings.Contains(out, `"use":"x509-svid"`) || !strings.Contains(out, "spiffe_sequence") {
 		t.Fatalf("bundle fetch:\n%s", out)
 	}
 }

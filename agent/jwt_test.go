@@ -25,6 +25,7 @@ import (
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 )
 
 func jwtAgent(t *testing.T) *testAgent {
@@ -176,15 +177,15 @@ func expiredJWT(t *testing.T, ta *testAgent) string {
 
 func TestJWTCommands(t *testing.T) {
 	ta := jwtAgent(t)
-	out := runCLI(t, "jwt", "fetch", "--audience", "db", "--spiffe-id", "spiffe://example.org/web", "--socket", ta.Config.SocketPath)
+	out := clitest.Run(t, "jwt", "fetch", "--audience", "db", "--spiffe-id", "spiffe://example.org/web", "--socket", ta.Config.SocketPath)
 	id, token, ok := strings.Cut(strings.TrimSpace(out), "\t")
 	if !ok || id != "spiffe://example.org/web" {
 		t.Fatalf("jwt fetch: %q", out)
 	}
-	if out := runCLI(t, "jwt", "validate", "--audience", "db", token, "--socket", ta.Config.SocketPath); !strings.Contains(out, "valid: spiffe://example.org/web") {
+	if out := clitest.Run(t, "jwt", "validate", "--audience", "db", token, "--socket", ta.Config.SocketPath); !strings.Contains(out, "valid: spiffe://example.org/web") {
 		t.Fatalf("jwt validate: %q", out)
 	}
-	if out := runCLI(t, "bundle", "show", "--jwt", "--socket", ta.Config.SocketPath); !strings.Contains(out, `"kty":"EC"`) {
+	if out := clitest.Run(t, "bundle", "show", "--jwt", "--socket", ta.Config.SocketPath); !strings.Contains(out, `"kty":"EC"`) {
 		t.Fatalf("bundle show --jwt: %q", out)
 	}
 }

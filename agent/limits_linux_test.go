@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
@@ -201,7 +202,7 @@ func requireUIDLimitEnforced(ctx context.Context, t *testing.T, ta *testAgent) {
 	if _, err := workloadapi.FetchX509SVID(ctx, workloadapi.WithAddr(ta.Addr())); err != nil {
 		t.Fatalf("root while uid 65534 is at its limit: %v", err)
 	}
-	if out := runCLI(t, "status", "--admin-socket", cfg.AdminSocketPath); !strings.Contains(out, "active") {
+	if out := clitest.Run(t, "status", "--admin-socket", cfg.AdminSocketPath); !strings.Contains(out, "active") {
 		t.Fatalf("admin status while uid 65534 is at its limit:\n%s", out)
 	}
 }
@@ -221,7 +222,7 @@ func requireTotalLimitEnforced(ctx context.Context, t *testing.T, ta *testAgent)
 	if code, body := ready(t, cfg.HealthAddr); code != http.StatusServiceUnavailable || !strings.Contains(body, "new ones of every uid are refused") {
 		t.Fatalf("/ready at the total limit: %d %q", code, body)
 	}
-	if out := runCLI(t, "status", "--admin-socket", cfg.AdminSocketPath); !strings.Contains(out, "active") {
+	if out := clitest.Run(t, "status", "--admin-socket", cfg.AdminSocketPath); !strings.Contains(out, "active") {
 		t.Fatalf("admin status at the total limit:\n%s", out)
 	}
 }

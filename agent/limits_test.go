@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
@@ -134,7 +135,7 @@ func TestStreamThatNeverReadsIsBoundedAndEnded(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %d rotations the agent still had not ended the stream that reads nothing", rotations)
 		}
-		runCLI(t, "rotate", "svids", "--all", "--admin-socket", cfg.AdminSocketPath)
+		clitest.Run(t, "rotate", "svids", "--all", "--admin-socket", cfg.AdminSocketPath)
 		rotations++
 	}
 

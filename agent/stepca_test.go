@@ -10,6 +10,7 @@ import (
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/ca/stepca"
 	"github.com/sworn-id/sworn/ca/stepca/stepcatest"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
@@ -33,7 +34,7 @@ func TestStepCABackedAgentAndOutage(t *testing.T) {
 	}
 
 	s.Stop()
-	runCLI(t, "rotate", "svids", "--all", "--admin-socket", cfg.AdminSocketPath)
+	clitest.Run(t, "rotate", "svids", "--all", "--admin-socket", cfg.AdminSocketPath)
 	testutil.Eventually(t, "/ready to report the CA unreachable", func() bool {
 		code, body := get(t, "http://"+cfg.HealthAddr+"/ready")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "CA unreachable")

@@ -19,6 +19,7 @@ import (
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
@@ -100,7 +101,7 @@ func TestVaultOutageKeepsServingAndRecovers(t *testing.T) {
 	}
 
 	proxy.Down()
-	runCLI(t, "rotate", "svids", "--all", "--admin-socket", cfg.AdminSocketPath)
+	clitest.Run(t, "rotate", "svids", "--all", "--admin-socket", cfg.AdminSocketPath)
 	testutil.Eventually(t, "/ready to report the CA unreachable", func() bool {
 		code, body := get(t, "http://"+cfg.HealthAddr+"/ready")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "CA unreachable")

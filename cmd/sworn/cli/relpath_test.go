@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
@@ -34,10 +35,10 @@ func TestRelativeSocketPaths(t *testing.T) {
 	})
 	waitForFile(t, "run/a.sock", agentDone)
 
-	if out := runCLI(t, "svid", "fetch", "--socket", "run/w.sock"); !strings.Contains(out, "spiffe://example.org/uid/") {
+	if out := clitest.Run(t, "svid", "fetch", "--socket", "run/w.sock"); !strings.Contains(out, "spiffe://example.org/uid/") {
 		t.Fatalf("svid fetch over a relative socket path printed:\n%s", out)
 	}
-	if out := runCLI(t, "status", "--admin-socket", "./run/a.sock"); !strings.Contains(out, "example.org") {
+	if out := clitest.Run(t, "status", "--admin-socket", "./run/a.sock"); !strings.Contains(out, "example.org") {
 		t.Fatalf("status over a relative admin socket path printed:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join("data")); err != nil {

@@ -11,13 +11,14 @@ import (
 
 	"github.com/sworn-id/sworn/agent/agenttest"
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 func TestSVIDWriteOnceGivesFilesOpenSSLVerifies(t *testing.T) {
 	a := agenttest.Start(t, agenttest.Config(t))
 	dir := t.TempDir()
-	runCLI(t, "svid", "write", "--once", "--dir", dir, "--socket", a.Config.SocketPath)
+	clitest.Run(t, "svid", "write", "--once", "--dir", dir, "--socket", a.Config.SocketPath)
 
 	fi, err := os.Stat(filepath.Join(dir, "svid_key.pem"))
 	if err != nil {
@@ -56,7 +57,7 @@ while :; do sleep 0.05; done`
 		return strings.Fields(string(data))
 	}
 	testutil.Eventually(t, "the child to start and read the first SVID", func() bool { return len(serials()) == 1 })
-	runCLI(t, "rotate", "svids", "--all", "--admin-socket", a.Config.AdminSocketPath)
+	clitest.Run(t, "rotate", "svids", "--all", "--admin-socket", a.Config.AdminSocketPath)
 	testutil.Eventually(t, "the signalled child to see the new SVID", func() bool {
 		s := serials()
 		return len(s) >= 2 && s[len(s)-1] != s[0]

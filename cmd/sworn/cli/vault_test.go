@@ -9,6 +9,7 @@ import (
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 )
 
 func TestOperatorCommandsUseTheOperatorsVaultEnvironment(t *testing.T) {
@@ -16,13 +17,13 @@ func TestOperatorCommandsUseTheOperatorsVaultEnvironment(t *testing.T) {
 	t.Setenv("VAULT_ADDR", srv.Addr)
 	t.Setenv("VAULT_TOKEN", vaulttest.RootToken)
 
-	out := runCLI(t, "vault", "setup", "--trust-domain", "example.org", "--auth-method", "approle")
+	out := clitest.Run(t, "vault", "setup", "--trust-domain", "example.org", "--auth-method", "approle")
 	for _, want := range []string{"enabled the PKI secrets engine at pki/", "created root issuer", "wrote role pki/roles/sworn", "wrote policy sworn-agent", "wrote approle role sworn-agent"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("vault setup output lacks %q:\n%s", want, out)
 		}
 	}
-	if out := runCLI(t, "vault", "setup", "--trust-domain", "example.org"); !strings.Contains(out, "already at pki/") {
+	if out := clitest.Run(t, "vault", "setup", "--trust-domain", "example.org"); !strings.Contains(out, "already at pki/") {
 		t.Fatalf("second vault setup:\n%s", out)
 	}
 	policy, err := srv.Client.Sys().GetPolicy("sworn-agent")
@@ -30,24 +31,11 @@ func TestOperatorCommandsUseTheOperatorsVaultEnvironment(t *testing.T) {
 		t.Fatalf("agent policy is not least-privilege: %v\n%s", err, policy)
 	}
 
-	runCLI(t, "ca", "rotate", "--trust-domain", "example.org")
-	status := runCLI(t, "ca", "status")
+	clitest.Run(t, "ca", "rotate", "--trust-domain", "example.org")
+	status := clitest.Run(t, "ca", "status")
 	if strings.Count(status, "signing") != 1 || strings.Count(status, "trusted") != 1 {
 		t.Fatalf("ca status after rotate:\n%s", status)
 	}
-}
-
-func runCLI(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := cli.NewCommand(context.Background())
-	var out strings.Builder
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
 }
 
 // vaultFlagDefaults pairs each operator flag with the library default it

@@ -1,0 +1,28 @@
+// Package clitest runs sworn commands in-process for tests, as a user would
+// run them: the command tree cli.NewCommand builds, its stdout and stderr
+// captured together. It is shared by the CLI's own tests and the agent's,
+// which drive a running agent through `sworn` commands.
+package clitest
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sworn-id/sworn/cmd/sworn/cli"
+)
+
+// Run runs `sworn args...` and returns what it printed; a command that
+// fails fails the test, naming the command and showing its output.
+func Run(tb testing.TB, args ...string) string {
+	tb.Helper()
+	cmd := cli.NewCommand(context.Background())
+	var out strings.Builder
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		tb.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
