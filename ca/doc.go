@@ -8,6 +8,11 @@
 // with an explicit switch. Optional capabilities, such as operator
 // driven CA rotation, are separate small interfaces found by type assertion.
 //
+// Words, used in one sense each: an Authority is a CA backend; its
+// Authorities are the trust anchors it publishes (go-spiffe's sense of
+// "authorities": the CA certificates and JWT keys a bundle holds); ca/local
+// calls one of its CA key pairs with its period of use a generation.
+//
 // Errors carry their class (ErrUnavailable, ErrRefused, ErrInvalidRequest,
 // ErrNotSupported, ErrBadCertificate, ErrBadSignature) so that callers at an
 // API edge can choose a status code, and operators a fix, without parsing

@@ -27,15 +27,15 @@ type CA struct {
 	wake  chan struct{}
 
 	mu      sync.RWMutex
-	cas     []*authority // by NotBefore, oldest first
-	active  *authority
-	next    *authority      // prepared successor, if any
+	cas     []*generation // by NotBefore, oldest first
+	active  *generation
+	next    *generation      // prepared successor, if any
 	changed notify.Notifier // Notify under mu, after the state changes
 }
 
-// authority is one rotation period: a CA certificate and the JWT key that
+// generation is one rotation period: a CA certificate and the JWT key that
 // lives and rotates with it.
-type authority struct {
+type generation struct {
 	id     string // hex SubjectKeyId
 	cert   *x509.Certificate
 	key    crypto.Signer
@@ -116,7 +116,7 @@ func (c *CA) recoverActive(now time.Time, st stateFile) error {
 	if c.active != nil || c.next != nil {
 		return nil
 	}
-	var newest *authority
+	var newest *generation
 	for _, a := range c.cas {
 		if now.Before(a.cert.NotAfter) {
 			newest = a // c.cas is sorted by NotBefore
@@ -134,7 +134,7 @@ func (c *CA) recoverActive(now time.Time, st stateFile) error {
 		what = "CA state file " + path + " names no active CA"
 	default:
 		what = fmt.Sprintf("CA state file %s names active CA %q", path, st.Active)
-		if slices.ContainsFunc(c.cas, func(a *authority) bool { return a.id == st.Active }) {
+		if slices.ContainsFunc(c.cas, func(a *generation) bool { return a.id == st.Active }) {
 			what += ", which has expired"
 		} else {
 			what += ", which is not in " + c.cfg.Dir
@@ -208,7 +208,7 @@ func (c *CA) DescribeCAs(context.Context) ([]ca.Info, error) {
 }
 
 // stateOf needs c.mu held.
-func (c *CA) stateOf(a *authority) ca.State {
+func (c *CA) stateOf(a *generation) ca.State {
 	switch a {
 	case c.active:
 		return ca.StateActive
@@ -352,8 +352,8 @@ func (c *CA) nextEvent() time.Time {
 }
 
 // prepare creates, persists and publishes a new CA; c.mu must be held.
-func (c *CA) prepare(now time.Time) (*authority, error) {
-	a, err := newAuthority(c.cfg.TrustDomain, c.cfg.KeyType, now, c.cfg.TTL)
+func (c *CA) prepare(now time.Time) (*generation, error) {
+	a, err := newGeneration(c.cfg.TrustDomain, c.cfg.KeyType, now, c.cfg.TTL)
 	if err != nil {
 		return nil, fmt.Errorf("local ca: %w", err)
 	}
@@ -365,13 +365,13 @@ func (c *CA) prepare(now time.Time) (*authority, error) {
 	}
 	c.next = a
 	c.cas = append(c.cas, a)
-	slices.SortStableFunc(c.cas, func(x, y *authority) int { return x.cert.NotBefore.Compare(y.cert.NotBefore) })
+	slices.SortStableFunc(c.cas, func(x, y *generation) int { return x.cert.NotBefore.Compare(y.cert.NotBefore) })
 	c.cfg.Logger.Info("prepared CA", "ca", a.id, "not_before", a.cert.NotBefore, "not_after", a.cert.NotAfter)
 	return a, nil
 }
 
 // activate makes a the signing CA; c.mu must be held.
-func (c *CA) activate(a *authority) error {
+func (c *CA) activate(a *generation) error {
 	if err := c.store.saveState(c.stateFile(a, nil)); err != nil {
 		return fmt.Errorf("local ca: %w", err)
 	}
@@ -380,7 +380,7 @@ func (c *CA) activate(a *authority) error {
 	return nil
 }
 
-func (c *CA) stateFile(active, next *authority) stateFile {
+func (c *CA) stateFile(active, next *generation) stateFile {
 	var st stateFile
 	if active != nil {
 		st.Active = active.id
@@ -396,7 +396,7 @@ func (c *CA) notify() {
 	c.changed.Notify()
 }
 
-func newAuthority(td spiffeid.TrustDomain, kt ca.KeyType, now time.Time, ttl time.Duration) (*authority, error) {
+func newGeneration(td spiffeid.TrustDomain, kt ca.KeyType, now time.Time, ttl time.Duration) (*generation, error) {
 	key, err := kt.Generate()
 	if err != nil {
 		return nil, err
@@ -425,15 +425,15 @@ func newAuthority(td spiffeid.TrustDomain, kt ca.KeyType, now time.Time, ttl tim
 	if err != nil {
 		return nil, fmt.Errorf("parse CA certificate: %w", err)
 	}
-	a := &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key}
+	a := &generation{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key}
 	if err := a.newJWTKey(); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// newJWTKey gives the authority a fresh ES256 key for JWT-SVIDs.
-func (a *authority) newJWTKey() error {
+// newJWTKey gives the generation a fresh ES256 key for JWT-SVIDs.
+func (a *generation) newJWTKey() error {
 	k, err := ca.KeyECP256.Generate()
 	if err != nil {
 		return err

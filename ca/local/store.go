@@ -39,7 +39,7 @@ type stateFile struct {
 
 func (s *store) path(id string) string { return filepath.Join(s.dir, "ca-"+id+".pem") }
 
-func (s *store) load() ([]*authority, stateFile, error) {
+func (s *store) load() ([]*generation, stateFile, error) {
 	var st stateFile
 	if s.dir == "" {
 		return nil, st, nil
@@ -51,15 +51,15 @@ func (s *store) load() ([]*authority, stateFile, error) {
 	if err != nil {
 		return nil, st, err
 	}
-	var cas []*authority
+	var cas []*generation
 	for _, f := range files {
-		a, err := readAuthority(f)
+		a, err := readGeneration(f)
 		if err != nil {
 			return nil, st, err
 		}
 		cas = append(cas, a)
 	}
-	slices.SortStableFunc(cas, func(x, y *authority) int { return x.cert.NotBefore.Compare(y.cert.NotBefore) })
+	slices.SortStableFunc(cas, func(x, y *generation) int { return x.cert.NotBefore.Compare(y.cert.NotBefore) })
 	data, err := os.ReadFile(s.statePath())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -76,7 +76,7 @@ func (s *store) load() ([]*authority, stateFile, error) {
 
 func (s *store) statePath() string { return filepath.Join(s.dir, stateName) }
 
-func readAuthority(path string) (*authority, error) {
+func readGeneration(path string) (*generation, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -88,11 +88,11 @@ func readAuthority(path string) (*authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseAuthority(path, data)
+	return parseGeneration(path, data)
 }
 
-// parseAuthority parses the contents of the CA file at path.
-func parseAuthority(path string, data []byte) (*authority, error) {
+// parseGeneration parses the contents of the CA file at path.
+func parseGeneration(path string, data []byte) (*generation, error) {
 	var cert *x509.Certificate
 	var err error
 	var key, jwtKey crypto.Signer
@@ -128,10 +128,10 @@ func parseAuthority(path string, data []byte) (*authority, error) {
 	if cert == nil || key == nil {
 		return nil, fmt.Errorf("%s: want a CERTIFICATE and a PRIVATE KEY block", path)
 	}
-	if err := checkAuthority(path, cert, key, jwtKey); err != nil {
+	if err := checkGeneration(path, cert, key, jwtKey); err != nil {
 		return nil, err
 	}
-	a := &authority{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key, jwtKey: jwtKey}
+	a := &generation{id: hex.EncodeToString(cert.SubjectKeyId), cert: cert, key: key, jwtKey: jwtKey}
 	if jwtKey != nil {
 		if a.jwtKid, err = ca.KeyID(jwtKey.Public()); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -140,10 +140,10 @@ func parseAuthority(path string, data []byte) (*authority, error) {
 	return a, nil
 }
 
-// checkAuthority refuses a CA file that would load but not work: a key that
+// checkGeneration refuses a CA file that would load but not work: a key that
 // is not the certificate's makes every signature fail while the agent
 // reports ready, and a JWT key that cannot sign ES256 fails every JWT-SVID.
-func checkAuthority(path string, cert *x509.Certificate, key, jwtKey crypto.Signer) error {
+func checkGeneration(path string, cert *x509.Certificate, key, jwtKey crypto.Signer) error {
 	if !cert.IsCA || len(cert.URIs) != 1 || cert.KeyUsage&x509.KeyUsageCertSign == 0 || len(cert.SubjectKeyId) == 0 {
 		return fmt.Errorf("%s: not a sworn CA certificate", path)
 	}
@@ -164,11 +164,11 @@ func checkAuthority(path string, cert *x509.Certificate, key, jwtKey crypto.Sign
 	return nil
 }
 
-func (s *store) save(a *authority) error {
+func (s *store) save(a *generation) error {
 	if s.dir == "" {
 		return nil
 	}
-	data, err := encodeAuthority(a)
+	data, err := encodeGeneration(a)
 	if err != nil {
 		return err
 	}
@@ -178,9 +178,9 @@ func (s *store) save(a *authority) error {
 	return nil
 }
 
-// encodeAuthority is the contents of a's file: its certificate, its key and
+// encodeGeneration is the contents of a's file: its certificate, its key and
 // its JWT key.
-func encodeAuthority(a *authority) ([]byte, error) {
+func encodeGeneration(a *generation) ([]byte, error) {
 	keyDER, err := x509.MarshalPKCS8PrivateKey(a.key)
 	if err != nil {
 		return nil, fmt.Errorf("marshal CA key: %w", err)
@@ -209,7 +209,7 @@ func (s *store) saveState(st stateFile) error {
 	return nil
 }
 
-func (s *store) remove(a *authority) error {
+func (s *store) remove(a *generation) error {
 	if s.dir == "" {
 		return nil
 	}

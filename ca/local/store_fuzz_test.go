@@ -19,13 +19,13 @@ import (
 var fuzzTD = spiffeid.RequireTrustDomainFromString("example.org")
 
 // fuzzCAFile returns the contents of a real CA file as store.save writes it.
-func fuzzCAFile(f *testing.F, kt ca.KeyType) ([]byte, *authority) {
+func fuzzCAFile(f *testing.F, kt ca.KeyType) ([]byte, *generation) {
 	f.Helper()
-	a, err := newAuthority(fuzzTD, kt, time.Now(), time.Hour)
+	a, err := newGeneration(fuzzTD, kt, time.Now(), time.Hour)
 	if err != nil {
 		f.Fatal(err)
 	}
-	data, err := encodeAuthority(a)
+	data, err := encodeGeneration(a)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -49,11 +49,11 @@ func caFileName(data []byte) string {
 	}
 }
 
-// FuzzReadAuthority feeds CA files to the loader. Whatever it accepts must
+// FuzzReadCAFile feeds CA files to the loader. Whatever it accepts must
 // be a working CA: its key is its certificate's, it signs an SVID that
 // verifies against it, its JWT key signs ES256, and it survives a save and
 // reload unchanged.
-func FuzzReadAuthority(f *testing.F) {
+func FuzzReadCAFile(f *testing.F) {
 	// An RSA CA is in testdata/fuzz: generating RSA keys in a binary
 	// instrumented for fuzzing takes minutes.
 	data, a := fuzzCAFile(f, ca.KeyECP256)
@@ -76,7 +76,7 @@ func FuzzReadAuthority(f *testing.F) {
 		// Parsed in memory, not through a file: a fuzzer that writes and
 		// fsyncs files runs a hundred times slower and finds no more.
 		path := filepath.Join("/data/ca", caFileName(data))
-		a, err := parseAuthority(path, data)
+		a, err := parseGeneration(path, data)
 		if err != nil {
 			return
 		}
@@ -103,11 +103,11 @@ func FuzzReadAuthority(f *testing.F) {
 		} else if _, _, err := ca.SignJWT(a.jwtKey, a.jwtKid, ca.JWTSVIDRequest{ID: id, Audience: []string{"x"}, TTL: time.Minute}, now, now.Add(time.Hour)); err != nil {
 			t.Fatalf("an accepted JWT key cannot sign: %v", err)
 		}
-		saved, err := encodeAuthority(a)
+		saved, err := encodeGeneration(a)
 		if err != nil {
 			t.Fatalf("encode an accepted CA: %v", err)
 		}
-		b, err := parseAuthority(path, saved)
+		b, err := parseGeneration(path, saved)
 		if err != nil {
 			t.Fatalf("an accepted CA does not load after a save: %v", err)
 		}
