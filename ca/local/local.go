@@ -29,7 +29,7 @@ type CA struct {
 	mu      sync.RWMutex
 	cas     []*generation // by NotBefore, oldest first
 	active  *generation
-	next    *generation      // prepared successor, if any
+	next    *generation     // prepared successor, if any
 	changed notify.Notifier // Notify under mu, after the state changes
 }
 
