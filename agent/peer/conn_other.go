@@ -3,15 +3,9 @@
 package peer
 
 import (
-	"errors"
 	"fmt"
 	"net"
 )
-
-// errUnsupported is what every caller check returns off Linux: the agent
-// depends on SO_PEERCRED, pidfds and /proc, which other systems lack, so a
-// connection's caller is never known there and nothing is attested.
-var errUnsupported = errors.New("peer: caller credentials are only supported on Linux (SO_PEERCRED, pidfd)")
 
 func newConn(*net.UnixConn, bool, bool) (*Conn, error) {
 	return nil, fmt.Errorf("peer: credentials: %w", errUnsupported)

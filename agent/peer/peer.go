@@ -52,6 +52,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		conn, err := newConn(c, l.peerPIDFD, l.sockDiag)
+		if errors.Is(err, errUnsupported) {
+			// Off Linux no caller is ever known: end Serve loudly
+			// rather than refuse every connection in silence.
+			_ = c.Close()
+			return nil, err
+		}
 		if err != nil {
 			// The caller went away or the socket is not what we expect;
 			// either way it gets no answer, and the listener carries on.
@@ -61,6 +67,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		return conn, nil
 	}
 }
+
+// errUnsupported is what every caller check returns off Linux: the agent
+// depends on SO_PEERCRED, pidfds and /proc, which other systems lack, so a
+// connection's caller is never known there and nothing is attested.
+var errUnsupported = errors.New("peer: caller credentials are only supported on Linux (SO_PEERCRED, pidfd)")
 
 // Conn is a connection with a known caller.
 type Conn struct {
