@@ -22,11 +22,7 @@ import (
 // temporary directory (Unix socket paths are limited to 108 bytes).
 func runConfig(t *testing.T) *config.Config {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sworn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t, "sworn")
 	cfg := &config.Config{
 		TrustDomain:     "example.org",
 		SocketPath:      filepath.Join(dir, "workload.sock"),

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent"
 	"github.com/sworn-id/sworn/agent/config"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // Agent is an agent running in the test process.
@@ -37,11 +37,7 @@ type Agent struct {
 // spiffe://example.org/uid/<uid>.
 func Config(tb testing.TB, rules ...config.Rule) *config.Config {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "sworn")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(tb, "sworn")
 	if len(rules) == 0 {
 		rules = []config.Rule{{SPIFFEID: "spiffe://example.org/uid/{unix:uid}"}}
 	}

@@ -51,11 +51,7 @@ type Cluster struct {
 // Start runs etcd and kube-apiserver until the test ends.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
-	dir, err := os.MkdirTemp("", "k8s")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(tb, "k8s")
 
 	etcdClient, etcdPeer := testutil.FreePort(tb), testutil.FreePort(tb)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
@@ -92,10 +88,11 @@ func Start(tb testing.TB) *Cluster {
 		TLSClientConfig: rest.TLSClientConfig{CAFile: pki.caFile, CertFile: pki.adminCert, KeyFile: pki.adminKey},
 		QPS:             100, Burst: 200,
 	}
-	c.Admin, err = kubernetes.NewForConfig(c.AdminConfig)
+	admin, err := kubernetes.NewForConfig(c.AdminConfig)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	c.Admin = admin
 	c.AdminKubeconfig = c.writeKubeconfig(tb, "admin", fmt.Sprintf("client-certificate: %s\n    client-key: %s", pki.adminCert, pki.adminKey))
 	deadline := time.Now().Add(90 * time.Second)
 	for {

@@ -8,16 +8,13 @@ import (
 	"testing"
 
 	"github.com/sworn-id/sworn/agent/secpath"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // base returns a directory with a safe path above it.
 func base(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "secpath")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t, "secpath")
 	return dir
 }
 

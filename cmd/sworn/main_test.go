@@ -88,16 +88,11 @@ func TestAgentProcessReloadsOnSIGHUPAndExitsCleanlyOnSIGTERM(t *testing.T) {
 	}
 }
 
-// buildSworn builds the sworn binary into a new directory (short, under the
-// system temp dir: the test's sockets go there too), removed when the test
-// ends.
+// buildSworn builds the sworn binary into a short temporary directory,
+// where the test's sockets go too.
 func buildSworn(t *testing.T) (dir, bin string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sworn-e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir = testutil.ShortTempDir(t, "sworn-e2e")
 	bin = filepath.Join(dir, "sworn")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 const devHelperEnv = "SWORN_TEST_DEV_HELPER"
@@ -172,11 +174,7 @@ func runDev(t *testing.T, tmp, xdg string) string {
 // parent everyone can traverse.
 func worldDir(t *testing.T) string {
 	t.Helper()
-	parent, err := os.MkdirTemp("", "sworn-dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(parent) })
+	parent := testutil.ShortTempDir(t, "sworn-dev")
 	if err := os.Chmod(parent, 0o755); err != nil {
 		t.Fatal(err)
 	}
