@@ -24,6 +24,7 @@ import (
 	"github.com/sworn-id/sworn/agent/admin/adminpb"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/peer"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // fakeCache rotates the SVIDs it is told it holds.
@@ -51,11 +52,7 @@ var app = spiffeid.RequireFromString("spiffe://example.org/app")
 // that any uid may connect to (the check under test is the server's).
 func serve(t *testing.T, allowed []uint32, c fakeCache) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "adm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t, "adm")
 	path := filepath.Join(dir, "a.sock")
 	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {

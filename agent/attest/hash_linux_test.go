@@ -6,7 +6,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // Many calls for one executable at once read it once: a caller cannot
@@ -36,13 +37,7 @@ func TestHashOfOneFileIsReadOncePerChange(t *testing.T) {
 			sums[i], errs[i] = h.sum(r, &st)
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for entered.Load() < callers {
-		if time.Now().After(deadline) {
-			t.Fatal("callers did not start")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, "every caller to start", func() bool { return entered.Load() >= callers })
 	if _, err := w.Write([]byte("an executable")); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/internal/testutil"
 	"github.com/sworn-id/sworn/rotation"
 )
 
@@ -143,7 +144,7 @@ func TestFailedRenewalKeepsServingAndRecovers(t *testing.T) {
 
 	signer.failing.Store(true)
 	c.Rotate()
-	waitFor(t, "retries", func() bool { return signer.calls.Load() >= 4 })
+	testutil.Eventually(t, "retries", func() bool { return signer.calls.Load() >= 4 })
 	if got := sub.SVIDs()[0]; got != first {
 		t.Fatal("a failed renewal replaced the SVID being served")
 	}
@@ -193,22 +194,11 @@ func TestIdleSVIDsAreDropped(t *testing.T) {
 		t.Fatalf("cached %d, want 2", c.Len())
 	}
 	// Keep time moving: the janitor's ticker may start after a single step.
-	waitFor(t, "the idle SVID to be dropped", func() bool {
+	testutil.Eventually(t, "the idle SVID to be dropped", func() bool {
 		clk.Step(time.Minute)
 		return c.Len() == 1
 	})
 	if ids := c.Identities(); ids[0].SVID.Entry.ID.Path() != "/held" {
 		t.Fatalf("kept %s, want /held", ids[0].SVID.Entry.ID)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // jwtSigner is the embedded CA on the test's clock, counting signatures.
@@ -62,7 +63,7 @@ func TestJWTCacheDropsExpiredTokensWithoutFurtherCalls(t *testing.T) {
 	}
 
 	clk.Step(5*time.Minute + time.Second) // past expiry, and past the sweep's minimum wait
-	waitFor(t, "expired tokens to be dropped", func() bool {
+	testutil.Eventually(t, "expired tokens to be dropped", func() bool {
 		total, own := j.BytesOf(1000)
 		return j.Len() == 0 && total == 0 && own == 0
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/sworn-id/sworn/agent/agenttest"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/peer"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // binaries writes copies of this test binary into a fresh directory that
@@ -25,11 +26,7 @@ import (
 // every copy has its own digest. It returns the paths and digests.
 func binaries(t *testing.T, names ...string) (dir string, paths, sums map[string]string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "peer-bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir = testutil.ShortTempDir(t, "peer-bin")
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/peer"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 const childEnv = "SWORN_TEST_PEER_DIAL"
@@ -39,11 +40,7 @@ func TestMain(m *testing.M) {
 
 func listen(t *testing.T) (*peer.Listener, string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "peer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t, "peer")
 	path := filepath.Join(dir, "s.sock")
 	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent/connlimit"
 	"github.com/sworn-id/sworn/agent/peer"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 type callerConn struct{ net.Conn }
@@ -77,13 +78,7 @@ func TestBlockedSendClosesItsConnectionAfterTheTimeout(t *testing.T) {
 	// connection is closed and the send fails with Unavailable.
 	errc := make(chan error, 1)
 	go func() { errc <- w.SendMsg(nil) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !clk.HasWaiters() {
-		if time.Now().After(deadline) {
-			t.Fatal("the blocked send set no timer")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, "the blocked send to set its timer", clk.HasWaiters)
 	clk.Step(timeout)
 	select {
 	case err := <-errc:

@@ -30,6 +30,7 @@ import (
 	"github.com/sworn-id/sworn/agent/peer"
 	"github.com/sworn-id/sworn/agent/registry"
 	wl "github.com/sworn-id/sworn/agent/workload"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // connectEnv makes the test binary a caller that connects to the socket it
@@ -113,11 +114,7 @@ var entry = registry.Entry{ID: spiffeid.RequireFromString("spiffe://example.org/
 // socket whose connections know their caller, and returns the socket path.
 func serve(t *testing.T, a *fakeAttestor, reg fakeRegistry) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "wl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t, "wl")
 	path := filepath.Join(dir, "w.sock")
 	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
