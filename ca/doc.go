@@ -14,9 +14,13 @@
 // calls one of its CA key pairs with its period of use a generation.
 //
 // Errors carry their class (ErrUnavailable, ErrRefused, ErrInvalidRequest,
-// ErrNotSupported, ErrBadCertificate, ErrBadSignature) so that callers at an
-// API edge can choose a status code, and operators a fix, without parsing
-// text: an unreachable CA is waited out, a refusal needs an operator. CheckX509SVID enforces the X.509-SVID profile; a
-// backend whose signer could be misconfigured (Vault) runs every certificate
-// through it before returning it.
+// ErrNotSupported, ErrBadCertificate, ErrBadSignature, ErrExpired) so that
+// callers at an API edge can choose a status code, and operators a fix,
+// without parsing text: an unreachable CA is waited out, a refusal needs an
+// operator to fix credentials or policy, and a CA that has expired or
+// cannot cover a full SVID lifetime (ErrExpired) needs an operator to
+// rotate it; a backend reports that class instead of signing an SVID that
+// outlives its issuer. CheckX509SVID enforces the X.509-SVID profile; a
+// backend whose signer could be misconfigured (Vault) runs every
+// certificate through it before returning it.
 package ca
