@@ -16,16 +16,34 @@ import (
 // lag a little.
 const Backdate = 10 * time.Second
 
+// MinIssuerLife is the least time an issuer must have left to sign. A
+// leaf is renewed at about half its lifetime, and that lifetime includes
+// the Backdate: a leaf cut short by an issuer with seconds left would be
+// due for renewal the moment it is issued, and every identity would call
+// the CA in a loop until the issuer expired. Refusing (ErrUnavailable)
+// sends the caller into its retry backoff instead.
+const MinIssuerLife = time.Minute
+
 // SignLeaf signs an X.509-SVID for req with a CA held in memory (the
 // embedded CA, or an intermediate Vault signed). The leaf follows the
-// profile CheckX509SVID enforces and never outlives parent.
+// profile CheckX509SVID enforces and lies within parent's validity: it
+// never outlives parent nor predates it. An issuer that is not valid yet,
+// has expired or has less than MinIssuerLife left refuses with
+// ErrUnavailable: the leaf would not chain, or would be due at once.
 func SignLeaf(parent *x509.Certificate, parentKey crypto.Signer, req X509SVIDRequest, now time.Time) (*x509.Certificate, error) {
 	if req.TTL <= 0 || req.Key == nil {
 		return nil, fmt.Errorf("%w: a key and a positive ttl are required", ErrInvalidRequest)
 	}
+	if err := CheckIssuerLife(parent, now); err != nil {
+		return nil, err
+	}
 	notAfter := now.Add(req.TTL)
 	if notAfter.After(parent.NotAfter) {
 		notAfter = parent.NotAfter
+	}
+	notBefore := now.Add(-Backdate)
+	if notBefore.Before(parent.NotBefore) {
+		notBefore = parent.NotBefore
 	}
 	serial, err := NewSerial()
 	if err != nil {
@@ -38,7 +56,7 @@ func SignLeaf(parent *x509.Certificate, parentKey crypto.Signer, req X509SVIDReq
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{Organization: []string{"sworn"}},
-		NotBefore:             now.Add(-Backdate),
+		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              usage,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -55,6 +73,22 @@ func SignLeaf(parent *x509.Certificate, parentKey crypto.Signer, req X509SVIDReq
 		return nil, fmt.Errorf("parse signed leaf: %w", err)
 	}
 	return leaf, nil
+}
+
+// CheckIssuerLife returns an ErrUnavailable error, naming the issuer and
+// the time, unless issuer may sign at now: valid, with at least
+// MinIssuerLife left.
+func CheckIssuerLife(issuer *x509.Certificate, now time.Time) error {
+	name := issuer.Subject.CommonName
+	switch {
+	case now.Before(issuer.NotBefore):
+		return fmt.Errorf("%w: issuer %q is not valid until %s (now %s); check the clock", ErrUnavailable, name, issuer.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case !now.Before(issuer.NotAfter):
+		return fmt.Errorf("%w: issuer %q expired at %s", ErrUnavailable, name, issuer.NotAfter.UTC().Format(time.RFC3339))
+	case issuer.NotAfter.Sub(now) < MinIssuerLife:
+		return fmt.Errorf("%w: issuer %q expires at %s, less than %v from now; no SVID is signed until its successor signs", ErrUnavailable, name, issuer.NotAfter.UTC().Format(time.RFC3339), MinIssuerLife)
+	}
+	return nil
 }
 
 // NewSerial returns a random positive 128-bit serial number.

@@ -43,6 +43,11 @@ type Config struct {
 	Dir    string       `yaml:"-"`
 	Clock  clock.Clock  `yaml:"-"`
 	Logger *slog.Logger `yaml:"-"`
+	// OnHealth, if set, is told when the result of the CA's maintenance
+	// changes: an error (the same as Health returns) when a successor
+	// could not be made, nil once it could. The error wraps
+	// ca.ErrUnavailable when no CA can sign.
+	OnHealth func(error) `yaml:"-"`
 }
 
 // ApplyDefaults fills in the unset fields the file can set. A negative TTL

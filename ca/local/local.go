@@ -26,12 +26,35 @@ type CA struct {
 	store *store
 	wake  chan struct{}
 
-	mu      sync.RWMutex
-	cas     []*generation // by NotBefore, oldest first
-	active  *generation
-	next    *generation     // prepared successor, if any
+	mu     sync.RWMutex
+	cas    []*generation // by NotBefore, oldest first
+	active *generation   // nil while no CA may sign
+	next   *generation   // prepared successor, if any
+	// signsFrom is when next, prepared while no CA was active, may start
+	// signing: a CA that replaces a trust workloads already had is
+	// published publishDelay before it signs. Zero: at once (first start).
+	signsFrom time.Time
+	// trusted: a CA of this directory was published before (state file or
+	// CA files found, or one activated), so a replacement must be
+	// published before it signs.
+	trusted bool
+	health  error           // why the last maintenance failed; nil if it did not
 	changed notify.Notifier // Notify under mu, after the state changes
 }
+
+// publishDelay is how long a CA that replaces one workloads trusted (no
+// live CA was left) is published before it signs, so that the agent has
+// pushed the new bundle to every workload before the first SVID that
+// needs it. A federated peer that polls less often than this still sees
+// the new CA's SVIDs before its bundle.
+const publishDelay = time.Minute
+
+// Retry bounds for a failed maintenance step (a successor that could not
+// be written or activated): the wait doubles from retryMin to retryMax.
+const (
+	retryMin = time.Second
+	retryMax = time.Minute
+)
 
 // generation is one rotation period: a CA certificate and the JWT key that
 // lives and rotates with it.
@@ -94,6 +117,7 @@ func New(cfg Config) (*CA, error) {
 		}
 	}
 	c.cas = cas
+	c.trusted = st.found || len(cas) > 0
 	if len(cas) > 0 {
 		cfg.Logger.Info("loaded persisted CAs", "count", len(cas), "dir", cfg.Dir)
 	}
@@ -106,15 +130,71 @@ func New(cfg Config) (*CA, error) {
 	return c, nil
 }
 
+// Health returns nil when the last maintenance step succeeded, else its
+// error, which says what to do. It wraps ca.ErrUnavailable when no CA can
+// sign (none active, or the active one expired); otherwise the active CA
+// still signs and the error is a warning with a deadline.
+func (c *CA) Health() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.health
+}
+
+// setHealth records the result of a maintenance step and tells OnHealth
+// when it changes (the error text included), so a loop retrying the same
+// failure does not flood the receiver.
+func (c *CA) setHealth(err error) {
+	c.mu.Lock()
+	prev := c.health
+	c.health = err
+	c.mu.Unlock()
+	same := (prev == nil) == (err == nil) && (err == nil || prev.Error() == err.Error())
+	if !same && c.cfg.OnHealth != nil {
+		c.cfg.OnHealth(err)
+	}
+}
+
+// signer returns the CA that signs at now, or a ca.ErrUnavailable error
+// that says why none does and what to do about it.
+func (c *CA) signer(now time.Time) (*generation, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var why string
+	if c.health != nil {
+		why = "; " + c.health.Error()
+	}
+	switch {
+	case c.active != nil:
+		if err := ca.CheckIssuerLife(c.active.cert, now); err != nil {
+			return nil, fmt.Errorf("local ca: CA %s: %w%s", c.active.id, err, why)
+		}
+		return c.active, nil
+	case c.next != nil:
+		return nil, fmt.Errorf("local ca: %w: CA %s is published and starts signing at %s, once workloads trust it%s",
+			ca.ErrUnavailable, c.next.id, c.signsFrom.UTC().Format(time.RFC3339), why)
+	default:
+		return nil, fmt.Errorf("local ca: %w: no CA is active%s", ca.ErrUnavailable, why)
+	}
+}
+
 // recoverActive handles a state file that is missing or names no live CA
-// while live CAs are on disk. Creating and activating a new CA then (as a
-// first start does) would sign SVIDs that no workload trusts yet; the
-// newest persisted CA was published before, so it is activated instead,
-// with a warning, since a lost state file can also mean someone tampered
-// with the directory.
+// while this directory held CAs before. Creating and activating a new CA
+// then (as a first start does) would sign SVIDs that no workload trusts
+// yet. A prepared CA, or else the newest persisted live CA, was published
+// before, so it is activated instead; with none left, maintain publishes
+// a new CA and holds its signing for publishDelay. Each case logs a
+// warning naming what was missing and what was done, since a lost file
+// can also mean someone tampered with the directory.
 func (c *CA) recoverActive(now time.Time, st stateFile) error {
-	if c.active != nil || c.next != nil {
+	if c.active != nil || !c.trusted {
 		return nil
+	}
+	what := c.missing(st)
+	check := "; if nobody removed or edited these files, check who can write " + c.cfg.Dir
+	if p := c.next; p != nil {
+		c.cfg.Logger.Warn(what+"; activating the prepared CA "+p.id+" (already in the trust bundle workloads were given)"+check,
+			"ca", p.id, "not_after", p.cert.NotAfter, "file", c.store.statePath())
+		return c.activate(p)
 	}
 	var newest *generation
 	for _, a := range c.cas {
@@ -123,28 +203,31 @@ func (c *CA) recoverActive(now time.Time, st stateFile) error {
 		}
 	}
 	if newest == nil {
-		return nil // nothing live: maintain creates the first CA
-	}
-	path := c.store.statePath()
-	var what string
-	switch {
-	case !st.found:
-		what = "CA state file " + path + " is missing"
-	case st.Active == "":
-		what = "CA state file " + path + " names no active CA"
-	default:
-		what = fmt.Sprintf("CA state file %s names active CA %q", path, st.Active)
-		if slices.ContainsFunc(c.cas, func(a *generation) bool { return a.id == st.Active }) {
-			what += ", which has expired"
-		} else {
-			what += ", which is not in " + c.cfg.Dir
-		}
+		c.cfg.Logger.Warn(what+"; no live CA is left, so a new CA is published now and signs only "+publishDelay.String()+
+			" later, once workloads trust it; SVIDs of the old CA no longer verify"+check, "file", c.store.statePath())
+		return nil
 	}
 	c.cfg.Logger.Warn(what+"; activating the newest persisted CA "+newest.id+
-		" (already in the trust bundle workloads were given) instead of creating one they do not trust yet;"+
-		" if nobody removed or edited the state file, check who can write "+c.cfg.Dir,
-		"ca", newest.id, "not_after", newest.cert.NotAfter, "file", path)
+		" (already in the trust bundle workloads were given) instead of creating one they do not trust yet"+check,
+		"ca", newest.id, "not_after", newest.cert.NotAfter, "file", c.store.statePath())
 	return c.activate(newest)
+}
+
+// missing says why no CA is active after loading: which file is missing
+// or what the state file names instead of a live CA.
+func (c *CA) missing(st stateFile) string {
+	path := c.store.statePath()
+	switch {
+	case !st.found:
+		return "CA state file " + path + " is missing"
+	case st.Active == "":
+		return "CA state file " + path + " names no active CA"
+	}
+	what := fmt.Sprintf("CA state file %s names active CA %q", path, st.Active)
+	if slices.ContainsFunc(c.cas, func(a *generation) bool { return a.id == st.Active }) {
+		return what + ", which has expired"
+	}
+	return what + ", but its file " + c.store.path(st.Active) + " is missing"
 }
 
 // SignX509SVID signs a leaf for req.Key's public key with the active CA.
@@ -152,10 +235,12 @@ func (c *CA) SignX509SVID(_ context.Context, req ca.X509SVIDRequest) ([]*x509.Ce
 	if req.ID.IsZero() || req.ID.TrustDomain() != c.cfg.TrustDomain {
 		return nil, fmt.Errorf("local ca: %w: %q is not in trust domain %q", ca.ErrInvalidRequest, req.ID, c.cfg.TrustDomain)
 	}
-	c.mu.RLock()
-	active := c.active
-	c.mu.RUnlock()
-	leaf, err := ca.SignLeaf(active.cert, active.key, req, c.cfg.Clock.Now())
+	now := c.cfg.Clock.Now()
+	active, err := c.signer(now)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := ca.SignLeaf(active.cert, active.key, req, now)
 	if err != nil {
 		return nil, fmt.Errorf("local ca: %w", err)
 	}
@@ -172,7 +257,11 @@ func (c *CA) Authorities() ca.Authorities {
 		certs[i] = a.cert
 		jwtKeys[a.jwtKid] = a.jwtKey.Public()
 	}
-	return ca.Authorities{X509: certs, Signing: c.active.id, JWT: jwtKeys}
+	var signing string // none while no CA is active
+	if c.active != nil {
+		signing = c.active.id
+	}
+	return ca.Authorities{X509: certs, Signing: signing, JWT: jwtKeys}
 }
 
 // SignJWTSVID signs with the active period's JWT key; a token never
@@ -181,10 +270,12 @@ func (c *CA) SignJWTSVID(_ context.Context, req ca.JWTSVIDRequest) (string, time
 	if req.ID.IsZero() || req.ID.TrustDomain() != c.cfg.TrustDomain {
 		return "", time.Time{}, fmt.Errorf("local ca: %w: %q is not in trust domain %q", ca.ErrInvalidRequest, req.ID, c.cfg.TrustDomain)
 	}
-	c.mu.RLock()
-	active := c.active
-	c.mu.RUnlock()
-	token, exp, err := ca.SignJWT(active.jwtKey, active.jwtKid, req, c.cfg.Clock.Now(), active.cert.NotAfter)
+	now := c.cfg.Clock.Now()
+	active, err := c.signer(now)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	token, exp, err := ca.SignJWT(active.jwtKey, active.jwtKid, req, now, active.cert.NotAfter)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("local ca: %w", err)
 	}
@@ -251,14 +342,24 @@ func (c *CA) ActivateCA(context.Context) (ca.Info, error) {
 	return ca.Info{ID: p.id, State: ca.StateActive, Certificate: p.cert}, nil
 }
 
-// Run rotates the CA on schedule until ctx ends.
+// Run rotates the CA on schedule until ctx ends. A failed step (a
+// successor that could not be written, say) is logged with what to do,
+// reported through Health and OnHealth, and retried with a backoff that
+// doubles from a second to a minute.
 func (c *CA) Run(ctx context.Context) error {
+	failures := 0
 	for {
 		now := c.cfg.Clock.Now()
-		if err := c.maintain(now); err != nil {
-			c.cfg.Logger.Error("CA maintenance failed; retrying in a minute", "error", err)
-		}
+		err := c.maintain(now)
+		c.setHealth(err)
 		wait := time.Minute
+		if err != nil {
+			failures++
+			wait = retryDelay(failures)
+			c.cfg.Logger.Error("CA maintenance failed", "error", err, "retry_in", wait)
+		} else {
+			failures = 0
+		}
 		if next := c.nextEvent(); next.After(now) && next.Sub(now) < wait {
 			wait = next.Sub(now)
 		}
@@ -270,10 +371,34 @@ func (c *CA) Run(ctx context.Context) error {
 	}
 }
 
-// maintain prunes expired CAs and prepares or activates on schedule.
+// retryDelay is the wait after the n-th failure in a row.
+func retryDelay(n int) time.Duration {
+	d := retryMax
+	if n <= 7 { // retryMin<<6 is 64 s, past retryMax
+		d = min(retryMin<<(n-1), retryMax)
+	}
+	return d
+}
+
+// maintain prunes expired CAs and prepares or activates on schedule. It
+// notifies about what changed even when a later step fails, and reports
+// a failure with what to do about it.
 func (c *CA) maintain(now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	changed := c.prune(now)
+	err := c.advance(now, &changed)
+	if changed {
+		c.notify()
+	}
+	if err != nil {
+		return c.explain(now, err)
+	}
+	return nil
+}
+
+// prune drops expired CAs from memory and disk; c.mu must be held.
+func (c *CA) prune(now time.Time) bool {
 	changed := false
 	live := c.cas[:0]
 	for _, a := range c.cas {
@@ -287,6 +412,7 @@ func (c *CA) maintain(now time.Time) error {
 		}
 		c.cfg.Logger.Info("removed expired CA", "ca", a.id, "not_after", a.cert.NotAfter)
 	}
+	clear(c.cas[len(live):])
 	c.cas = live
 	if c.next != nil && !now.Before(c.next.cert.NotAfter) {
 		c.next = nil
@@ -294,17 +420,32 @@ func (c *CA) maintain(now time.Time) error {
 	if c.active != nil && !now.Before(c.active.cert.NotAfter) {
 		c.active = nil
 	}
+	return changed
+}
+
+// advance prepares and activates on schedule; c.mu must be held.
+func (c *CA) advance(now time.Time, changed *bool) error {
 	if c.active == nil {
-		// First start, or the agent was off past the active CA's life.
+		// First start, or the agent was off (or could not write its
+		// successor) past the active CA's life.
 		if c.next == nil {
 			if _, err := c.prepare(now); err != nil {
 				return err
 			}
+			*changed = true
+			if c.trusted {
+				c.signsFrom = now.Add(publishDelay)
+				c.cfg.Logger.Warn("no live CA was left: published a new CA that workloads do not trust yet; it signs once they have it",
+					"ca", c.next.id, "signs_from", c.signsFrom)
+			}
+		}
+		if now.Before(c.signsFrom) {
+			return nil
 		}
 		if err := c.activate(c.next); err != nil {
 			return err
 		}
-		changed = true
+		*changed = true
 	}
 	prepareAt, activateAt := c.schedule()
 	p := c.next
@@ -313,23 +454,38 @@ func (c *CA) maintain(now time.Time) error {
 		if p, err = c.prepare(now); err != nil {
 			return err
 		}
-		changed = true
+		*changed = true
 	}
 	if p != nil && !now.Before(activateAt) {
 		if err := c.activate(p); err != nil {
 			return err
 		}
-		changed = true
-	}
-	if changed {
-		c.notify()
+		*changed = true
 	}
 	return nil
+}
+
+// explain adds to a failed step what it puts at stake and what to do;
+// c.mu must be held. The result wraps ca.ErrUnavailable when no CA can
+// sign.
+func (c *CA) explain(now time.Time, err error) error {
+	fix := "make " + c.cfg.Dir + " writable and give it free space"
+	if c.cfg.Dir == "" {
+		fix = "check the key type"
+	}
+	if c.active == nil {
+		return fmt.Errorf("local ca: %w: no CA can sign: the successor could not be made: %w; %s", ca.ErrUnavailable, err, fix)
+	}
+	return fmt.Errorf("local ca: the successor CA could not be made: %w; %s before the active CA %s expires at %s",
+		err, fix, c.active.id, c.active.cert.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // schedule returns when the active CA gets a successor and when that
 // successor takes over; c.mu must be held.
 func (c *CA) schedule() (prepareAt, activateAt time.Time) {
+	if c.active == nil {
+		return time.Time{}, time.Time{}
+	}
 	nb := c.active.cert.NotBefore
 	life := c.active.cert.NotAfter.Sub(nb)
 	return nb.Add(life / 2), nb.Add(life * 5 / 6)
@@ -338,10 +494,14 @@ func (c *CA) schedule() (prepareAt, activateAt time.Time) {
 func (c *CA) nextEvent() time.Time {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	prepareAt, activateAt := c.schedule()
-	next := activateAt
-	if c.next == nil {
+	var next time.Time
+	switch prepareAt, activateAt := c.schedule(); {
+	case c.active == nil:
+		next = c.signsFrom
+	case c.next == nil:
 		next = prepareAt
+	default:
+		next = activateAt
 	}
 	for _, a := range c.cas {
 		if a.cert.NotAfter.Before(next) {
@@ -361,6 +521,11 @@ func (c *CA) prepare(now time.Time) (*generation, error) {
 		return nil, fmt.Errorf("local ca: %w", err)
 	}
 	if err := c.store.saveState(c.stateFile(c.active, a)); err != nil {
+		// Without the state, a restart would take this CA for a retired
+		// one; do not leave a file behind for each retry.
+		if rerr := c.store.remove(a); rerr != nil {
+			c.cfg.Logger.Warn("could not remove a CA file that was never recorded", "ca", a.id, "error", rerr)
+		}
 		return nil, fmt.Errorf("local ca: %w", err)
 	}
 	c.next = a
@@ -375,7 +540,7 @@ func (c *CA) activate(a *generation) error {
 	if err := c.store.saveState(c.stateFile(a, nil)); err != nil {
 		return fmt.Errorf("local ca: %w", err)
 	}
-	c.active, c.next = a, nil
+	c.active, c.next, c.signsFrom, c.trusted = a, nil, time.Time{}, true
 	c.cfg.Logger.Info("activated CA", "ca", a.id, "not_after", a.cert.NotAfter)
 	return nil
 }
