@@ -26,6 +26,18 @@
 // change of default issuer is reported as a change of signing CA, which
 // makes the agent re-issue every SVID.
 //
+// No SVID outlives its issuer, and none is cut short by it: before each
+// SVID, the backend checks that Vault's default issuer (and every
+// certificate above it), or in intermediate mode also the agent's
+// intermediate, is valid for the SVID's full lifetime. If not, it signs
+// nothing, calls Vault for nothing, and returns ca.ErrExpired naming the
+// certificate, its end and the fix (rotate Vault's issuer, or lower
+// svid.ttl); Health reports it, across bundle refreshes, until the issuer
+// covers an SVID again. Vault itself would cap such an SVID at the
+// issuer's end and backdate it, so each one would be due for renewal as
+// it arrived. In intermediate mode the intermediate is also renewed as
+// soon as it can no longer cover the last SVID lifetime asked for.
+//
 // JWT-SVIDs (optional) are signed by a shared transit key; each signature is
 // verified against the key version the token names before the token is
 // handed out, and one that does not verify wraps ca.ErrBadSignature.

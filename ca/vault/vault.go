@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -33,7 +34,11 @@ type CA struct {
 	changed notify.Notifier // Notify under mu, after the state changes
 	health  error
 	inter   *intermediate // intermediate mode only
-	transit transitKey    // JWT-SVIDs, when configured
+	// lastTTL is the lifetime of the last SVID asked for, in nanoseconds:
+	// a refresh checks the CA can still cover it, so that Health keeps
+	// reporting a CA too short to sign (ca.ErrExpired) until it is fixed.
+	lastTTL atomic.Int64
+	transit transitKey // JWT-SVIDs, when configured
 }
 
 // intermediate is a CA certificate Vault signed for this agent; its key
@@ -159,11 +164,12 @@ func (v *CA) keepToken(ctx context.Context) {
 // the default issuer changed, and publishes any change.
 func (v *CA) refresh(ctx context.Context) error {
 	iss, err := issuers(ctx, v.c, v.cfg.PKIMount)
-	v.setHealth(err)
 	if err != nil {
+		v.setHealth(err)
 		return fmt.Errorf("vault ca: %w", err)
 	}
 	if len(iss) == 0 {
+		v.setHealth(nil) // Vault answered; the mount is wrong
 		return fmt.Errorf("vault ca: %w: mount %q has no issuer; run `sworn vault setup`", ca.ErrInvalidRequest, v.cfg.PKIMount)
 	}
 	next := ca.Authorities{X509: anchors(iss)}
@@ -184,20 +190,17 @@ func (v *CA) refresh(ctx context.Context) error {
 	inter := v.inter
 	v.mu.RUnlock()
 
-	if v.cfg.Mode == ModeIntermediate {
-		due := inter == nil || prev.Signing != next.Signing ||
-			!v.cfg.Clock.Now().Before(inter.cert.NotBefore.Add(inter.cert.NotAfter.Sub(inter.cert.NotBefore)/2))
-		if due {
-			fresh, err := v.obtainIntermediate(ctx, next.X509)
-			v.setHealth(err)
-			if err != nil {
-				// Keep the current intermediate while it lasts, and do not
-				// announce a new signer we could not get a certificate from.
-				next.Signing = prev.Signing
-				v.cfg.Logger.Error("could not renew the intermediate; signing with the current one", "error", err)
-			} else {
-				inter = fresh
-			}
+	var health error // of the intermediate's renewal
+	if v.cfg.Mode == ModeIntermediate && v.intermediateDue(inter, prev.Signing != next.Signing) {
+		fresh, err := v.obtainIntermediate(ctx, next.X509)
+		health = err
+		if err != nil {
+			// Keep the current intermediate while it lasts, and do not
+			// announce a new signer we could not get a certificate from.
+			next.Signing = prev.Signing
+			v.cfg.Logger.Error("could not renew the intermediate; signing with the current one", "error", err)
+		} else {
+			inter = fresh
 		}
 	}
 
@@ -215,14 +218,41 @@ func (v *CA) refresh(ctx context.Context) error {
 	if changed {
 		v.cfg.Logger.Info("Vault CA state changed", "issuers", len(iss), "anchors", len(next.X509), "default_issuer", next.Signing)
 	}
+	if !healthClass(health) {
+		// Vault answered: report whether its issuer (and intermediate)
+		// can still cover an SVID, so Health does not read "fine" between
+		// refused signing calls while the issuer is too short.
+		health = v.coverage()
+	}
+	v.setHealth(health)
 	return nil
 }
 
+// intermediateDue says whether to obtain a new intermediate: there is none,
+// the default issuer changed, it is past half its life, or it can no longer
+// cover the last SVID lifetime asked for.
+func (v *CA) intermediateDue(inter *intermediate, signerChanged bool) bool {
+	if inter == nil || signerChanged {
+		return true
+	}
+	now := v.cfg.Clock.Now()
+	half := inter.cert.NotBefore.Add(inter.cert.NotAfter.Sub(inter.cert.NotBefore) / 2)
+	return !now.Before(half) || inter.cert.NotAfter.Before(now.Add(time.Duration(v.lastTTL.Load())))
+}
+
+// healthClass reports whether err says something about the CA's health
+// (an outage, a refusal, a CA that cannot cover an SVID) rather than about
+// one request.
+func healthClass(err error) bool {
+	return err != nil && (errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrRefused) || errors.Is(err, ca.ErrExpired))
+}
+
 // setHealth records whether Vault can serve the agent: nil, an outage
-// (ca.ErrUnavailable) or a refusal (ca.ErrRefused). An invalid request
-// says nothing about Vault, so it changes nothing.
+// (ca.ErrUnavailable), a refusal (ca.ErrRefused) or an issuer that cannot
+// cover an SVID (ca.ErrExpired). An invalid request says nothing about
+// Vault, so it changes nothing.
 func (v *CA) setHealth(err error) {
-	if err != nil && !errors.Is(err, ca.ErrUnavailable) && !errors.Is(err, ca.ErrRefused) {
+	if err != nil && !healthClass(err) {
 		return
 	}
 	v.mu.Lock()
@@ -235,7 +265,8 @@ func (v *CA) setHealth(err error) {
 
 // Health returns nil when the last exchange with Vault succeeded, else its
 // error: ca.ErrUnavailable for an outage, ca.ErrRefused when Vault turned
-// the agent away.
+// the agent away, ca.ErrExpired when Vault's issuer (or the intermediate)
+// has expired or cannot cover the last SVID lifetime asked for.
 func (v *CA) Health() error {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
@@ -293,8 +324,13 @@ func (v *CA) SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.
 	if req.TTL <= 0 || req.Key == nil {
 		return nil, fmt.Errorf("vault ca: %w: a key and a positive ttl are required", ca.ErrInvalidRequest)
 	}
+	v.lastTTL.Store(int64(req.TTL))
 	if v.cfg.Mode == ModeIntermediate {
 		return v.signLocally(req)
+	}
+	if err := v.issuerCovers(v.cfg.Clock.Now(), req.TTL); err != nil {
+		v.setHealth(err)
+		return nil, err
 	}
 	chain, err := v.signWithVault(ctx, req)
 	v.setHealth(err)
@@ -472,8 +508,14 @@ func (v *CA) signLocally(req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
 	inter := v.inter
 	v.mu.RUnlock()
 	now := v.cfg.Clock.Now()
-	if inter == nil || !now.Before(inter.cert.NotAfter) {
+	if inter == nil {
 		return nil, fmt.Errorf("vault ca: %w: no valid intermediate yet (Vault unreachable?)", ca.ErrUnavailable)
+	}
+	if err := v.intermediateCovers(inter, now, req.TTL, v.Health()); err != nil {
+		if errors.Is(err, ca.ErrExpired) {
+			v.setHealth(err)
+		}
+		return nil, err
 	}
 	leaf, err := ca.SignLeaf(inter.cert, inter.key, req, now)
 	if err != nil {

@@ -56,13 +56,19 @@ func newCA(t *testing.T, cfg vault.Config) *vault.CA {
 	return c
 }
 
+// sign asks for a 1h SVID.
 func sign(t *testing.T, c ca.Authority, path string, dns ...string) ([]*x509.Certificate, error) {
+	t.Helper()
+	return signFor(t, c, path, time.Hour, dns...)
+}
+
+func signFor(t *testing.T, c ca.Authority, path string, ttl time.Duration, dns ...string) ([]*x509.Certificate, error) {
 	t.Helper()
 	key, err := ca.KeyECP256.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.SignX509SVID(context.Background(), ca.X509SVIDRequest{ID: spiffeid.RequireFromPath(td, path), Key: key, TTL: time.Hour, DNSNames: dns})
+	return c.SignX509SVID(context.Background(), ca.X509SVIDRequest{ID: spiffeid.RequireFromPath(td, path), Key: key, TTL: ttl, DNSNames: dns})
 }
 
 func verify(t *testing.T, c ca.Authority, chain []*x509.Certificate, path string) {
@@ -181,6 +187,13 @@ func TestIntermediateIsRenewedAtHalfLife(t *testing.T) {
 	c := newCA(t, vault.Config{Address: srv.Addr, Mode: vault.ModeIntermediate, IntermediateTTL: 2 * time.Hour,
 		BundleRefresh: time.Minute, Clock: clk, Auth: vault.Auth{TokenFile: tokenFile(t, vaulttest.RootToken)}})
 	runCA(t, c)
+	// 30m SVIDs: Vault dates each intermediate from its real clock, so
+	// the one renewed at fake minute 62 has only 58 fake minutes left,
+	// and an intermediate never signs an SVID it cannot cover in full.
+	sign := func(t *testing.T, c ca.Authority, path string) ([]*x509.Certificate, error) {
+		t.Helper()
+		return signFor(t, c, path, 30*time.Minute)
+	}
 	first, err := sign(t, c, "/web")
 	if err != nil {
 		t.Fatal(err)
