@@ -2,17 +2,24 @@ package local_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // caFile returns the one CA file in dir.
@@ -163,5 +170,53 @@ func TestMissingOrWrongStateActivatesNewestCAWithWarning(t *testing.T) {
 				t.Fatalf("state.json after the decision: %q, %v; want it to record %s", data, err, before.Signing)
 			}
 		})
+	}
+}
+
+// A lost CA file must not silently put a new root in its place that signs
+// before workloads trust it: the new CA is published first and signs only
+// a minute later, and a warning names the missing file.
+func TestMissingCAFilePublishesNewCABeforeItSigns(t *testing.T) {
+	dir := t.TempDir()
+	clk := clocktesting.NewFakeClock(t0)
+	first := newCA(t, local.Config{Dir: dir, Clock: clk}).Authorities()
+	lost := caFile(t, dir)
+	if err := os.Remove(lost); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &testutil.Buffer{}
+	c := newCA(t, local.Config{Dir: dir, Clock: clk, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	got := c.Authorities()
+	if len(got.X509) != 1 || got.X509[0].Equal(first.X509[0]) || got.Signing != "" {
+		t.Fatalf("after losing %s: %d CAs, signing %q; want one new CA, published and not signing yet", lost, len(got.X509), got.Signing)
+	}
+	id := spiffeid.RequireFromString("spiffe://example.org/a")
+	key, err := ca.KeyECP256.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SignX509SVID(context.Background(), ca.X509SVIDRequest{ID: id, Key: key, TTL: time.Hour}); !errors.Is(err, ca.ErrUnavailable) {
+		t.Fatalf("signing right after publishing the new CA: err = %v, want ca.ErrUnavailable", err)
+	}
+	if warn := logs.String(); !strings.Contains(warn, `"level":"WARN"`) || !strings.Contains(warn, lost) {
+		t.Fatalf("no warning naming %s in:\n%s", lost, warn)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	changed := c.Changed()
+	testutil.Eventually(t, "the maintenance loop to wait on the clock", clk.HasWaiters)
+	clk.Step(time.Minute)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the published CA was not activated a minute later")
+	}
+	leaf := sign(t, c, id, time.Hour)[0]
+	if err := leaf.CheckSignatureFrom(got.X509[0]); err != nil {
+		t.Fatalf("a minute later the published CA does not sign: %v", err)
 	}
 }
