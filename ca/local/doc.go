@@ -15,13 +15,25 @@
 //     issued past their CA's NotAfter, so by then every SVID it signed has
 //     expired.
 //
+// A CA signs only within its validity and with ca.MinIssuerLife left; a
+// leaf lies within its CA's validity (ca.SignLeaf). When a successor
+// cannot be written (data dir read-only or full), Run retries with a
+// backoff from a second to a minute, logs what to do, and reports it
+// through Health and Config.OnHealth; once the active CA expires every
+// signature is refused with ca.ErrUnavailable saying so, never with an
+// SVID that does not chain.
+//
 // Loading refuses, naming the file, a CA file whose private key is not its
 // certificate's, whose certificate is not self-signed by that key, whose
 // JWT key is not EC P-256, or whose name is not ca-<SubjectKeyId>.pem:
 // such a CA would load and then fail every signature. When state.json is
 // missing or names no live CA while live CAs are on disk, the newest of
 // them (published before, so trusted by workloads) is activated with a
-// warning naming the file, rather than a new CA nobody trusts yet. That
+// warning naming the file, rather than a new CA nobody trusts yet; a
+// prepared CA is activated in preference. When no live CA is left in a
+// directory that held one (a lost CA file, an agent off past the CA's
+// life), a new CA is published a minute before it signs, with a warning
+// naming what was missing. That
 // the directory holds only what the agent wrote is for the caller to
 // check (the agent does, with agent/secpath).
 //
