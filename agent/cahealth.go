@@ -20,16 +20,30 @@ const (
 	// its credentials were rejected or the CA's policy forbids the call.
 	// Waiting does not help; an operator must act.
 	caRefused
+	// caExpired: the CA has expired, or cannot cover a full SVID
+	// lifetime (ca.ErrExpired): it signs nothing rather than an SVID that
+	// outlives it. Waiting does not help; an operator must rotate the CA
+	// or lower svid.ttl.
+	caExpired
 )
 
-// classifyCA sorts a CA call's result. A refusal is checked first: it is
-// never an outage, whatever else the error wraps.
+// Messages /ready gives for a CA that answered but cannot serve the agent.
+const (
+	readyRefused = "CA refused the agent's credentials (fix the agent's CA credentials or the CA's policy; waiting will not help)"
+	readyExpired = "CA cannot cover a full SVID lifetime: it has expired or expires too soon (rotate the CA or lower svid.ttl; waiting will not help)"
+)
+
+// classifyCA sorts a CA call's result. A refusal, then an expired CA, is
+// checked first: neither is ever an outage, whatever else the error wraps,
+// since each needs an operator.
 func classifyCA(err error) caState {
 	switch {
 	case err == nil:
 		return caAnswered
 	case errors.Is(err, ca.ErrRefused):
 		return caRefused
+	case errors.Is(err, ca.ErrExpired):
+		return caExpired
 	case errors.Is(err, ca.ErrUnavailable):
 		return caUnreachable
 	default:
@@ -38,22 +52,28 @@ func classifyCA(err error) caState {
 }
 
 // observeCA records what a CA call said about the CA, logs each change
-// and sets the ca_reachable metric: 1 when the CA answered, refusals
-// included, 0 when it could not be reached.
+// and sets the ca_reachable metric: 1 when the CA answered, refusals and
+// an expired CA included (/ready tells those apart), 0 when it could not
+// be reached.
 func (a *Agent) observeCA(err error) {
 	state := classifyCA(err)
 	if prev := caState(a.caState.Swap(int32(state))); prev != state {
 		switch state {
 		case caAnswered:
-			if prev == caRefused {
+			switch prev {
+			case caRefused:
 				a.log.Info("CA accepts the agent again")
-			} else {
+			case caExpired:
+				a.log.Info("CA covers a full SVID lifetime again")
+			default:
 				a.log.Info("CA reachable again")
 			}
 		case caUnreachable:
 			a.log.Error("CA unreachable; cached SVIDs are still served", "error", err)
 		case caRefused:
 			a.log.Error("CA refused the agent; cached SVIDs are still served, but none is renewed until an operator fixes the agent's CA credentials or the CA's policy", "error", err)
+		case caExpired:
+			a.log.Error("CA cannot cover a full SVID lifetime; cached SVIDs are still served until they expire, but none is renewed until an operator rotates the CA or lowers svid.ttl", "error", err)
 		}
 	}
 	if state == caUnreachable {
@@ -73,7 +93,9 @@ func (a *Agent) readiness() error {
 	case caUnreachable:
 		return errors.New("CA unreachable")
 	case caRefused:
-		return errors.New("CA refused the agent's credentials (fix the agent's CA credentials or the CA's policy; waiting will not help)")
+		return errors.New(readyRefused)
+	case caExpired:
+		return errors.New(readyExpired)
 	}
 	if a.podsReady != nil && !a.podsReady() {
 		return errors.New("pods of this node not listed yet")

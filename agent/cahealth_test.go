@@ -39,11 +39,29 @@ var caHealthSteps = []struct {
 		ready: "CA refused the agent's credentials (fix the agent's CA credentials or the CA's policy; waiting will not help)", reachable: 1},
 	{name: "accepted again", err: nil, reachable: 1, log: `level=INFO msg="CA accepts the agent again"`},
 	{name: "the request's fault is an answer", err: fmt.Errorf("vault: %w", ca.ErrInvalidRequest), reachable: 1},
+	{name: "issuer too short", err: fmt.Errorf("vault ca: %w: Vault's issuer r1 expires at T", ca.ErrExpired),
+		ready: readyExpiredText, reachable: 1,
+		log: `level=ERROR msg="CA cannot cover a full SVID lifetime; cached SVIDs are still served until they expire, but none is renewed until an operator rotates the CA or lowers svid.ttl" error="vault ca: ca: CA cannot cover a full SVID lifetime: Vault's issuer r1 expires at T"`},
+	{name: "a later call that reports it again logs nothing", err: fmt.Errorf("cache: issue: %w", ca.ErrExpired),
+		ready: readyExpiredText, reachable: 1},
+	{name: "an expired CA is never an outage, whatever else it wraps", err: errors.Join(ca.ErrUnavailable, ca.ErrExpired),
+		ready: readyExpiredText, reachable: 1},
+	{name: "outage after an expired CA", err: fmt.Errorf("vault: %w", ca.ErrUnavailable),
+		ready: "CA unreachable", reachable: 0, log: `level=ERROR msg="CA unreachable; cached SVIDs are still served" error="vault: ca: unavailable"`},
+	{name: "expired again", err: fmt.Errorf("vault ca: %w", ca.ErrExpired), ready: readyExpiredText, reachable: 1,
+		log: `level=ERROR msg="CA cannot cover a full SVID lifetime; cached SVIDs are still served until they expire, but none is renewed until an operator rotates the CA or lowers svid.ttl" error="vault ca: ca: CA cannot cover a full SVID lifetime"`},
+	{name: "rotated", err: nil, reachable: 1, log: `level=INFO msg="CA covers a full SVID lifetime again"`},
 }
 
-// A refusal (the CA answered and turned the agent away) and an outage are
-// told apart on /ready, in the log and in sworn_ca_reachable: an operator
-// must fix credentials for one and wait (or fix the network) for the other.
+// readyExpiredText is spelled out, not taken from the code, so a change
+// to what operators read on /ready shows here.
+const readyExpiredText = "CA cannot cover a full SVID lifetime: it has expired or expires too soon (rotate the CA or lower svid.ttl; waiting will not help)"
+
+// A refusal (the CA answered and turned the agent away), an expired CA
+// (one that cannot cover a full SVID lifetime) and an outage are told
+// apart on /ready, in the log and in sworn_ca_reachable: an operator must
+// fix credentials for the first, rotate the CA for the second, and wait
+// (or fix the network) for the last.
 func TestObserveCATellsARefusalFromAnOutage(t *testing.T) {
 	var logs bytes.Buffer
 	a := &Agent{
