@@ -32,6 +32,7 @@ type Agent struct {
 	registry *registry.Registry
 	cache    *cache.Cache
 	started  time.Time
+	lock     *dataDirLock // held from New until Run returns or Close
 
 	attestor  attest.Attestor
 	runPods   func(context.Context)
@@ -72,18 +73,37 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	if err := checkFiles(cfg, log); err != nil {
 		return nil, err
 	}
-	a.auth, a.runCA, err = newAuthority(cfg, log.With("component", "ca"), a.observeCA)
-	if err != nil {
+	// The lock comes before the first write to the data dir (checkFiles
+	// only creates the directory and reads): a second agent on the same
+	// data dir must be refused before it rewrites anything.
+	if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	a.cache = a.newCache()
-	trusted := a.bootstrapBundle()
-	a.cache.Restore(trusted)
-	if err := a.bootstrapFederation(); err != nil {
+	if err := a.open(); err != nil {
+		a.lock.release()
 		return nil, err
 	}
 	return a, nil
 }
+
+// open loads the agent's state from the locked data dir: the CA, the trust
+// bundle, persisted SVIDs and federated bundles.
+func (a *Agent) open() error {
+	removeTempFiles(a.cfg.DataDir, a.log)
+	var err error
+	a.auth, a.runCA, err = newAuthority(a.cfg, a.log.With("component", "ca"), a.observeCA)
+	if err != nil {
+		return err
+	}
+	a.cache = a.newCache()
+	a.restoreSVIDs(a.bootstrapBundle())
+	return a.bootstrapFederation()
+}
+
+// Close releases the data dir of an agent that will not Run (Run releases
+// it when it returns), so another agent may use it. It is safe to call
+// more than once.
+func (a *Agent) Close() { a.lock.release() }
 
 // newAttestor is the unix attestor, and the Kubernetes one when enabled.
 func (a *Agent) newAttestor() error {

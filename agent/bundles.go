@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -12,20 +15,17 @@ import (
 
 // bootstrapBundle puts the CA's authorities in the bundle store and returns
 // the X.509 ones. When the CA gave none at start (unreachable, or it
-// refused the agent) it serves the bundle the CA last gave instead, kept in the data dir, so persisted SVIDs can be
-// restored and verified by workloads.
+// refused the agent) it serves the bundle the CA last gave instead, kept in
+// the data dir, so persisted SVIDs can be restored and verified by
+// workloads. A last bundle that cannot be read is logged as an error naming
+// the file and what is wrong with it, never silently dropped.
 func (a *Agent) bootstrapBundle() []*x509.Certificate {
 	td := a.cfg.TrustDomainID()
 	trusted := a.auth.Authorities().X509
 	if len(trusted) > 0 {
 		a.saveBundle(trusted)
-	} else if b, err := x509bundle.Load(td, a.bundlePath()); err == nil {
-		trusted = b.X509Authorities()
-		why := "CA unreachable at start"
-		if caState(a.caState.Load()) == caRefused {
-			why = "CA refused the agent at start"
-		}
-		a.log.Warn(why+"; serving the last known trust bundle", "authorities", len(trusted))
+	} else {
+		trusted = a.lastBundle()
 	}
 	if len(trusted) > 0 {
 		a.bundles.SetX509Authorities(td, trusted)
@@ -34,6 +34,50 @@ func (a *Agent) bootstrapBundle() []*x509.Certificate {
 		a.bundles.SetJWTAuthorities(td, keys)
 	}
 	return trusted
+}
+
+// lastBundle reads the bundle the CA last gave, logging why it cannot.
+func (a *Agent) lastBundle() []*x509.Certificate {
+	why := "CA unreachable at start"
+	if caState(a.caState.Load()) == caRefused {
+		why = "CA refused the agent at start"
+	}
+	path := a.bundlePath()
+	b, err := x509bundle.Load(a.cfg.TrustDomainID(), path)
+	if err == nil && len(b.X509Authorities()) == 0 {
+		err = errors.New("it holds no CA certificate")
+	}
+	switch {
+	case err == nil:
+		a.log.Warn(why+"; serving the last known trust bundle", "file", path, "authorities", len(b.X509Authorities()))
+		return b.X509Authorities()
+	case errors.Is(err, fs.ErrNotExist):
+		a.log.Warn(why+"; no last known trust bundle yet", "file", path)
+	default:
+		a.log.Error(fmt.Sprintf("%s, and the last known trust bundle %s cannot be used: %v; persisted SVIDs are served only with the trust anchors kept in their own files until the CA answers (which rewrites %s); replace the file or bring the CA back", why, path, err, path),
+			"file", path, "error", err)
+	}
+	return nil
+}
+
+// restoreSVIDs serves the persisted SVIDs. Without a trusted bundle (the CA
+// gave none and the last one is missing or unreadable), the cache restores
+// those that verify against the trust anchors kept in their own files, and
+// those anchors are served as the bundle until the CA answers.
+//
+// Why that may be trusted: bundle.pem and the SVID files lie in the same
+// data dir, which only root or the agent's uid can write (New refuses to
+// start otherwise, see agent/secpath), so an anchor read from an SVID file
+// is exactly as trustworthy as one read from bundle.pem; a corrupt
+// bundle.pem says nothing against the other files. What it can be is
+// older than bundle.pem (a root retired since), so every SVID restored this
+// way is renewed as soon as the CA answers.
+func (a *Agent) restoreSVIDs(trusted []*x509.Certificate) {
+	n, anchors := a.cache.Restore(trusted)
+	if len(trusted) == 0 && len(anchors) > 0 {
+		a.bundles.SetX509Authorities(a.cfg.TrustDomainID(), anchors)
+		a.log.Warn("no trusted bundle: serving the trust anchors kept with the persisted SVIDs until the CA answers", "svids", n, "authorities", len(anchors))
+	}
 }
 
 // bundlePath is where the last bundle the CA gave is kept.
@@ -45,7 +89,9 @@ func (a *Agent) saveBundle(certs []*x509.Certificate) {
 		err = os.MkdirAll(a.cfg.DataDir, 0o700)
 	}
 	if err == nil {
-		err = renameio.WriteFile(a.bundlePath(), data, 0o644)
+		// The temp file stays in the data dir, where New removes it if a
+		// crash interrupts the write.
+		err = renameio.WriteFile(a.bundlePath(), data, 0o644, renameio.WithTempDir(a.cfg.DataDir))
 	}
 	if err != nil {
 		a.log.Warn("could not save the trust bundle", "error", err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/secpath"
@@ -35,4 +36,42 @@ func checkFiles(cfg *config.Config, log *slog.Logger) error {
 			cfg.SocketPath, dir, dir))
 	}
 	return nil
+}
+
+// removeTempFiles deletes what an interrupted atomic write left in the data
+// dir: renameio writes ".<name><random digits>" and renames it over
+// <name>, so a crash between the two leaves the temp file behind, holding
+// possibly a key. Nothing the agent keeps in the data dir starts with a
+// dot, so such a file is never state. The bundle and the SVID files are
+// written with their own directory as renameio's temp dir, so their temp
+// files are always here; a writer that leaves renameio to choose may put
+// its temp file in $TMPDIR instead, when that is on the same file system,
+// and that one is not found. It must run with the data dir locked, or it
+// could remove another agent's write in progress.
+func removeTempFiles(dir string, log *slog.Logger) {
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			log.Warn("cannot look for interrupted writes in the data dir", "path", path, "error", err)
+			return nil
+		}
+		if d.Type().IsRegular() && isRenameioTemp(d.Name()) {
+			if err := os.Remove(path); err != nil {
+				log.Warn("cannot remove a temp file left by an interrupted write", "file", path, "error", err)
+			} else {
+				log.Warn("removed a temp file left by an interrupted write", "file", path)
+			}
+		}
+		return nil
+	})
+}
+
+// isRenameioTemp reports whether name is "." + a file name + decimal
+// digits, as renameio names its temp files.
+func isRenameioTemp(name string) bool {
+	rest, ok := strings.CutPrefix(name, ".")
+	if !ok {
+		return false
+	}
+	base := strings.TrimRight(rest, "0123456789")
+	return base != "" && base != "." && len(base) < len(rest)
 }

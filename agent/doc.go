@@ -8,7 +8,14 @@
 // (agent/secpath says exactly what is checked), since the CA keys, CA state,
 // persisted SVIDs and bundles are taken from there. Directories it creates
 // for sockets and above the data dir are 0755, and it warns when other
-// users cannot reach the workload socket.
+// users cannot reach the workload socket. An agent holds an exclusive lock
+// on <data_dir>/lock from New until Run returns (or Close): a second agent
+// on the same data dir is refused, naming the holder's pid, before it
+// writes anything there. With the lock held, New removes the temp files an
+// interrupted atomic write left in the data dir. A last known bundle that
+// cannot be read is logged as an error naming the file, and persisted
+// SVIDs are then verified against the anchors kept in their own files
+// (agent/cache), never deleted for want of a bundle.
 //
 // Lifecycle guarantees: Run serves until its context ends, then ends every
 // Workload API stream cleanly, stops the gRPC servers gracefully and

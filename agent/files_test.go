@@ -216,11 +216,13 @@ func TestAgentRefusesDataDirOthersCouldWrite(t *testing.T) {
 				needRoot(t, "chown a file to another uid")
 			}
 			cfg := newConfig(t)
-			if _, err := agent.New(cfg, nil); err != nil { // writes the CA, state.json and bundle.pem
+			first, err := agent.New(cfg, nil) // writes the CA, state.json and bundle.pem
+			if err != nil {
 				t.Fatalf("first start: %v", err)
 			}
+			first.Close() // releases the data dir lock
 			path, fix := tt.setup(t, cfg.DataDir)
-			_, err := agent.New(cfg, nil)
+			_, err = agent.New(cfg, nil)
 			if err == nil {
 				t.Fatalf("agent started although %s", tt.name)
 			}
@@ -236,9 +238,11 @@ func TestAgentRefusesDataDirOthersCouldWrite(t *testing.T) {
 // data dir.
 func TestAgentAcceptsStickyWorldWritableParent(t *testing.T) {
 	cfg := newConfig(t)
-	if _, err := agent.New(cfg, nil); err != nil {
+	first, err := agent.New(cfg, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	first.Close() // releases the data dir lock
 	chmod(t, filepath.Dir(cfg.DataDir), os.ModeSticky|0o777)
 	if _, err := agent.New(cfg, nil); err != nil {
 		t.Fatalf("agent refused a safe data dir: %v", err)

@@ -26,8 +26,10 @@ import (
 //     admin API (at most 5 s), while the CA and the cache still run for
 //     the calls in flight;
 //  4. the other tasks are cancelled and awaited;
-//  5. the listeners are closed and the socket files removed.
+//  5. the listeners are closed and the socket files removed;
+//  6. the data dir lock is released.
 func (a *Agent) Run(ctx context.Context) error {
+	defer a.lock.release()
 	ls, err := a.listen()
 	if err != nil {
 		return err

@@ -13,6 +13,13 @@
 // A renewal that fails is retried with backoff while the old SVID keeps
 // being served; it is never replaced by nothing.
 //
+// With Dir set, SVIDs survive a restart (persist.go): Restore serves every
+// persisted SVID still valid, past its half-life or not (renewal is then
+// due at once), so a restart while the CA is down loses none. Without a
+// trusted bundle it verifies each against the trust anchors kept in its
+// own file instead, renews those at once, and removes nothing it could
+// not verify: only files that are expired, unparsable or misnamed go.
+//
 // Subscribers are told of every new SVID they hold through a coalescing
 // channel and read the full current set; they never see a partial update.
 // Keys are generated here and never logged; each issuance writes one audit

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,13 +23,27 @@ import (
 
 // Persistence: with Config.Dir set, every issued SVID is kept on disk (one
 // file of mode 0600 per identity, replaced by atomic rename) and removed
-// when the identity is dropped. After a restart, Restore serves those with
-// more than half their life left instead of asking the CA again, so rolling
-// out agents does not re-sign every SVID of every node at once. The
-// trade-off: SVID keys rest on the node's disk (as the CA key does for the
-// embedded CA), readable by root.
+// when the identity is dropped. After a restart, Restore serves every one
+// still valid instead of asking the CA again, so rolling out agents does
+// not re-sign every SVID of every node at once, and an agent restarted
+// while the CA is down keeps serving; those past their renewal time are
+// renewed at once. The trade-off: SVID keys rest on the node's disk (as
+// the CA key does for the embedded CA), readable by root.
+//
+// Each file also keeps the trust anchors the CA published when the SVID
+// was issued, so that an SVID can still be verified, and served with a
+// bundle, when the agent's last known bundle cannot be read.
 
-const entryBlock = "SWORN SVID ENTRY"
+const (
+	entryBlock  = "SWORN SVID ENTRY"
+	anchorBlock = "SWORN TRUST ANCHOR"
+)
+
+// anchorSource is a Signer that publishes its trust anchors, as every
+// ca.Authority does.
+type anchorSource interface {
+	Authorities() ca.Authorities
+}
 
 func (c *Cache) path(key string) string {
 	sum := sha256.Sum256([]byte(key))
@@ -41,9 +56,14 @@ func (c *Cache) persist(s *SVID) {
 	}
 	e := s.Entry
 	data := encodeSVID(s)
+	if src, ok := c.cfg.Signer.(anchorSource); ok {
+		data = append(data, encodeAnchors(src.Authorities().X509)...)
+	}
 	err := os.MkdirAll(c.cfg.Dir, 0o700)
 	if err == nil {
-		err = renameio.WriteFile(c.path(e.Key()), data, 0o600)
+		// The temp file stays in Dir, where the agent removes it at start
+		// if a crash interrupts the write.
+		err = renameio.WriteFile(c.path(e.Key()), data, 0o600, renameio.WithTempDir(c.cfg.Dir))
 	}
 	if err != nil {
 		c.cfg.Logger.Warn("could not persist SVID; it is still served", "spiffe_id", e.ID.String(), "error", err)
@@ -65,6 +85,34 @@ func encodeSVID(s *SVID) []byte {
 	return append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.KeyDER})...)
 }
 
+// encodeAnchors is the trust anchor blocks of an SVID's file. Older
+// agents skip blocks of a type they do not know.
+func encodeAnchors(anchors []*x509.Certificate) []byte {
+	var data []byte
+	for _, a := range anchors {
+		data = append(data, pem.EncodeToMemory(&pem.Block{Type: anchorBlock, Bytes: a.Raw})...)
+	}
+	return data
+}
+
+// parseAnchors returns the CA certificates of data's trust anchor blocks.
+func parseAnchors(data []byte) []*x509.Certificate {
+	var anchors []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return anchors
+		}
+		if b.Type != anchorBlock {
+			continue
+		}
+		if cert, err := x509.ParseCertificate(b.Bytes); err == nil && cert.IsCA {
+			anchors = append(anchors, cert)
+		}
+	}
+}
+
 func (c *Cache) unpersist(key string) {
 	if c.cfg.Dir == "" {
 		return
@@ -74,67 +122,119 @@ func (c *Cache) unpersist(key string) {
 	}
 }
 
-// Restore loads persisted SVIDs that still have more than half their life
-// left and chain to trusted, and removes the others. It returns how many
-// it restored.
-func (c *Cache) Restore(trusted []*x509.Certificate) int {
+// Restore serves the persisted SVIDs that are valid now and chain to
+// trusted, however little life they have left (renewal is then due at
+// once), and removes the files of the others. It returns how many it
+// restored.
+//
+// With trusted empty (the agent has no bundle it trusts: the CA gave none
+// and the last one is missing or unreadable) it serves instead those that
+// chain to the trust anchors kept in their own file, renews them as soon
+// as the CA answers, and also returns those anchors, for the agent to
+// serve as the bundle. Files it cannot verify then stay on disk for a
+// restart with a bundle: an unreadable bundle says nothing against them.
+// Files it cannot parse, whose name does not match their entry, or that
+// expired are removed either way.
+func (c *Cache) Restore(trusted []*x509.Certificate) (n int, anchors []*x509.Certificate) {
 	if c.cfg.Dir == "" {
-		return 0
+		return 0, nil
 	}
 	files, _ := filepath.Glob(filepath.Join(c.cfg.Dir, "*.pem"))
 	now := c.cfg.Clock.Now()
-	n := 0
+	unverified := len(trusted) == 0
 	for _, f := range files {
-		s, err := readSVID(f)
-		if err == nil {
-			leaf := s.Chain[0]
-			half := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
-			switch {
-			case !now.Before(half):
-				err = errors.New("less than half its life left")
-			case c.path(s.Entry.Key()) != f:
-				err = errors.New("file name does not match its entry")
-			default:
-				err = ca.CheckX509SVID(s.Chain, s.Entry.ID, trusted, now)
-			}
-		}
-		if err != nil {
-			c.cfg.Logger.Info("not restoring persisted SVID", "file", f, "reason", err)
+		s, roots, keep, err := c.checkFile(f, trusted, now)
+		switch {
+		case err != nil && keep:
+			c.cfg.Logger.Warn("persisted SVID kept on disk but not served", "file", f, "reason", err)
+		case err != nil:
+			c.cfg.Logger.Info("not restoring persisted SVID; file removed", "file", f, "reason", err)
 			_ = os.Remove(f)
-			continue
-		}
-		it := &item{key: s.Entry.Key(), entry: s.Entry, ready: make(chan struct{}), svid: s, subs: map[*Subscription]struct{}{}, idleSince: now}
-		close(it.ready)
-		c.mu.Lock()
-		_, exists := c.items[it.key]
-		if !exists {
-			c.items[it.key] = it
-		}
-		c.mu.Unlock()
-		if !exists {
-			c.sched.Track(it.key, validity(s))
+		case c.restore(s, now, unverified):
 			n++
+			if unverified {
+				anchors = addAnchors(anchors, roots)
+			}
 		}
 	}
 	if n > 0 {
-		c.cfg.Logger.Info("restored persisted SVIDs", "count", n)
+		c.cfg.Logger.Info("restored persisted SVIDs", "count", n, "verified_with", map[bool]string{false: "trust bundle", true: "trust anchors in their files"}[unverified])
 	}
-	return n
+	return n, anchors
 }
 
-func readSVID(path string) (*SVID, error) {
+// checkFile reads one persisted SVID file and verifies it against trusted,
+// or against the anchors in the file when trusted is empty; it returns
+// what it verified against. keep says that a file that failed might still
+// pass with a trusted bundle.
+func (c *Cache) checkFile(f string, trusted []*x509.Certificate, now time.Time) (s *SVID, roots []*x509.Certificate, keep bool, err error) {
+	s, own, err := readSVID(f)
+	switch {
+	case err != nil:
+		return nil, nil, false, err
+	case c.path(s.Entry.Key()) != f:
+		return nil, nil, false, errors.New("file name does not match its entry")
+	case !now.Before(s.Chain[0].NotAfter):
+		return nil, nil, false, fmt.Errorf("expired at %v", s.Chain[0].NotAfter)
+	case len(trusted) > 0:
+		return s, trusted, false, ca.CheckX509SVID(s.Chain, s.Entry.ID, trusted, now)
+	case len(own) == 0:
+		return nil, nil, true, errors.New("no trusted bundle, and the file keeps no trust anchors to verify it with")
+	}
+	if err := ca.CheckX509SVID(s.Chain, s.Entry.ID, own, now); err != nil {
+		return nil, nil, true, fmt.Errorf("no trusted bundle, and it does not verify against the trust anchors in its file: %w", err)
+	}
+	return s, own, false, nil
+}
+
+// restore caches s unless its identity is cached already, and schedules its
+// renewal: at once when it was not verified against a trusted bundle.
+func (c *Cache) restore(s *SVID, now time.Time, renewNow bool) bool {
+	it := &item{key: s.Entry.Key(), entry: s.Entry, ready: make(chan struct{}), svid: s, subs: map[*Subscription]struct{}{}, idleSince: now}
+	close(it.ready)
+	c.mu.Lock()
+	_, exists := c.items[it.key]
+	if !exists {
+		c.items[it.key] = it
+	}
+	c.mu.Unlock()
+	if exists {
+		return false
+	}
+	c.sched.Track(it.key, validity(s))
+	if renewNow {
+		c.sched.Force(it.key)
+	}
+	return true
+}
+
+// addAnchors adds to set the certificates of more it does not hold yet.
+func addAnchors(set, more []*x509.Certificate) []*x509.Certificate {
+	for _, a := range more {
+		if !slices.ContainsFunc(set, a.Equal) {
+			set = append(set, a)
+		}
+	}
+	return set
+}
+
+func readSVID(path string) (*SVID, []*x509.Certificate, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("mode %v lets others read the key", fi.Mode().Perm())
+		return nil, nil, fmt.Errorf("mode %v lets others read the key", fi.Mode().Perm())
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return parseSVID(data)
+	s, err := parseSVID(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, parseAnchors(data), nil
 }
 
 // parseSVID parses what encodeSVID wrote. What it accepts has an entry, a
