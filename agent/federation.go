@@ -6,16 +6,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sworn-id/sworn/agent/bundle"
@@ -30,47 +29,47 @@ func (a *Agent) federatedPath(td spiffeid.TrustDomain) string {
 }
 
 // setFederatedBundle stores a bundle given by an operator and keeps it for
-// restarts.
+// restarts. A bundle Decode refuses (bundle.ErrInvalid) changes nothing:
+// neither the stored copy nor what workloads are served. The copy is
+// written (atomically) before the store changes, so what workloads see is
+// always what a restart loads.
 func (a *Agent) setFederatedBundle(td spiffeid.TrustDomain, data []byte) (int, int, error) {
 	known := false
 	for _, f := range a.cfg.Federation.TrustDomains {
 		known = known || f.TrustDomain == td.Name()
 	}
 	if !known {
-		return 0, 0, fmt.Errorf("%s is not in federation.trust_domains", td)
+		return 0, 0, fmt.Errorf("agent: %w: %s is not in federation.trust_domains; add it to the agent's config first", bundle.ErrNotFederated, td)
 	}
-	b, err := parseBundle(td, data)
+	b, err := bundle.Decode(td, data)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("agent: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(a.federatedPath(td)), 0o700); err != nil {
-		return 0, 0, err
+	path := a.federatedPath(td)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return 0, 0, fmt.Errorf("agent: storing the bundle of %s: %w", td, err)
 	}
-	if err := renameio.WriteFile(a.federatedPath(td), data, 0o644); err != nil {
-		return 0, 0, err
+	if err := renameio.WriteFile(path, data, 0o644); err != nil {
+		return 0, 0, fmt.Errorf("agent: storing the bundle of %s: %w", td, err)
 	}
 	a.bundles.SetX509Authorities(td, b.X509Authorities())
 	a.bundles.SetJWTAuthorities(td, b.JWTAuthorities())
 	return len(b.X509Authorities()), len(b.JWTAuthorities()), nil
 }
 
-// bootstrapFederation loads the configured bootstrap bundles (an
-// operator's `sworn bundle set` first, else bundle_file), so that workloads
-// trust federated domains (and https_spiffe endpoints can be
-// authenticated) before the first fetch.
+// bootstrapFederation loads the bootstrap bundles (an operator's `sworn
+// bundle set` first, else bundle_file), so that workloads trust federated
+// domains (and https_spiffe endpoints can be authenticated) before the
+// first fetch.
 func (a *Agent) bootstrapFederation() error {
 	for _, f := range a.cfg.Federation.TrustDomains {
 		td, _ := spiffeid.TrustDomainFromString(f.TrustDomain)
-		path := a.federatedPath(td)
-		if _, err := os.Stat(path); err != nil {
-			path = f.BundleFile
-		}
-		if path == "" {
-			continue
-		}
-		b, err := loadBundleFile(td, path)
+		b, err := a.bootstrapBundleOf(td, f.BundleFile)
 		if err != nil {
-			return fmt.Errorf("agent: federation %s: %s: %w", td, path, err)
+			return err
+		}
+		if b == nil {
+			continue
 		}
 		a.bundles.SetX509Authorities(td, b.X509Authorities())
 		if keys := b.JWTAuthorities(); len(keys) > 0 {
@@ -80,30 +79,33 @@ func (a *Agent) bootstrapFederation() error {
 	return nil
 }
 
-// loadBundleFile reads a SPIFFE bundle (JSON) or PEM CA certificates.
-func loadBundleFile(td spiffeid.TrustDomain, path string) (*spiffebundle.Bundle, error) {
-	data, err := os.ReadFile(path)
+// bootstrapBundleOf is td's stored bundle, else bundleFile's, else nil.
+//
+// A stored bundle that does not load (a disk fault, a hand edit; `sworn
+// bundle set` never stores one) is logged by name and passed over for
+// bundle_file and the endpoint: refusing to start would take every
+// workload's SVIDs away for one federated domain. It is left in place for
+// the operator to look at, and replaced by the next `sworn bundle set`.
+// bundle_file is the operator's config: one that does not load stops the
+// agent with an error naming it, as any config error does.
+func (a *Agent) bootstrapBundleOf(td spiffeid.TrustDomain, bundleFile string) (*spiffebundle.Bundle, error) {
+	stored := a.federatedPath(td)
+	b, err := bundle.Load(td, stored)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		a.log.Error("the federated bundle `sworn bundle set` stored cannot be used; using bundle_file and the bundle endpoint instead: run `sworn bundle set` again",
+			"trust_domain", td.Name(), "file", stored, "bundle_file", bundleFile, "error", err)
+	}
+	if bundleFile == "" {
+		return nil, nil
+	}
+	b, err = bundle.Load(td, bundleFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("agent: federation %s: bundle_file: %w", td, err)
 	}
-	return parseBundle(td, data)
-}
-
-// parseBundle reads a SPIFFE bundle (JSON, with bundle.Parse's
-// limits) or PEM CA certificates, and refuses either when a CA names
-// another trust domain.
-func parseBundle(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
-	if strings.HasPrefix(strings.TrimSpace(string(data)), "{") {
-		return bundle.Parse(td, data)
-	}
-	xb, err := x509bundle.Parse(td, data)
-	if err != nil {
-		return nil, err
-	}
-	if err := bundle.CheckTrustDomain(td, xb.X509Authorities()); err != nil {
-		return nil, err
-	}
-	return spiffebundle.FromX509Bundle(xb), nil
+	return b, nil
 }
 
 // runFederation starts, as tasks, a watch of every federated bundle and

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent/admin/adminpb"
 	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/bundle"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/peer"
 	"github.com/sworn-id/sworn/agent/registry"
@@ -45,7 +46,9 @@ type Config struct {
 	Started     time.Time
 	// AllowedUIDs may call besides root.
 	AllowedUIDs []uint32
-	// SetFederatedBundle stores a federated bundle; nil refuses.
+	// SetFederatedBundle stores a federated bundle; nil refuses. Its
+	// errors of class bundle.ErrInvalid are the caller's (InvalidArgument),
+	// bundle.ErrNotFederated the config's (FailedPrecondition).
 	SetFederatedBundle func(td spiffeid.TrustDomain, data []byte) (x509, jwt int, err error)
 	Logger             *slog.Logger
 }
@@ -208,8 +211,13 @@ func (s *Server) SetFederatedBundle(_ context.Context, req *adminpb.SetFederated
 		return nil, status.Error(codes.Unimplemented, "federation is not configured")
 	}
 	x, j, err := s.cfg.SetFederatedBundle(td, req.GetBundle())
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	switch {
+	case errors.Is(err, bundle.ErrInvalid):
+		return nil, status.Errorf(codes.InvalidArgument, "%v; nothing changed: workloads keep the bundle they have", err)
+	case errors.Is(err, bundle.ErrNotFederated):
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "%v; nothing changed: workloads keep the bundle they have", err)
 	}
 	s.cfg.Logger.Info("federated bundle set", "trust_domain", td.Name(), "x509_authorities", x, "jwt_authorities", j)
 	return &adminpb.SetFederatedBundleResponse{X509Authorities: int32(x), JwtAuthorities: int32(j)}, nil

@@ -11,14 +11,21 @@
 //
 // A foreign bundle endpoint is another organisation's server, or one an
 // attacker took over. Every foreign bundle the agent takes in goes through
-// Fetch, Parse or CheckTrustDomain (the watcher, `sworn bundle set`,
-// bundle files and `sworn bundle fetch`): an answer that is not 200, is
+// Fetch or Parse (the watcher, `sworn bundle fetch`) or Decode and Load
+// (`sworn bundle set`, bundle_file, the stored copy): an answer that is not 200, is
 // larger than MaxBytes, holds more than MaxAuthorities authorities or
 // holds a CA whose SPIFFE URI SAN names another trust domain is refused;
 // redirects are not followed and one fetch is bounded by a timeout. A Federation
 // keeps the last good bundle when a fetch fails or is refused, never
 // empties a trust domain, and clamps the peer's refresh hint to
 // [MinRefresh, MaxRefresh].
+//
+// An operator's file replaces a trust domain's bundle for every workload,
+// so Decode also refuses what would empty or shrink it unnoticed: an empty
+// file, one with no X.509 authority, a PEM block that does not decode (a
+// truncated or garbled file), a PEM block that is not a certificate, data
+// after the last block. Its refusals are of class ErrInvalid and say what
+// to give instead; Load's name the file.
 //
 // Workloads do not import this package; what they need is in trust.
 package bundle

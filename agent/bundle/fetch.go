@@ -82,35 +82,56 @@ func Fetch(ctx context.Context, client *http.Client, td spiffeid.TrustDomain, ur
 }
 
 // Parse parses a SPIFFE bundle (JSON) for td from a peer and checks it as
-// Fetch does.
+// Fetch does. Its refusals are ErrInvalid.
 func Parse(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
+	b, err := parseJSON(td, data)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	return b, nil
+}
+
+func parseJSON(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
 	if len(data) > MaxBytes {
-		return nil, fmt.Errorf("bundle: bundle for %s is larger than %d bytes; refused", td, MaxBytes)
+		return nil, invalid{fmt.Errorf("bundle for %s is larger than %d bytes; refused", td, MaxBytes)}
 	}
 	b, err := spiffebundle.Parse(td, data)
 	if err != nil {
-		return nil, fmt.Errorf("bundle: bundle for %s: %w", td, err)
+		return nil, invalid{fmt.Errorf("bundle for %s: %w", td, err)}
 	}
-	if n := len(b.X509Authorities()) + len(b.JWTAuthorities()); n > MaxAuthorities {
-		return nil, fmt.Errorf("bundle: bundle for %s holds %d authorities, more than %d; refused", td, n, MaxAuthorities)
-	}
-	if err := CheckTrustDomain(td, b.X509Authorities()); err != nil {
+	if err := checkLimits(td, b); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// checkLimits refuses more than MaxAuthorities authorities and a CA of
+// another trust domain.
+func checkLimits(td spiffeid.TrustDomain, b *spiffebundle.Bundle) error {
+	if n := len(b.X509Authorities()) + len(b.JWTAuthorities()); n > MaxAuthorities {
+		return invalid{fmt.Errorf("bundle for %s holds %d authorities, more than %d; refused", td, n, MaxAuthorities)}
+	}
+	return checkTrustDomain(td, b.X509Authorities())
 }
 
 // CheckTrustDomain refuses CA certificates that name, in a SPIFFE URI SAN,
 // a trust domain other than td: a bundle served for the wrong trust domain
 // must never be trusted for this one.
 func CheckTrustDomain(td spiffeid.TrustDomain, authorities []*x509.Certificate) error {
+	if err := checkTrustDomain(td, authorities); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	return nil
+}
+
+func checkTrustDomain(td spiffeid.TrustDomain, authorities []*x509.Certificate) error {
 	for _, c := range authorities {
 		for _, u := range c.URIs {
 			if !strings.EqualFold(u.Scheme, "spiffe") {
 				continue
 			}
 			if id, err := spiffeid.FromURI(u); err == nil && id.TrustDomain() != td {
-				return fmt.Errorf("bundle: bundle for %s holds a CA of %s; refused", td, id.TrustDomain())
+				return invalid{fmt.Errorf("bundle for %s holds a CA of %s; refused", td, id.TrustDomain())}
 			}
 		}
 	}

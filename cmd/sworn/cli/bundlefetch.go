@@ -105,16 +105,30 @@ func newBundleSetCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set --trust-domain TD --file F",
 		Short: "Give the agent a federated trust domain's bundle (SPIFFE JSON or PEM), kept across restarts",
-		Args:  cobra.NoArgs,
+		Long: `Give the agent a federated trust domain's bundle: SPIFFE bundle JSON (as
+sworn bundle fetch prints it) or PEM CA certificates. Workloads get it at once and
+it is kept across restarts, ahead of bundle_file. A file that is empty, garbled,
+truncated or holds no CA certificate is refused, here and by the agent, and the
+bundle in use is kept.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, err := spiffeid.TrustDomainFromString(td)
+			if err != nil {
+				return fmt.Errorf("--trust-domain: %w", err)
+			}
 			data, err := os.ReadFile(file)
 			if err != nil {
-				return err
+				return fmt.Errorf("bundle set: %w", err)
+			}
+			// Checked here too, so the error names the file and an older
+			// agent that would take it never sees it.
+			if _, err := bundle.Decode(id, data); err != nil {
+				return fmt.Errorf("bundle set: %s: %w", file, err)
 			}
 			return o.call(cmd, func(ctx context.Context, client adminpb.AdminClient) error {
 				resp, err := client.SetFederatedBundle(ctx, &adminpb.SetFederatedBundleRequest{TrustDomain: td, Bundle: data})
 				if err != nil {
-					return fmt.Errorf("bundle set: %w", err)
+					return fmt.Errorf("bundle set: %s: %w", file, err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "bundle of %s set: %d X.509 authorities, %d JWT keys\n", td, resp.GetX509Authorities(), resp.GetJwtAuthorities())
 				return nil

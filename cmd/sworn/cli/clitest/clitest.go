@@ -26,3 +26,19 @@ func Run(tb testing.TB, args ...string) string {
 	}
 	return out.String()
 }
+
+// Fail runs `sworn args...`, which must fail, and returns its error; a
+// command that succeeds fails the test, showing its output.
+func Fail(tb testing.TB, args ...string) error {
+	tb.Helper()
+	cmd := cli.NewCommand(context.Background())
+	var out strings.Builder
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		tb.Fatalf("sworn %s succeeded; want it refused\n%s", strings.Join(args, " "), out.String())
+	}
+	return err
+}
