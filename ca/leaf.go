@@ -75,18 +75,20 @@ func SignLeaf(parent *x509.Certificate, parentKey crypto.Signer, req X509SVIDReq
 	return leaf, nil
 }
 
-// CheckIssuerLife returns an ErrUnavailable error, naming the issuer and
-// the time, unless issuer may sign at now: valid, with at least
-// MinIssuerLife left.
+// CheckIssuerLife returns an error wrapping ErrExpired (so the agent fails
+// readiness saying the CA must be rotated, not that it is unreachable) and
+// ErrUnavailable (a later call may succeed, once a successor signs),
+// naming the issuer and the time, unless issuer may sign at now: valid,
+// with at least MinIssuerLife left.
 func CheckIssuerLife(issuer *x509.Certificate, now time.Time) error {
 	name := issuer.Subject.CommonName
 	switch {
 	case now.Before(issuer.NotBefore):
-		return fmt.Errorf("%w: issuer %q is not valid until %s (now %s); check the clock", ErrUnavailable, name, issuer.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w (%w): issuer %q is not valid until %s (now %s); check the clock", ErrExpired, ErrUnavailable, name, issuer.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	case !now.Before(issuer.NotAfter):
-		return fmt.Errorf("%w: issuer %q expired at %s", ErrUnavailable, name, issuer.NotAfter.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w (%w): issuer %q expired at %s", ErrExpired, ErrUnavailable, name, issuer.NotAfter.UTC().Format(time.RFC3339))
 	case issuer.NotAfter.Sub(now) < MinIssuerLife:
-		return fmt.Errorf("%w: issuer %q expires at %s, less than %v from now; no SVID is signed until its successor signs", ErrUnavailable, name, issuer.NotAfter.UTC().Format(time.RFC3339), MinIssuerLife)
+		return fmt.Errorf("%w (%w): issuer %q expires at %s, less than %v from now; no SVID is signed until its successor signs", ErrExpired, ErrUnavailable, name, issuer.NotAfter.UTC().Format(time.RFC3339), MinIssuerLife)
 	}
 	return nil
 }

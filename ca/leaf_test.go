@@ -44,8 +44,8 @@ func TestSignLeafStaysWithinIssuerLife(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			leaf, err := ca.SignLeaf(issuer.Cert, issuer.Key, ca.X509SVIDRequest{ID: id, Key: testutil.NewKey(t), TTL: 10 * time.Minute}, tt.now)
 			if tt.refused != "" {
-				if !errors.Is(err, ca.ErrUnavailable) || !strings.Contains(err.Error(), tt.refused) {
-					t.Fatalf("err = %v, want ca.ErrUnavailable saying %q", err, tt.refused)
+				if !errors.Is(err, ca.ErrUnavailable) || !errors.Is(err, ca.ErrExpired) || !strings.Contains(err.Error(), tt.refused) {
+					t.Fatalf("err = %v, want ca.ErrExpired and ca.ErrUnavailable saying %q", err, tt.refused)
 				}
 				return
 			}
