@@ -184,7 +184,7 @@ func TestLifeWithUnwritableDataDir(t *testing.T) {
 		t.Fatalf("after expiry: bundle of %d CAs signed by %q, want none", len(got.X509), got.Signing)
 	}
 	last := r.refused[len(r.refused)-1]
-	if !errors.Is(last, ca.ErrUnavailable) || !strings.Contains(last.Error(), "make "+dir+" writable") {
+	if !errors.Is(last, ca.ErrUnavailable) || !errors.Is(last, ca.ErrExpired) || !strings.Contains(last.Error(), "make "+dir+" writable") {
 		t.Fatalf("refusal after expiry = %v, want ca.ErrUnavailable saying to make %s writable", last, dir)
 	}
 

@@ -173,7 +173,9 @@ func (c *CA) signer(now time.Time) (*generation, error) {
 		return nil, fmt.Errorf("local ca: %w: CA %s is published and starts signing at %s, once workloads trust it%s",
 			ca.ErrUnavailable, c.next.id, c.signsFrom.UTC().Format(time.RFC3339), why)
 	default:
-		return nil, fmt.Errorf("local ca: %w: no CA is active%s", ca.ErrUnavailable, why)
+		// No live CA left: an operator must act (ErrExpired), and a
+		// later call may succeed once a successor signs (ErrUnavailable).
+		return nil, fmt.Errorf("local ca: %w (%w): no CA is active%s", ca.ErrExpired, ca.ErrUnavailable, why)
 	}
 }
 
