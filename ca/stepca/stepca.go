@@ -12,7 +12,9 @@
 // first connection pinned by the root's SHA-256 fingerprint or a root file,
 // refreshed on an interval and pushed on change. Unreachable step-ca wraps
 // ca.ErrUnavailable: cached SVIDs stay served and renewals back off, as
-// with Vault.
+// with Vault. Every exchange reports its class to OnHealth, a bundle
+// refresh included (bounded by bundle_refresh, at most 10s, so a paused
+// step-ca is an outage, not a refresh that never returns).
 //
 // Config is also the agent's ca.stepca section: its YAML keys, its default
 // (ApplyDefaults) and its one Validate (the https URL, exactly one root
@@ -30,6 +32,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/smallstep/certificates/api"
 	stepclient "github.com/smallstep/certificates/ca"
@@ -91,18 +94,30 @@ func (c *CA) Run(ctx context.Context) error {
 			return nil
 		case <-t.C():
 		}
-		if err := c.refresh(ctx); err != nil && ctx.Err() == nil {
+		// A paused step-ca answers no request: bound each refresh, so an
+		// outage is reported rather than waited on forever.
+		rctx, cancel := context.WithTimeout(ctx, min(c.cfg.BundleRefresh, refreshTimeout))
+		err := c.refresh(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			c.cfg.Logger.Warn("could not refresh step-ca roots; keeping the last bundle", "error", err)
 		}
 		t.Reset(c.cfg.BundleRefresh)
 	}
 }
 
+// refreshTimeout bounds one refresh (as step's client bounds a TLS
+// handshake).
+const refreshTimeout = 10 * time.Second
+
 func (c *CA) refresh(ctx context.Context) error {
 	roots, err := c.client.RootsWithContext(ctx)
+	if err != nil {
+		err = fmt.Errorf("stepca: roots: %w", classify(err))
+	}
 	c.health(err)
 	if err != nil {
-		return fmt.Errorf("stepca: roots: %w", classify(err))
+		return err
 	}
 	var certs []*x509.Certificate
 	for _, r := range roots.Certificates {
@@ -231,11 +246,15 @@ func (c *CA) Changed() <-chan struct{} {
 	return c.changed.Changed()
 }
 
+// health tells OnHealth about an exchange with step-ca: nil, or an outage.
+// err must already be classified, so that the agent sees the class
+// (ca.ErrUnavailable) and not a bare client error it would take for an
+// answer. Other errors say nothing about step-ca and are not reported.
 func (c *CA) health(err error) {
 	if c.cfg.OnHealth == nil {
 		return
 	}
-	if err != nil && !errors.Is(classify(err), ca.ErrUnavailable) {
+	if err != nil && !errors.Is(err, ca.ErrUnavailable) {
 		return
 	}
 	c.cfg.OnHealth(err)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,23 +126,31 @@ func (s *Server) NewClient(tb testing.TB, token string) *api.Client {
 }
 
 // Proxy forwards loopback TCP connections to a target. Down closes the
-// listener and every open connection (clients get connection refused); Up
-// listens again on the same address.
+// listener and every open connection (clients get connection refused);
+// Hang cuts open connections and then accepts new ones but never answers
+// (a paused server: clients wait until their own timeout); Up undoes
+// either, on the same address.
 type Proxy struct {
-	Addr     string // http://127.0.0.1:port
+	Addr     string // scheme://127.0.0.1:port, the target's scheme
 	target   string
 	hostport string
 
 	mu    sync.Mutex
 	l     net.Listener
+	hung  bool
 	conns map[net.Conn]struct{}
 }
 
-// NewProxy starts a proxy to target ("http://host:port") until the test ends.
+// NewProxy starts a proxy to target ("http://host:port" or
+// "https://host:port"; TLS passes through) until the test ends.
 func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
+	scheme, host, ok := strings.Cut(target, "://")
+	if !ok {
+		tb.Fatalf("proxy target %q has no scheme", target)
+	}
 	hostport := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(tb))
-	p := &Proxy{Addr: "http://" + hostport, target: target[len("http://"):], hostport: hostport, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{Addr: scheme + "://" + hostport, target: host, hostport: hostport, conns: map[net.Conn]struct{}{}}
 	if err := p.Up(); err != nil {
 		tb.Fatal(err)
 	}
@@ -149,10 +158,14 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	return p
 }
 
-// Up starts accepting connections again.
+// Up starts forwarding connections again.
 func (p *Proxy) Up() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.hung {
+		p.cutLocked() // the held connections never got an answer
+		p.hung = false
+	}
 	if p.l != nil {
 		return nil
 	}
@@ -180,6 +193,19 @@ func (p *Proxy) Down() {
 		_ = p.l.Close()
 		p.l = nil
 	}
+	p.cutLocked()
+}
+
+// Hang cuts open connections and holds new ones open without a byte of
+// answer until Up or Down.
+func (p *Proxy) Hang() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hung = true
+	p.cutLocked()
+}
+
+func (p *Proxy) cutLocked() {
 	for c := range p.conns {
 		_ = c.Close()
 	}
@@ -197,6 +223,15 @@ func (p *Proxy) serve(l net.Listener) {
 }
 
 func (p *Proxy) forward(c net.Conn) {
+	p.mu.Lock()
+	hung := p.hung
+	if hung {
+		p.conns[c] = struct{}{} // closed by the next Up, Down or Hang
+	}
+	p.mu.Unlock()
+	if hung {
+		return
+	}
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		_ = c.Close()
