@@ -1,0 +1,139 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+
+	"github.com/sworn-id/sworn/agent"
+	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+)
+
+// A second agent on the same data dir is refused before it writes there,
+// naming the agent that holds it; once that one stops, the data dir is
+// free again.
+func TestSecondAgentOnTheSameDataDirIsRefusedBeforeWritingAnything(t *testing.T) {
+	cfg := newConfig(t)
+	first := startAgent(t, cfg)
+	bundlePath := filepath.Join(cfg.DataDir, "bundle.pem")
+	before, data := statAndRead(t, bundlePath)
+
+	second := *cfg // other sockets, same data dir
+	dir := filepath.Dir(cfg.SocketPath)
+	second.SocketPath, second.AdminSocketPath = filepath.Join(dir, "w2.sock"), filepath.Join(dir, "a2.sock")
+	_, err := agent.New(&second, nil)
+	want := fmt.Sprintf("agent: data dir %s is in use by another sworn agent (pid %d); stop it or use another data_dir", cfg.DataDir, os.Getpid())
+	if err == nil || err.Error() != want {
+		t.Fatalf("second agent on the same data dir: %v, want %q", err, want)
+	}
+	after, again := statAndRead(t, bundlePath)
+	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) || !bytes.Equal(data, again) {
+		t.Fatal("the refused agent rewrote bundle.pem")
+	}
+
+	if err := first.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(&second, nil)
+	if err != nil {
+		t.Fatalf("the data dir is still locked after the first agent stopped: %v", err)
+	}
+	a.Close()
+}
+
+func statAndRead(t *testing.T, path string) (os.FileInfo, []byte) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi, data
+}
+
+// Temp files a crash left between renameio's write and its rename are
+// removed at start, each logged; files that are not such temp files stay.
+func TestStartRemovesTempFilesOfInterruptedWrites(t *testing.T) {
+	cfg := newConfig(t)
+	a, err := agent.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	planted := []string{
+		filepath.Join(cfg.DataDir, ".bundle.pem8674665223082153551"),
+		filepath.Join(cfg.DataDir, "svids", ".0123456789abcdef0123456789abcdef.pem42"),
+	}
+	kept := filepath.Join(cfg.DataDir, "svids", "notes.pem1")
+	for _, f := range append(planted, kept) {
+		writeFile(t, f, 0o600)
+	}
+	logs := runLogged(t, cfg)
+	for _, f := range planted {
+		if _, err := os.Lstat(f); !os.IsNotExist(err) {
+			t.Errorf("temp file %s left in place (%v)", f, err)
+		}
+		if line := fmt.Sprintf(`"msg":"removed a temp file left by an interrupted write","file":%q`, f); !strings.Contains(logs.String(), line) {
+			t.Errorf("no log line %s", line)
+		}
+	}
+	if _, err := os.Lstat(kept); err != nil {
+		t.Errorf("removed %s, which is no temp file: %v", kept, err)
+	}
+}
+
+// Restarted while Vault is down and with bundle.pem garbled, the agent
+// names the bad file in an error, keeps every persisted SVID, and serves
+// them with the trust anchors kept in their files, which the SVIDs verify
+// against; none is deleted for want of a bundle.
+func TestRestartWithCADownAndCorruptBundleServesPersistedSVIDs(t *testing.T) {
+	srv, _ := startVault(t)
+	proxy := vaulttest.NewProxy(t, srv.Addr)
+	cfg := vaultConfig(t, proxy.Addr, "intermediate")
+	first := startAgent(t, cfg)
+	svid, err := newSource(t, first).GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	bundlePath := filepath.Join(cfg.DataDir, "bundle.pem")
+	if err := os.WriteFile(bundlePath, []byte("-----BEGIN CERTIFICATE-----\ngarbled\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Down()
+	logs := runLogged(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	x509ctx, err := workloadapi.FetchX509Context(ctx, workloadapi.WithAddr("unix://"+cfg.SocketPath))
+	if err != nil {
+		t.Fatalf("fetch from an agent restarted with Vault down and bundle.pem garbled: %v\nlogs:\n%s", err, logs)
+	}
+	again := x509ctx.DefaultSVID()
+	if again.Certificates[0].SerialNumber.Cmp(svid.Certificates[0].SerialNumber) != 0 {
+		t.Fatal("the persisted SVID was not served")
+	}
+	if _, _, err := x509svid.Verify(again.Certificates, x509ctx.Bundles); err != nil {
+		t.Fatalf("the served SVID does not verify against the served bundle: %v", err)
+	}
+	want := fmt.Sprintf(`"level":"ERROR","msg":"CA unreachable at start, and the last known trust bundle %s cannot be used: x509bundle: cannot parse certificate`, bundlePath)
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("no error naming the bad bundle file (%s); logs:\n%s", want, logs)
+	}
+	if files, _ := filepath.Glob(filepath.Join(cfg.DataDir, "svids", "*.pem")); len(files) != 1 {
+		t.Fatalf("persisted SVID files: %v, want the one kept", files)
+	}
+}
