@@ -16,15 +16,17 @@ import (
 
 // newAuthority builds the configured CA backend and the loop that keeps it
 // current. The file's section already is the backend's Config; only the
-// fields no file sets are filled in here, on a copy. A remote CA gets 30 seconds to answer at start; if it does not,
-// the backend still comes up and keeps trying, reporting to onHealth.
+// fields no file sets are filled in here, on a copy. A remote CA gets 30
+// seconds to answer at start; if it does not, the backend still comes up
+// and keeps trying. Every backend reports its health to onHealth (the
+// embedded CA: whether a CA can still sign once its successor failed).
 func newAuthority(cfg *config.Config, log *slog.Logger, onHealth func(error)) (ca.Authority, func(context.Context) error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	switch cfg.CA.Type {
 	case "local":
 		lc := cfg.CA.Local
-		lc.TrustDomain, lc.Dir, lc.Logger = cfg.TrustDomainID(), filepath.Join(cfg.DataDir, "ca"), log
+		lc.TrustDomain, lc.Dir, lc.Logger, lc.OnHealth = cfg.TrustDomainID(), filepath.Join(cfg.DataDir, "ca"), log, onHealth
 		c, err := local.New(lc)
 		if err != nil {
 			return nil, nil, fmt.Errorf("agent: %w", err)
