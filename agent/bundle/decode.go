@@ -117,10 +117,10 @@ func parsePEM(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error
 		rest = next
 	}
 	switch {
-	case n == 0:
-		return nil, invalid{fmt.Errorf("bundle for %s is neither SPIFFE bundle JSON nor PEM; refused", td)}
 	case bytes.Count(data, []byte("-----BEGIN ")) != n || bytes.Count(data, []byte("-----END ")) != n:
 		return nil, invalid{fmt.Errorf("bundle for %s has a PEM block that does not decode (a truncated or garbled file?); refused", td)}
+	case n == 0:
+		return nil, invalid{fmt.Errorf("bundle for %s is neither SPIFFE bundle JSON nor PEM; refused", td)}
 	case len(bytes.TrimSpace(rest)) > 0:
 		return nil, invalid{fmt.Errorf("bundle for %s has data after its last PEM block (a truncated or garbled file?); refused", td)}
 	}
