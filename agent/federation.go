@@ -49,7 +49,10 @@ func (a *Agent) setFederatedBundle(td spiffeid.TrustDomain, data []byte) (int, i
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return 0, 0, fmt.Errorf("agent: storing the bundle of %s: %w", td, err)
 	}
-	if err := renameio.WriteFile(path, data, 0o644); err != nil {
+	// Staged beside the file, never in $TMPDIR, so an interrupted write
+	// leaves its temp file in the data dir, where the start-up sweep
+	// removes it.
+	if err := renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(filepath.Dir(path))); err != nil {
 		return 0, 0, fmt.Errorf("agent: storing the bundle of %s: %w", td, err)
 	}
 	a.bundles.SetX509Authorities(td, b.X509Authorities())

@@ -41,7 +41,7 @@ func WriteSVIDFiles(dir string, svid *x509svid.SVID, bundle *x509bundle.Bundle) 
 		{BundleFile, encodeCerts(bundle.X509Authorities()), 0o644},
 	}
 	for _, f := range files {
-		if err := renameio.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+		if err := renameio.WriteFile(filepath.Join(dir, f.name), f.data, f.mode, renameio.WithTempDir(dir)); err != nil {
 			return fmt.Errorf("trust: write %s: %w", f.name, err)
 		}
 	}
@@ -74,7 +74,7 @@ func WriteFederatedBundles(dir string, bundles []*x509bundle.Bundle) error {
 	for _, b := range bundles {
 		data = append(data, encodeCerts(b.X509Authorities())...)
 	}
-	if err := renameio.WriteFile(path, data, 0o644); err != nil {
+	if err := renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(dir)); err != nil {
 		return fmt.Errorf("trust: write %s: %w", FederatedBundleFile, err)
 	}
 	return nil

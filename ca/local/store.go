@@ -172,7 +172,7 @@ func (s *store) save(a *generation) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(s.path(a.id), data, 0o600); err != nil {
+	if err := renameio.WriteFile(s.path(a.id), data, 0o600, renameio.WithTempDir(s.dir)); err != nil {
 		return fmt.Errorf("write CA: %w", err)
 	}
 	return nil
@@ -203,7 +203,7 @@ func (s *store) saveState(st stateFile) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(s.statePath(), append(data, '\n'), 0o600); err != nil {
+	if err := renameio.WriteFile(s.statePath(), append(data, '\n'), 0o600, renameio.WithTempDir(s.dir)); err != nil {
 		return fmt.Errorf("record CA state: %w", err)
 	}
 	return nil
