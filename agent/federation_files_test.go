@@ -141,7 +141,7 @@ func TestLastGoodFederatedBundleSurvivesARestart(t *testing.T) {
 	if err := ta.Stop(t); err != nil {
 		t.Fatal(err)
 	}
-	ta = startAgent(t, cfg)
+	startAgent(t, cfg)
 	if got := workloadSees(t, cfg.SocketPath); !sameCerts(got, setCAs) {
 		t.Fatalf("after a restart workloads see %d authorities for other.org; want the 2 `bundle set` gave", len(got))
 	}
