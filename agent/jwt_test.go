@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,11 +32,22 @@ import (
 func jwtAgent(t *testing.T) *testAgent {
 	t.Helper()
 	self := fmt.Sprintf("unix:uid:%d", os.Geteuid())
-	return startAgent(t, newConfig(t,
+	cfg := newConfig(t,
 		config.Rule{SPIFFEID: "spiffe://example.org/web", Selectors: []string{self}, Hint: "web"},
 		config.Rule{SPIFFEID: "spiffe://example.org/batch", Selectors: []string{self}},
-	))
+	)
+	// The agent's CA is made ten minutes in the past, so that expiredJWT
+	// can have it sign a token that expired before go-spiffe's one-minute
+	// leeway: a CA never signs before its own NotBefore.
+	past := clocktesting.NewFakeClock(time.Now().Add(-caAge))
+	if _, err := local.New(local.Config{TrustDomain: td, Dir: filepath.Join(cfg.DataDir, "ca"), Clock: past}); err != nil {
+		t.Fatal(err)
+	}
+	return startAgent(t, cfg)
 }
+
+// caAge is how long before the test jwtAgent's CA was made.
+const caAge = 10 * time.Minute
 
 func TestJWTSVIDsVerifyWithGoSpiffeAndAreCached(t *testing.T) {
 	ta := jwtAgent(t)
@@ -160,15 +172,17 @@ func TestValidateJWTSVID(t *testing.T) {
 	}
 }
 
-// expiredJWT has the agent's own key sign a token that expired a minute ago.
+// expiredJWT has the agent's own key sign a token that expired five minutes ago.
 func expiredJWT(t *testing.T, ta *testAgent) string {
 	t.Helper()
-	past := clocktesting.NewFakeClock(time.Now().Add(-10 * time.Minute))
+	// Signed when the agent's CA was made (see jwtAgent), for half of
+	// that time: it expired well past go-spiffe's leeway.
+	past := clocktesting.NewFakeClock(time.Now().Add(-caAge))
 	c, err := local.New(local.Config{TrustDomain: td, Dir: ta.Config.DataDir + "/ca", Clock: past})
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := c.SignJWTSVID(context.Background(), ca.JWTSVIDRequest{ID: spiffeid.RequireFromString("spiffe://example.org/web"), Audience: []string{"db"}, TTL: 5 * time.Minute})
+	token, _, err := c.SignJWTSVID(context.Background(), ca.JWTSVIDRequest{ID: spiffeid.RequireFromString("spiffe://example.org/web"), Audience: []string{"db"}, TTL: caAge / 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -254,16 +254,19 @@ func TestServerModeAdmitsOnlyAllowedPeers(t *testing.T) {
 	}
 }
 
-// expiredSVID has the agent's own CA sign an SVID that expired an hour ago.
+// expiredSVID has the agent's own CA sign an SVID that expired seconds
+// ago. The CA never signs before its own NotBefore (the agent started it
+// at most a moment ago, backdated by ca.Backdate), so the SVID is signed
+// five seconds in the past and lives two.
 func expiredSVID(t *testing.T, a *agenttest.Agent, path string) *x509svid.SVID {
 	t.Helper()
-	past := clocktesting.NewFakeClock(time.Now().Add(-2 * time.Hour))
+	past := clocktesting.NewFakeClock(time.Now().Add(-5 * time.Second))
 	c, err := local.New(local.Config{TrustDomain: td, Dir: a.Config.DataDir + "/ca", Clock: past})
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, _ := ca.KeyECP256.Generate()
-	chain, err := c.SignX509SVID(context.Background(), ca.X509SVIDRequest{ID: spiffeid.RequireFromPath(td, path), Key: key, TTL: time.Hour})
+	chain, err := c.SignX509SVID(context.Background(), ca.X509SVIDRequest{ID: spiffeid.RequireFromPath(td, path), Key: key, TTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
