@@ -3,7 +3,6 @@ package stepca_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,30 +16,6 @@ import (
 	"github.com/sworn-id/sworn/internal/testutil"
 )
 
-// healthLog records what the backend tells OnHealth.
-type healthLog struct {
-	mu   sync.Mutex
-	errs []error
-}
-
-func (h *healthLog) add(err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.errs = append(h.errs, err)
-}
-
-func (h *healthLog) since(n int) []error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]error(nil), h.errs[n:]...)
-}
-
-func (h *healthLog) len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.errs)
-}
-
 // A paused step-ca (a proxy that accepts and never answers) is an outage
 // for every exchange, bundle refreshes included: each reports
 // ca.ErrUnavailable, so /ready does not flap between "unreachable" (a
@@ -50,9 +25,9 @@ func TestStepCAPausedIsUnavailableForRefreshesToo(t *testing.T) {
 	s := stepcatest.Start(t, "")
 	proxy := vaulttest.NewProxy(t, s.URL)
 	clk := clocktesting.NewFakeClock(time.Now())
-	health := &healthLog{}
+	health := &testutil.ErrorLog{}
 	c, err := stepca.New(context.Background(), stepca.Config{TrustDomain: td, URL: proxy.Addr, RootFile: s.RootFile,
-		Provisioner: s.Provisioner, PasswordFile: s.PasswordFile, BundleRefresh: time.Second, Clock: clk, OnHealth: health.add})
+		Provisioner: s.Provisioner, PasswordFile: s.PasswordFile, BundleRefresh: time.Second, Clock: clk, OnHealth: health.Add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +40,7 @@ func TestStepCAPausedIsUnavailableForRefreshesToo(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	proxy.Hang()
-	seen := health.len()
+	seen := health.Len()
 	signCtx, cancelSign := context.WithTimeout(context.Background(), time.Second)
 	defer cancelSign()
 	key, _ := ca.KeyECP256.Generate()
@@ -74,12 +49,12 @@ func TestStepCAPausedIsUnavailableForRefreshesToo(t *testing.T) {
 		t.Fatalf("sign while step-ca hangs: %v, want ca.ErrUnavailable", err)
 	}
 	for range 2 { // two refreshes: the state must not flap
-		n := health.len()
+		n := health.Len()
 		testutil.Eventually(t, "the refresh timer", clk.HasWaiters)
 		clk.Step(time.Second)
-		testutil.Eventually(t, "a timed-out refresh to report", func() bool { return health.len() > n })
+		testutil.Eventually(t, "a timed-out refresh to report", func() bool { return health.Len() > n })
 	}
-	for i, h := range health.since(seen) {
+	for i, h := range health.Since(seen) {
 		if !errors.Is(h, ca.ErrUnavailable) {
 			t.Fatalf("report %d while step-ca hangs: %v, want ca.ErrUnavailable", i, h)
 		}
@@ -88,11 +63,11 @@ func TestStepCAPausedIsUnavailableForRefreshesToo(t *testing.T) {
 	if err := proxy.Up(); err != nil {
 		t.Fatal(err)
 	}
-	n := health.len()
+	n := health.Len()
 	testutil.Eventually(t, "the refresh timer", clk.HasWaiters)
 	clk.Step(time.Second)
-	testutil.Eventually(t, "a refresh to report", func() bool { return health.len() > n })
-	if got := health.since(n); got[len(got)-1] != nil {
+	testutil.Eventually(t, "a refresh to report", func() bool { return health.Len() > n })
+	if got := health.Since(n); got[len(got)-1] != nil {
 		t.Fatalf("refresh after step-ca answers again reported %v, want nil", got[len(got)-1])
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,7 +52,7 @@ func countSigns(t *testing.T, target string) *signCounter {
 
 // shortRoot sets Vault up with a root that lives rootTTL from now and
 // returns a backend on clk that reports its health to the returned log.
-func shortRoot(t *testing.T, rootTTL time.Duration, clk *clocktesting.FakeClock) (*vault.CA, *signCounter, vault.Issuer, *healthLog) {
+func shortRoot(t *testing.T, rootTTL time.Duration, clk *clocktesting.FakeClock) (*vault.CA, *signCounter, vault.Issuer, *testutil.ErrorLog) {
 	t.Helper()
 	srv, admin := setup(t, vault.SetupOptions{RootTTL: rootTTL})
 	iss, err := admin.Issuers(context.Background())
@@ -61,33 +60,10 @@ func shortRoot(t *testing.T, rootTTL time.Duration, clk *clocktesting.FakeClock)
 		t.Fatalf("issuers: %v, %v", iss, err)
 	}
 	counter := countSigns(t, srv.Addr)
-	health := &healthLog{}
-	c := newCA(t, vault.Config{Address: counter.Addr, Clock: clk, BundleRefresh: time.Second, OnHealth: health.add,
+	health := &testutil.ErrorLog{}
+	c := newCA(t, vault.Config{Address: counter.Addr, Clock: clk, BundleRefresh: time.Second, OnHealth: health.Add,
 		Auth: vault.Auth{TokenFile: tokenFile(t, vaulttest.RootToken)}})
 	return c, counter, iss[0], health
-}
-
-type healthLog struct {
-	mu   sync.Mutex
-	errs []error
-}
-
-func (h *healthLog) add(err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.errs = append(h.errs, err)
-}
-
-func (h *healthLog) since(n int) []error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]error(nil), h.errs[n:]...)
-}
-
-func (h *healthLog) len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.errs)
 }
 
 func issuerName(i vault.Issuer) string {
@@ -132,11 +108,11 @@ func TestIssuerThatCannotCoverAnSVIDIsRefusedBeforeVaultIsAsked(t *testing.T) {
 
 	// A refresh that reads the same short issuer must not report a
 	// healthy CA in between: /ready would flap.
-	seen := health.len()
+	seen := health.Len()
 	testutil.Eventually(t, "the refresh timer", clk.HasWaiters)
 	clk.Step(time.Second)
-	testutil.Eventually(t, "a refresh to report", func() bool { return health.len() > seen })
-	for _, h := range health.since(seen) {
+	testutil.Eventually(t, "a refresh to report", func() bool { return health.Len() > seen })
+	for _, h := range health.Since(seen) {
 		if !errors.Is(h, ca.ErrExpired) {
 			t.Fatalf("a refresh reported %v while the issuer still cannot cover a 1h SVID", h)
 		}
