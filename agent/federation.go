@@ -29,7 +29,8 @@ func (a *Agent) federatedPath(td spiffeid.TrustDomain) string {
 }
 
 // setFederatedBundle stores a bundle given by an operator and keeps it for
-// restarts. A bundle Decode refuses (bundle.ErrInvalid) changes nothing:
+// restarts. SPIFFE bundle JSON replaces the domain's X.509 and JWT
+// authorities; PEM replaces the X.509 ones and keeps the JWT keys. A bundle Decode refuses (bundle.ErrInvalid) changes nothing:
 // neither the stored copy nor what workloads are served. The copy is
 // written (atomically) before the store changes, so what workloads see is
 // always what a restart loads.
@@ -56,6 +57,10 @@ func (a *Agent) setFederatedBundle(td spiffeid.TrustDomain, data []byte) (int, i
 		return 0, 0, fmt.Errorf("agent: storing the bundle of %s: %w", td, err)
 	}
 	a.bundles.SetX509Authorities(td, b.X509Authorities())
+	if !bundle.StatesJWT(data) {
+		// PEM cannot carry JWT keys: the domain's stay as they are.
+		return len(b.X509Authorities()), 0, nil
+	}
 	a.bundles.SetJWTAuthorities(td, b.JWTAuthorities())
 	return len(b.X509Authorities()), len(b.JWTAuthorities()), nil
 }

@@ -3,13 +3,16 @@ package agent_test
 import (
 	"context"
 	"crypto/x509"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -188,5 +191,61 @@ func TestABadBundleFileStopsTheAgentNamingIt(t *testing.T) {
 				t.Fatalf("agent.New = %v; want bundle_file %s named and %q", err, file, bad.wantErr)
 			}
 		})
+	}
+}
+
+// A PEM bundle cannot carry JWT keys, so `bundle set` with one replaces
+// other.org's X.509 authorities and keeps its JWT keys; SPIFFE bundle JSON,
+// which states both, replaces both.
+func TestPEMBundleSetKeepsTheJWTKeys(t *testing.T) {
+	file, _ := otherOrgCAs(t, 1)
+	ta := startAgent(t, bootstrappedConfig(t, file))
+	client := adminClient(t, ta.Config)
+	set := func(data []byte) {
+		t.Helper()
+		if _, err := client.SetFederatedBundle(context.Background(), &adminpb.SetFederatedBundleRequest{TrustDomain: "other.org", Bundle: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jwtKids := func() []string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		set, err := workloadapi.FetchJWTBundles(ctx, workloadapi.WithAddr("unix://"+ta.Config.SocketPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, ok := set.Get(otherTD)
+		if !ok {
+			return nil
+		}
+		return slices.Sorted(maps.Keys(b.JWTAuthorities()))
+	}
+
+	withJWT := spiffebundle.New(otherTD)
+	withJWT.AddX509Authority(testutil.NewCA(t, &x509.Certificate{URIs: []*url.URL{otherTD.ID().URL()}}).Cert)
+	if err := withJWT.AddJWTAuthority("kid-1", &testutil.NewKey(t).PublicKey); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := withJWT.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(doc)
+	if got := jwtKids(); !slices.Equal(got, []string{"kid-1"}) {
+		t.Fatalf("after a JSON bundle with kid-1, workloads see JWT keys %v", got)
+	}
+
+	pemFile, pemCAs := otherOrgCAs(t, 1)
+	pemData, err := os.ReadFile(pemFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(pemData)
+	if got := workloadSees(t, ta.Config.SocketPath); !sameCerts(got, pemCAs) {
+		t.Fatalf("after a PEM bundle, workloads see %d X.509 authorities, want the PEM's", len(got))
+	}
+	if got := jwtKids(); !slices.Equal(got, []string{"kid-1"}) {
+		t.Fatalf("after a PEM bundle, workloads see JWT keys %v, want kid-1 kept", got)
 	}
 }

@@ -63,6 +63,14 @@ func Load(td spiffeid.TrustDomain, path string) (*spiffebundle.Bundle, error) {
 	return b, nil
 }
 
+// StatesJWT reports whether data is in a format that states JWT
+// authorities (SPIFFE bundle JSON), as opposed to PEM, which cannot carry
+// them: a PEM bundle says nothing about a trust domain's JWT keys.
+func StatesJWT(data []byte) bool {
+	trimmed := bytes.TrimSpace(data)
+	return len(trimmed) > 0 && trimmed[0] == '{'
+}
+
 // want says what to give instead.
 func want(td spiffeid.TrustDomain) string {
 	return fmt.Sprintf("give SPIFFE bundle JSON (as `sworn bundle fetch` prints it) or PEM CA certificates of %s", td)
@@ -77,7 +85,7 @@ func decode(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) 
 		return nil, invalid{fmt.Errorf("bundle for %s is larger than %d bytes; refused", td, MaxBytes)}
 	case len(trimmed) == 0:
 		return nil, invalid{fmt.Errorf("bundle for %s is empty; refused", td)}
-	case trimmed[0] == '{':
+	case StatesJWT(trimmed):
 		b, err = parseJSON(td, data)
 	default:
 		b, err = parsePEM(td, data)

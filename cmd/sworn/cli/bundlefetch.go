@@ -130,6 +130,10 @@ bundle in use is kept.`,
 				if err != nil {
 					return fmt.Errorf("bundle set: %s: %w", file, err)
 				}
+				if !bundle.StatesJWT(data) {
+					fmt.Fprintf(cmd.OutOrStdout(), "bundle of %s set: %d X.509 authorities (JWT keys unchanged: PEM cannot carry them)\n", td, resp.GetX509Authorities())
+					return nil
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "bundle of %s set: %d X.509 authorities, %d JWT keys\n", td, resp.GetX509Authorities(), resp.GetJwtAuthorities())
 				return nil
 			})
