@@ -31,7 +31,16 @@ type Signer interface {
 const (
 	DefaultMaxConcurrent = 4
 	DefaultIdleTimeout   = 10 * time.Minute
+	// DefaultSignTimeout bounds one CA call. A hung CA (a paused Vault)
+	// would otherwise hold a worker until its HTTP client gives up, and
+	// only then be reported unreachable; 30 s is far under the half of an
+	// SVID's life that renewal leaves as margin at the default ttl.
+	DefaultSignTimeout = 30 * time.Second
 )
+
+// errSignTimeout is the cause given to a CA call's context when it ends
+// for taking longer than SignTimeout.
+var errSignTimeout = errors.New("cache: CA call timed out")
 
 // Config configures a Cache.
 type Config struct {
@@ -48,6 +57,9 @@ type Config struct {
 	Clock       clock.WithTicker
 	Logger      *slog.Logger
 	Metrics     *telemetry.Metrics
+	// SignTimeout bounds each CA call, timed on Clock; 0 means
+	// DefaultSignTimeout. A call that runs out is ca.ErrUnavailable.
+	SignTimeout time.Duration
 	// OnCAResult, if set, is told whether each CA call reached the CA.
 	OnCAResult func(err error)
 	// Dir, if set, is where issued SVIDs are persisted (see Restore).
@@ -102,6 +114,9 @@ func New(cfg Config) *Cache {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.SignTimeout <= 0 {
+		cfg.SignTimeout = DefaultSignTimeout
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -260,7 +275,7 @@ func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who 
 		}
 	}
 	start := time.Now()
-	svid, err := c.sign(ctx, e)
+	svid, err := c.signWithin(ctx, e)
 	if c.cfg.OnCAResult != nil {
 		c.cfg.OnCAResult(err)
 	}
@@ -281,6 +296,29 @@ func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who 
 	c.cfg.Logger.Info("issued X.509-SVID", attrs...)
 	c.persist(svid)
 	return svid, nil
+}
+
+// signWithin is sign bounded by SignTimeout on the cache's clock. A call
+// that runs out is an outage (ca.ErrUnavailable), whatever error the
+// backend made of its cancelled context, so the agent reports the CA
+// unreachable at the first timeout and the call is retried with backoff.
+func (c *Cache) signWithin(ctx context.Context, e registry.Entry) (*SVID, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := c.cfg.Clock.NewTimer(c.cfg.SignTimeout)
+	defer timer.Stop()
+	go func() {
+		select {
+		case <-timer.C():
+			cancel(errSignTimeout)
+		case <-ctx.Done():
+		}
+	}()
+	svid, err := c.sign(ctx, e)
+	if err != nil && errors.Is(context.Cause(ctx), errSignTimeout) && !errors.Is(err, ca.ErrUnavailable) {
+		err = fmt.Errorf("%w: the CA did not answer within %v: %w", ca.ErrUnavailable, c.cfg.SignTimeout, err)
+	}
+	return svid, err
 }
 
 func (c *Cache) sign(ctx context.Context, e registry.Entry) (*SVID, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,5 +201,52 @@ func TestIdleSVIDsAreDropped(t *testing.T) {
 	})
 	if ids := c.Identities(); ids[0].SVID.Entry.ID.Path() != "/held" {
 		t.Fatalf("kept %s, want /held", ids[0].SVID.Entry.ID)
+	}
+}
+
+// hungSigner never answers: it returns only when its call's context ends,
+// with the bare context error, as a CA client whose request was cancelled.
+type hungSigner struct{ calls atomic.Int32 }
+
+func (s *hungSigner) SignX509SVID(ctx context.Context, _ ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	s.calls.Add(1)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A CA that hangs holds a call for SignTimeout (on the cache's clock), not
+// until some HTTP client gives up; the call then fails as an outage, and
+// the agent is told so at this first timeout.
+func TestHungCAIsUnavailableAfterSignTimeout(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	signer := &hungSigner{}
+	results := &testutil.ErrorLog{}
+	c := cache.New(cache.Config{Signer: signer, Clock: clk, SignTimeout: 20 * time.Second, OnCAResult: results.Add})
+	run(t, c)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Subscribe(context.Background(), []registry.Entry{entry("/hung")}, cache.Requester{})
+		errc <- err
+	}()
+	testutil.Eventually(t, "the CA call to start and its timeout to be set", func() bool {
+		return signer.calls.Load() == 1 && clk.HasWaiters()
+	})
+	clk.Step(19 * time.Second)
+	select {
+	case err := <-errc:
+		t.Fatalf("the call ended %v before its timeout: %v", 19*time.Second, err)
+	default:
+	}
+	clk.Step(time.Second)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ca.ErrUnavailable) || !strings.Contains(err.Error(), "did not answer within 20s") {
+			t.Fatalf("Subscribe with a hung CA: %v, want ca.ErrUnavailable saying it did not answer within 20s", err)
+		}
+	case <-time.After(testutil.WaitTimeout):
+		t.Fatal("the call was not ended at its timeout")
+	}
+	if got := results.Since(0); len(got) != 1 || !errors.Is(got[0], ca.ErrUnavailable) {
+		t.Fatalf("the agent was told %v, want one ca.ErrUnavailable", got)
 	}
 }
