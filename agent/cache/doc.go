@@ -10,6 +10,8 @@
 // Every call to the CA, first issuance or renewal, passes one concurrency
 // bound (and an optional rate), so a burst of new workloads or a CA coming
 // back after an outage never sends more than MaxConcurrent requests at once.
+// Each call ends after SignTimeout as an outage (ca.ErrUnavailable), so a
+// hung CA holds no worker longer than that and is reported at once.
 // A renewal that fails is retried with backoff while the old SVID keeps
 // being served; it is never replaced by nothing.
 //
