@@ -137,6 +137,15 @@ func (h *hashCache) sum(f *os.File, st *syscall.Stat_t) (string, error) {
 		return sum, nil
 	}
 	v, err, _ := h.group.Do(fmt.Sprint(id), func() (any, error) {
+		// Checked again: a caller that missed the cache just before an
+		// earlier flight for this file stored its digest starts a flight
+		// of its own, which must not read the file a second time.
+		h.mu.Lock()
+		cached, ok := h.hashes[id]
+		h.mu.Unlock()
+		if ok {
+			return cached, nil
+		}
 		hashSlots <- struct{}{}
 		defer func() { <-hashSlots }()
 		h.reads.Add(1)
