@@ -10,6 +10,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/sworn-id/sworn/internal/testutil"
 	"github.com/sworn-id/sworn/trust"
 )
 
@@ -171,32 +172,6 @@ var attackTargets = []string{
 	"/api/orders/..%20", "/api/orders/%2e", "/api/orders/;/../admin", "/api/orders/%3F%23",
 }
 
-// resolve is what a lenient backend serves for a raw path: percent-decoded
-// (once), slashes merged, dot segments removed (RFC 3986 5.2.4).
-func resolve(raw string) (string, bool) {
-	dec, err := url.PathUnescape(raw)
-	if err != nil {
-		return "", false
-	}
-	var out []string
-	for _, s := range strings.Split(dec, "/") {
-		switch s {
-		case "", ".":
-		case "..":
-			if len(out) > 0 {
-				out = out[:len(out)-1]
-			}
-		default:
-			out = append(out, s)
-		}
-	}
-	p := "/" + strings.Join(out, "/")
-	if len(out) > 0 && (strings.HasSuffix(dec, "/") || strings.HasSuffix(dec, "/.") || strings.HasSuffix(dec, "/..")) {
-		p += "/"
-	}
-	return p, true
-}
-
 // FuzzCanonicalPath: a canonical path has no dot segment, no empty
 // segment, nothing a second decoding would change; re-encoded for the
 // wire it decodes to itself and canonicalises to itself, and a backend
@@ -225,12 +200,12 @@ func FuzzCanonicalPath(f *testing.F) {
 		if again, err := trust.CanonicalPath(wire); err != nil || again != c {
 			t.Fatalf("CanonicalPath(%q) = %q, forwarded as %q, which canonicalises to %q, %v", target, c, wire, again, err)
 		}
-		if served, ok := resolve(wire); !ok || served != c {
+		if served, ok := testutil.ResolvePath(wire); !ok || served != c {
 			t.Fatalf("CanonicalPath(%q) = %q, forwarded as %q, which a resolving backend serves as %q", target, c, wire, served)
 		}
 		// It is also how Go decodes the client's path, with slashes merged.
 		raw, _, _ := strings.Cut(target, "?")
-		if served, ok := resolve(raw); !ok || served != c {
+		if served, ok := testutil.ResolvePath(raw); !ok || served != c {
 			t.Fatalf("CanonicalPath(%q) = %q, but the client's path decodes to %q", target, c, served)
 		}
 	})

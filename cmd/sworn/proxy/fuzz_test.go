@@ -172,7 +172,7 @@ func checkForwarded(t *testing.T, target, backend string, out *http.Request) {
 	if !strings.HasPrefix(decided, "/api/orders/") {
 		t.Fatalf("%q: forwarded %q, which the rule does not match", target, decided)
 	}
-	if served := resolveDots(wirePath); served != decided {
+	if served, _ := testutil.ResolvePath(wirePath); served != decided {
 		t.Fatalf("%q: forwarded %q, which a resolving backend serves as %q, not %q", target, wire, served, decided)
 	}
 	if served := lenientServe(wirePath); !strings.HasPrefix(served, "/api/orders/") {
@@ -184,30 +184,4 @@ func checkForwarded(t *testing.T, target, backend string, out *http.Request) {
 	if x := out.Header.Values(XFCC); len(x) != 1 || !strings.HasSuffix(x[0], ";URI=spiffe://example.org/client-ok") {
 		t.Fatalf("%q: forwarded XFCC %q", target, x)
 	}
-}
-
-// resolveDots decodes a raw path once, merges slashes and resolves dot
-// segments (RFC 3986 5.2.4), as a careful backend does.
-func resolveDots(raw string) string {
-	dec, err := url.PathUnescape(raw)
-	if err != nil {
-		return "<undecodable>"
-	}
-	var out []string
-	for _, s := range strings.Split(dec, "/") {
-		switch s {
-		case "", ".":
-		case "..":
-			if len(out) > 0 {
-				out = out[:len(out)-1]
-			}
-		default:
-			out = append(out, s)
-		}
-	}
-	p := "/" + strings.Join(out, "/")
-	if len(out) > 0 && strings.HasSuffix(dec, "/") {
-		p += "/"
-	}
-	return p
 }
