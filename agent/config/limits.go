@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/internal/field"
 )
 
@@ -17,8 +18,6 @@ const (
 	DefaultMaxStreamsPerConnection = 100 // the least HTTP/2 (RFC 9113 §6.5.2) asks a server to allow
 	DefaultReservedFDs             = 1024
 	DefaultStreamSendTimeout       = time.Minute
-	DefaultJWTCacheBytes           = 64 << 20
-	DefaultJWTCacheBytesPerUID     = 4 << 20
 )
 
 // Limits bounds what one local process, or one uid, can make the agent
@@ -58,8 +57,8 @@ func (l *Limits) SetDefaults() {
 	field.Default(&l.MaxStreamsPerUID, DefaultMaxStreamsPerUID)
 	field.Default(&l.MaxStreamsPerConnection, DefaultMaxStreamsPerConnection)
 	field.Default(&l.StreamSendTimeout, DefaultStreamSendTimeout)
-	field.Default(&l.JWTCacheBytes, DefaultJWTCacheBytes)
-	field.Default(&l.JWTCacheBytesPerUID, DefaultJWTCacheBytesPerUID)
+	field.Default(&l.JWTCacheBytes, cache.DefaultJWTCacheBytes)
+	field.Default(&l.JWTCacheBytesPerUID, cache.DefaultJWTCacheBytesPerUID)
 }
 
 // ConnectionCap returns the bound on Workload API connections of all uids

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/config"
 )
 
@@ -70,7 +71,7 @@ func TestLimitsDefaultsAndValidation(t *testing.T) {
 	}
 	if l := c.Limits; l.MaxConnectionsPerUID != config.DefaultMaxConnectionsPerUID || l.MaxStreamsPerUID != config.DefaultMaxStreamsPerUID ||
 		l.MaxStreamsPerConnection != config.DefaultMaxStreamsPerConnection || l.StreamSendTimeout != config.DefaultStreamSendTimeout ||
-		l.JWTCacheBytes != config.DefaultJWTCacheBytes || l.JWTCacheBytesPerUID != config.DefaultJWTCacheBytesPerUID || l.MaxConnections != 0 {
+		l.JWTCacheBytes != cache.DefaultJWTCacheBytes || l.JWTCacheBytesPerUID != cache.DefaultJWTCacheBytesPerUID || l.MaxConnections != 0 {
 		t.Fatalf("defaults not applied: %+v", l)
 	}
 	tests := []struct {
