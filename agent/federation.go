@@ -30,10 +30,12 @@ func (a *Agent) federatedPath(td spiffeid.TrustDomain) string {
 
 // setFederatedBundle stores a bundle given by an operator and keeps it for
 // restarts. SPIFFE bundle JSON replaces the domain's X.509 and JWT
-// authorities; PEM replaces the X.509 ones and keeps the JWT keys. A bundle Decode refuses (bundle.ErrInvalid) changes nothing:
-// neither the stored copy nor what workloads are served. The copy is
-// written (atomically) before the store changes, so what workloads see is
-// always what a restart loads.
+// authorities; PEM replaces the X.509 ones and keeps the JWT keys. A
+// bundle Decode refuses (bundle.ErrInvalid) changes nothing: neither the
+// stored copy nor what workloads are served. The copy is written
+// (atomically) before the store changes, so a restart loads the X.509
+// authorities workloads saw; the JWT keys kept across a PEM set are not in
+// the stored copy and come back with the endpoint's next answer.
 func (a *Agent) setFederatedBundle(td spiffeid.TrustDomain, data []byte) (int, int, error) {
 	known := false
 	for _, f := range a.cfg.Federation.TrustDomains {

@@ -31,11 +31,14 @@ var (
 	// verify with the key it names; the token was not handed out.
 	ErrBadSignature = errors.New("ca: signature does not verify")
 	// ErrExpired means the CA that would sign has expired, is not valid
-	// yet, or expires before a full SVID lifetime: nothing was signed,
-	// since an SVID must never outlive or predate its issuer, and a
-	// shortened one would be renewed sooner and sooner as the CA's end
-	// nears. Waiting does not help; an operator must rotate the CA (or
-	// lower the SVID TTL). Callers retry with backoff, as for any error.
+	// yet, or is too close to its end: nothing was signed, since an SVID
+	// must never outlive or predate its issuer. The Vault backend refuses
+	// unless the issuer covers the full TTL (a shortened SVID would be
+	// renewed sooner and sooner as the end nears); SignLeaf (the embedded
+	// CA, Vault's intermediate mode) refuses with under MinIssuerLife left
+	// and otherwise ends the SVID with its issuer. Waiting does not help;
+	// an operator must rotate the CA (or lower the SVID TTL). Callers retry
+	// with backoff, as for any error.
 	ErrExpired = errors.New("ca: CA cannot cover a full SVID lifetime")
 )
 

@@ -17,10 +17,10 @@
 // ErrNotSupported, ErrBadCertificate, ErrBadSignature, ErrExpired) so that
 // callers at an API edge can choose a status code, and operators a fix,
 // without parsing text: an unreachable CA is waited out, a refusal needs an
-// operator to fix credentials or policy, and a CA that has expired or
-// cannot cover a full SVID lifetime (ErrExpired) needs an operator to
-// rotate it; a backend reports that class instead of signing an SVID that
-// outlives its issuer. CheckX509SVID enforces the X.509-SVID profile; a
+// operator to fix credentials or policy, and a CA that has expired or is
+// too close to its end (ErrExpired) needs an operator to rotate it; a
+// backend reports that class instead of signing an SVID that outlives its
+// issuer. CheckX509SVID enforces the X.509-SVID profile; a
 // backend whose signer could be misconfigured (Vault) runs every
 // certificate through it before returning it.
 package ca
