@@ -375,11 +375,8 @@ func (c *CA) Run(ctx context.Context) error {
 
 // retryDelay is the wait after the n-th failure in a row.
 func retryDelay(n int) time.Duration {
-	d := retryMax
-	if n <= 7 { // retryMin<<6 is 64 s, past retryMax
-		d = min(retryMin<<(n-1), retryMax)
-	}
-	return d
+	// The shift stops at 6 (64 s, past retryMax), so it never overflows.
+	return min(retryMin<<min(n-1, 6), retryMax)
 }
 
 // maintain prunes expired CAs and prepares or activates on schedule. It
