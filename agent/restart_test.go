@@ -14,7 +14,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/sworn-id/sworn/agent"
-	"github.com/sworn-id/sworn/ca/vault/vaulttest"
 )
 
 // A second agent on the same data dir is refused before it writes there,
@@ -98,17 +97,7 @@ func TestStartRemovesTempFilesOfInterruptedWrites(t *testing.T) {
 // them with the trust anchors kept in their files, which the SVIDs verify
 // against; none is deleted for want of a bundle.
 func TestRestartWithCADownAndCorruptBundleServesPersistedSVIDs(t *testing.T) {
-	srv, _ := startVault(t)
-	proxy := vaulttest.NewProxy(t, srv.Addr)
-	cfg := vaultConfig(t, proxy.Addr, "intermediate")
-	first := startAgent(t, cfg)
-	svid, err := newSource(t, first).GetX509SVID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Stop(t); err != nil {
-		t.Fatal(err)
-	}
+	cfg, proxy, svid := servedBeforeRestart(t, "intermediate")
 	bundlePath := filepath.Join(cfg.DataDir, "bundle.pem")
 	if err := os.WriteFile(bundlePath, []byte("-----BEGIN CERTIFICATE-----\ngarbled\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
 		t.Fatal(err)

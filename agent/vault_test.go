@@ -233,10 +233,14 @@ func fetchX509(t *testing.T, ta *testAgent) (*workloadapi.X509Context, error) {
 	return workloadapi.FetchX509Context(ctx, workloadapi.WithAddr(ta.Addr()))
 }
 
-func TestVaultDownAtRestartServesPersistedSVIDsAndBundle(t *testing.T) {
+// servedBeforeRestart runs an agent on Vault in mode, through a proxy the
+// test can cut, until it has served one SVID, then stops it: its data dir
+// holds what a restart finds.
+func servedBeforeRestart(t *testing.T, mode string) (*config.Config, *vaulttest.Proxy, *x509svid.SVID) {
+	t.Helper()
 	srv, _ := startVault(t)
 	proxy := vaulttest.NewProxy(t, srv.Addr)
-	cfg := vaultConfig(t, proxy.Addr, "sign")
+	cfg := vaultConfig(t, proxy.Addr, mode)
 	first := startAgent(t, cfg)
 	svid, err := newSource(t, first).GetX509SVID()
 	if err != nil {
@@ -245,6 +249,11 @@ func TestVaultDownAtRestartServesPersistedSVIDsAndBundle(t *testing.T) {
 	if err := first.Stop(t); err != nil {
 		t.Fatal(err)
 	}
+	return cfg, proxy, svid
+}
+
+func TestVaultDownAtRestartServesPersistedSVIDsAndBundle(t *testing.T) {
+	cfg, proxy, svid := servedBeforeRestart(t, "sign")
 
 	proxy.Down()
 	second := startAgent(t, cfg)
