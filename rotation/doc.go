@@ -14,6 +14,9 @@
 //     above that bound);
 //   - a failed renewal is retried with Backoff until it succeeds or the key
 //     is untracked, so a credential is never silently left to expire;
+//   - RetryFailed (the cause of failures is gone) renews every failed key
+//     now, most urgent first: keys due at the same instant go in order of
+//     their credential's expiry;
 //   - a key is never renewed twice concurrently; Force on a key that is
 //     being renewed renews it once more afterwards.
 //

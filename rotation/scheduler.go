@@ -130,6 +130,25 @@ func (s *Scheduler) Force(keys ...string) int {
 	return n
 }
 
+// RetryFailed renews now every key whose last renewal failed, and returns
+// how many. Call it when the cause of the failures is known to be gone (the
+// CA answered again): each failed key would otherwise wait out its own
+// backoff, up to Backoff.Max, with its credential possibly already expired.
+// They are dispatched most urgent first, at most Workers at once.
+func (s *Scheduler) RetryFailed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Clock.Now()
+	n := 0
+	for _, it := range s.items {
+		if it.attempt > 0 && !it.running && it.due.After(now) {
+			s.setDue(it, now)
+			n++
+		}
+	}
+	return n
+}
+
 // Due reports when key is next renewed.
 func (s *Scheduler) Due(key string) (time.Time, bool) {
 	s.mu.Lock()
@@ -251,11 +270,18 @@ func (s *Scheduler) poke() {
 	}
 }
 
-// queue is a min-heap of items by due time.
+// queue is a min-heap of items by due time, and among items due at the
+// same instant by expiry: after an outage RetryFailed makes every failed
+// key due now, and the one whose credential runs out first must go first.
 type queue []*item
 
-func (q queue) Len() int           { return len(q) }
-func (q queue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q queue) Len() int { return len(q) }
+func (q queue) Less(i, j int) bool {
+	if !q[i].due.Equal(q[j].due) {
+		return q[i].due.Before(q[j].due)
+	}
+	return q[i].validity.NotAfter.Before(q[j].validity.NotAfter)
+}
 func (q queue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
 	q[i].index, q[j].index = i, j

@@ -217,3 +217,55 @@ func TestSchedulerForceWhileRunningRenewsAgain(t *testing.T) {
 		return due.Equal(t0.Add(30 * time.Minute))
 	})
 }
+
+// TestSchedulerRetryFailedGoesMostUrgentFirst: after an outage every failed
+// key waits out its own backoff; RetryFailed makes them all due now, and
+// they are renewed in order of expiry (expired ones first), whatever order
+// they were tracked in or their backoff said.
+func TestSchedulerRetryFailedGoesMostUrgentFirst(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	r := &fakeRenewer{clock: clk, lifetime: time.Hour, gate: make(chan struct{})}
+	r.failing.Store(true)
+	var failures atomic.Int32
+	s := startScheduler(t, rotation.Config{
+		Renewer: r, Clock: clk, Rand: half, Workers: 1,
+		Backoff:   rotation.Backoff{Initial: time.Minute, Max: time.Hour},
+		OnFailure: func(string, int, time.Time, error) { failures.Add(1) },
+	})
+	// Tracked least urgent first; all overdue, so all are tried (and fail)
+	// at once; "a" has expired already.
+	expiries := map[string]time.Duration{"e": 50 * time.Minute, "d": 40 * time.Minute, "c": 30 * time.Minute, "b": 20 * time.Minute, "a": -time.Minute}
+	for _, k := range []string{"e", "d", "c", "b", "a"} {
+		s.Track(k, rotation.Validity{NotBefore: t0.Add(-2 * time.Hour), NotAfter: t0.Add(expiries[k])})
+	}
+	for range expiries {
+		r.gate <- struct{}{}
+	}
+	testutil.Eventually(t, "every key failed once", func() bool { return failures.Load() == 5 })
+	for k := range expiries {
+		if due, _ := s.Due(k); !due.After(clk.Now()) {
+			t.Fatalf("%s is due at %v after a failure, want a backoff past now (%v)", k, due, clk.Now())
+		}
+	}
+
+	r.failing.Store(false)
+	r.mu.Lock()
+	r.calls = nil
+	r.mu.Unlock()
+	if n := s.RetryFailed(); n != 5 {
+		t.Fatalf("RetryFailed = %d, want 5", n)
+	}
+	for range expiries {
+		r.gate <- struct{}{}
+	}
+	testutil.Eventually(t, "every key renewed", func() bool { return r.count() == 5 })
+	r.mu.Lock()
+	got := fmt.Sprint(r.calls)
+	r.mu.Unlock()
+	if want := "[a b c d e]"; got != want {
+		t.Fatalf("renewed in order %s, want most urgent first %s", got, want)
+	}
+	if n := s.RetryFailed(); n != 0 {
+		t.Fatalf("RetryFailed after recovery = %d, want 0 (nothing is failing)", n)
+	}
+}
