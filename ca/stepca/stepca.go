@@ -12,8 +12,11 @@
 // first connection pinned by the root's SHA-256 fingerprint or a root file,
 // refreshed on an interval and pushed on change. Unreachable step-ca wraps
 // ca.ErrUnavailable: cached SVIDs stay served and renewals back off, as
-// with Vault. Every exchange reports its class to OnHealth, a bundle
-// refresh included (bounded by bundle_refresh, at most 10s, so a paused
+// with Vault. A 401 or 403 (step-ca refused the token, e.g. one signed
+// with a provisioner key it no longer holds) wraps ca.ErrRefused, and the
+// next sign loads the provisioner and its password file again. Every
+// exchange reports its class (outage, refusal or nil) to OnHealth, a
+// bundle refresh included (bounded by bundle_refresh, at most 10s, so a paused
 // step-ca is an outage, not a refresh that never returns).
 //
 // Config is also the agent's ca.stepca section: its YAML keys, its default
@@ -28,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -214,13 +218,16 @@ func (c *CA) sign(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certific
 	}
 	resp, err := c.client.SignWithContext(ctx, &api.SignRequest{CsrPEM: api.CertificateRequest{CertificateRequest: csr}, OTT: token, NotAfter: notAfter})
 	if err != nil {
-		if errors.Is(classify(err), ca.ErrUnavailable) {
-			// A new connection may need the provisioner again (rotated key).
+		err = classify(err)
+		if errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrRefused) {
+			// A new connection, or a token refused after the provisioner's
+			// key was rotated, needs the provisioner (and its password
+			// file) loaded again.
 			c.mu.Lock()
 			c.prov = nil
 			c.mu.Unlock()
 		}
-		return nil, fmt.Errorf("stepca: sign %s: %w", req.ID, classify(err))
+		return nil, fmt.Errorf("stepca: sign %s: %w", req.ID, err)
 	}
 	chain := []*x509.Certificate{resp.ServerPEM.Certificate}
 	for _, crt := range resp.CertChainPEM {
@@ -246,30 +253,36 @@ func (c *CA) Changed() <-chan struct{} {
 	return c.changed.Changed()
 }
 
-// health tells OnHealth about an exchange with step-ca: nil, or an outage.
-// err must already be classified, so that the agent sees the class
-// (ca.ErrUnavailable) and not a bare client error it would take for an
-// answer. Other errors say nothing about step-ca and are not reported.
+// health tells OnHealth about an exchange with step-ca: nil, an outage
+// (ca.ErrUnavailable) or a refusal (ca.ErrRefused), as the Vault backend
+// does. err must already be classified, so that the agent sees the class
+// and not a bare client error it would take for an answer. Other errors
+// say nothing about step-ca and are not reported.
 func (c *CA) health(err error) {
 	if c.cfg.OnHealth == nil {
 		return
 	}
-	if err != nil && !errors.Is(err, ca.ErrUnavailable) {
+	if err != nil && !errors.Is(err, ca.ErrUnavailable) && !errors.Is(err, ca.ErrRefused) {
 		return
 	}
 	c.cfg.OnHealth(err)
 }
 
 // classify wraps err with the ca error class: no answer or a 5xx is an
-// outage, a refusal is a bad request.
+// outage; 401 and 403 are step-ca turning the agent's token (its
+// provisioner, key or password) away, which waiting does not fix; any
+// other answer is a bad request.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrInvalidRequest) || errors.Is(err, ca.ErrBadCertificate) {
+	if err == nil || errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrRefused) ||
+		errors.Is(err, ca.ErrInvalidRequest) || errors.Is(err, ca.ErrBadCertificate) {
 		return err
 	}
 	var ne net.Error
 	var ue *url.Error
 	var sc interface{ StatusCode() int }
 	switch {
+	case errors.As(err, &sc) && (sc.StatusCode() == http.StatusUnauthorized || sc.StatusCode() == http.StatusForbidden):
+		return fmt.Errorf("%w: step-ca turned the agent's token away (check the provisioner and its key): %w", ca.ErrRefused, err)
 	case errors.As(err, &sc) && sc.StatusCode() < 500:
 		return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
 	case errors.As(err, &ne), errors.As(err, &ue), errors.As(err, &sc):

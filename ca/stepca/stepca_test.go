@@ -17,6 +17,7 @@ import (
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/stepca"
 	"github.com/sworn-id/sworn/ca/stepca/stepcatest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
@@ -99,5 +100,39 @@ func TestStepCAStoppedThenRestarted(t *testing.T) {
 	}
 	if health[len(health)-1] != nil {
 		t.Fatal("recovery was not reported")
+	}
+}
+
+// A token step-ca turns away (401: signed with a provisioner key it no
+// longer holds, after the operator rotated it) is a refusal: the sign
+// wraps ca.ErrRefused, neither an outage nor an invalid request, and
+// OnHealth hears it (so the agent's /ready says the CA refused). The next
+// sign loads the provisioner again, succeeds, and OnHealth hears nil.
+func TestStepCARefusedTokenIsErrRefused(t *testing.T) {
+	s := stepcatest.Start(t, "")
+	health := &testutil.ErrorLog{}
+	c, err := stepca.New(context.Background(), stepca.Config{TrustDomain: td, URL: s.URL, RootFile: s.RootFile,
+		Provisioner: s.Provisioner, PasswordFile: s.PasswordFile, OnHealth: health.Add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sign(c, "/web"); err != nil {
+		t.Fatal(err)
+	}
+	s.RotateProvisionerKey(t)
+	before := health.Len()
+	_, err = sign(c, "/web")
+	if !errors.Is(err, ca.ErrRefused) || errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrInvalidRequest) ||
+		!strings.Contains(err.Error(), "step-ca turned the agent's token away") {
+		t.Fatalf("sign with a token of the old provisioner key: %v, want ca.ErrRefused only, saying step-ca turned the token away", err)
+	}
+	if got := health.Since(before); len(got) != 1 || !errors.Is(got[0], ca.ErrRefused) {
+		t.Fatalf("OnHealth after the refusal heard %v, want one ca.ErrRefused", got)
+	}
+	if _, err := sign(c, "/web"); err != nil {
+		t.Fatalf("sign after the refusal (provisioner loaded again): %v", err)
+	}
+	if got := health.Since(before); len(got) != 2 || got[1] != nil {
+		t.Fatalf("OnHealth after the recovery heard %v, want the refusal then nil", got)
 	}
 }

@@ -1,6 +1,7 @@
 // Package stepcatest runs a real smallstep step-ca on loopback for tests,
 // with a root, an intermediate and a JWK provisioner it writes itself, the
-// provisioner using deploy/stepca/spiffe-leaf.tpl (or another template).
+// provisioner using deploy/stepca/spiffe-leaf.tpl (or another template)
+// whose key a test can rotate (RotateProvisionerKey).
 //
 // The binary is the one `make stepca` builds into .bin/step-ca (pinned in
 // deploy/stepca/server); SWORN_STEPCA_BIN overrides it. A missing binary
@@ -42,7 +43,9 @@ type Server struct {
 	PasswordFile    string
 	Provisioner     string
 	cmd             *exec.Cmd
-	config          string
+	config          string         // ca.json
+	cfg             map[string]any // its content, but the provisioners
+	template        string
 	logs            *testutil.Buffer // exec's copying goroutines of successive processes write it
 	addr            string
 }
@@ -74,22 +77,6 @@ func Start(tb testing.TB, template string) *Server {
 	intermediate := root.Issue(tb, &x509.Certificate{Subject: pkix.Name{CommonName: "sworn test step-ca intermediate"},
 		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign})
 
-	jwk, err := jose.GenerateJWK("EC", "P-256", "ES256", "sig", "", 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kid, _ := jwk.Thumbprint(crypto.SHA256)
-	jwk.KeyID = base64.RawURLEncoding.EncodeToString(kid)
-	enc, err := jose.EncryptJWK(jwk, []byte(Password))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	encrypted, err := enc.CompactSerialize()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pub := jwk.Public()
-
 	port := testutil.FreePort(tb)
 	s := &Server{
 		addr:         fmt.Sprintf("127.0.0.1:%d", port),
@@ -108,23 +95,58 @@ func Start(tb testing.TB, template string) *Server {
 		"address":  s.addr,
 		"dnsNames": []string{"127.0.0.1", "localhost"},
 		"logger":   map[string]any{"format": "text"},
-		"authority": map[string]any{
-			"provisioners": []any{map[string]any{
-				"type": "JWK", "name": s.Provisioner, "key": &pub, "encryptedKey": encrypted,
-				"claims":  map[string]any{"minTLSCertDuration": "1m", "maxTLSCertDuration": "24h", "defaultTLSCertDuration": "1h"},
-				"options": map[string]any{"x509": map[string]any{"templateFile": template}},
-			}},
-		},
-		"tls": map[string]any{"minVersion": 1.2, "maxVersion": 1.3},
+		"tls":      map[string]any{"minVersion": 1.2, "maxVersion": 1.3},
 	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.config = write("ca.json", data)
+	s.cfg, s.template, s.config = cfg, template, filepath.Join(dir, "ca.json")
+	s.writeConfig(tb)
 	s.Start(tb)
 	tb.Cleanup(func() { s.Stop() })
 	return s
+}
+
+// writeConfig writes ca.json with a provisioner key made now, encrypted
+// with Password.
+func (s *Server) writeConfig(tb testing.TB) {
+	tb.Helper()
+	jwk, err := jose.GenerateJWK("EC", "P-256", "ES256", "sig", "", 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kid, _ := jwk.Thumbprint(crypto.SHA256)
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(kid)
+	enc, err := jose.EncryptJWK(jwk, []byte(Password))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	encrypted, err := enc.CompactSerialize()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pub := jwk.Public()
+	s.cfg["authority"] = map[string]any{
+		"provisioners": []any{map[string]any{
+			"type": "JWK", "name": s.Provisioner, "key": &pub, "encryptedKey": encrypted,
+			"claims":  map[string]any{"minTLSCertDuration": "1m", "maxTLSCertDuration": "24h", "defaultTLSCertDuration": "1h"},
+			"options": map[string]any{"x509": map[string]any{"templateFile": s.template}},
+		}},
+	}
+	data, err := json.MarshalIndent(s.cfg, "", "  ")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(s.config, data, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// RotateProvisionerKey gives the provisioner a new key (same name and
+// password) and restarts step-ca, as an operator replacing it would: a
+// token signed with the old key is then refused with 401.
+func (s *Server) RotateProvisionerKey(tb testing.TB) {
+	tb.Helper()
+	s.Stop()
+	s.writeConfig(tb)
+	s.Start(tb)
 }
 
 // Start (re)starts the process and waits until it answers.

@@ -1,0 +1,42 @@
+package stepca
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/smallstep/certificates/errs"
+
+	"github.com/sworn-id/sworn/ca"
+)
+
+// classify maps step-ca's answers, as its client returns them (*errs.Error,
+// wrapped), to the ca error classes: 401 and 403 are refusals, other 4xx
+// invalid requests, 5xx outages.
+func TestClassifyStepCAStatus(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		want   error
+	}{
+		{status: http.StatusBadRequest, want: ca.ErrInvalidRequest},
+		{status: http.StatusUnauthorized, want: ca.ErrRefused},
+		{status: http.StatusForbidden, want: ca.ErrRefused},
+		{status: http.StatusNotFound, want: ca.ErrInvalidRequest},
+		{status: http.StatusInternalServerError, want: ca.ErrUnavailable},
+		{status: http.StatusServiceUnavailable, want: ca.ErrUnavailable},
+	} {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			answer := &errs.Error{Status: tc.status, Err: errors.New("step-ca says no")}
+			got := classify(fmt.Errorf("client POST failed: %w", answer))
+			for _, class := range []error{ca.ErrInvalidRequest, ca.ErrRefused, ca.ErrUnavailable} {
+				if errors.Is(got, class) != (class == tc.want) {
+					t.Fatalf("classify(%d) = %v; errors.Is(%v) = %v, want only %v", tc.status, got, class, errors.Is(got, class), tc.want)
+				}
+			}
+			if !errors.Is(got, answer) {
+				t.Fatalf("classify(%d) = %v, lost step-ca's answer", tc.status, got)
+			}
+		})
+	}
+}
