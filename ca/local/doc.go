@@ -33,7 +33,9 @@
 // prepared CA is activated in preference. When no live CA is left in a
 // directory that held one (a lost CA file, an agent off past the CA's
 // life), a new CA is published a minute before it signs, with a warning
-// naming what was missing. That
+// naming what was missing; so is one an operator prepares (PrepareCA)
+// while no CA is active, and ActivateCA refuses to cut that minute short.
+// That
 // the directory holds only what the agent wrote is for the caller to
 // check (the agent does, with agent/secpath).
 //

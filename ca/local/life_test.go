@@ -203,3 +203,62 @@ func TestLifeWithUnwritableDataDir(t *testing.T) {
 		t.Fatalf("Health after recovery = %v, want nil", h)
 	}
 }
+
+// A CA prepared by hand (PrepareCA) while no CA is active, here after the
+// only CA expired with the data dir unwritable, is held as one that
+// maintenance prepares is: published at once, it neither signs nor can be
+// activated until a minute later (publishDelay), when Run activates it.
+func TestPrepareCAWithNoActiveCASignsOnlyAMinuteLater(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	clk := clocktesting.NewFakeClock(t0)
+	c := newCA(t, local.Config{Clock: clk, TTL: time.Hour, Dir: dir})
+	restore := unwritable(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// Past the CA's NotAfter: maintenance drops it and cannot write a
+	// successor, so no CA is active; it retries a second later.
+	testutil.Eventually(t, "the maintenance loop to wait on the clock", clk.HasWaiters)
+	clk.Step(time.Hour + time.Minute)
+	testutil.Eventually(t, "maintenance to fail with no CA left", func() bool { return errors.Is(c.Health(), ca.ErrUnavailable) })
+	restore()
+	p, err := c.PrepareCA(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signAt := func() error {
+		_, err := c.SignX509SVID(context.Background(), ca.X509SVIDRequest{ID: spiffeid.RequireFromString("spiffe://example.org/w"), Key: testutil.NewKey(t), TTL: 10 * time.Minute})
+		return err
+	}
+	if _, err := c.ActivateCA(context.Background()); !errors.Is(err, ca.ErrInvalidRequest) || !strings.Contains(err.Error(), "starts signing at "+t0.Add(time.Hour+2*time.Minute).Format(time.RFC3339)) {
+		t.Fatalf("ActivateCA right after PrepareCA with no CA active: err = %v, want ca.ErrInvalidRequest naming when it signs", err)
+	}
+
+	// The retry a second later succeeds and must not activate the CA yet.
+	testutil.Eventually(t, "the maintenance loop to wait on the clock", clk.HasWaiters)
+	clk.Step(time.Second)
+	testutil.Eventually(t, "maintenance to succeed", func() bool { return c.Health() == nil })
+	if err := signAt(); !errors.Is(err, ca.ErrUnavailable) || !strings.Contains(err.Error(), "starts signing at") {
+		t.Fatalf("signing a second after PrepareCA with no CA active: err = %v, want ca.ErrUnavailable until a minute has passed", err)
+	}
+	if got := c.Authorities(); got.Signing != "" || len(got.X509) != 1 || !got.X509[0].Equal(p.Certificate) {
+		t.Fatalf("a second after PrepareCA: signing %q with %d CAs, want the prepared CA published and not signing", got.Signing, len(got.X509))
+	}
+
+	changed := c.Changed()
+	testutil.Eventually(t, "the maintenance loop to wait on the clock", clk.HasWaiters)
+	clk.Step(time.Minute - time.Second) // to a minute (publishDelay) after PrepareCA
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the prepared CA was not activated a minute after PrepareCA")
+	}
+	if err := signAt(); err != nil {
+		t.Fatalf("a minute after PrepareCA: %v", err)
+	}
+	if got := c.Authorities().Signing; got != p.ID {
+		t.Fatalf("signing CA %q, want the prepared %s", got, p.ID)
+	}
+}

@@ -32,7 +32,8 @@ type CA struct {
 	next   *generation   // prepared successor, if any
 	// signsFrom is when next, prepared while no CA was active, may start
 	// signing: a CA that replaces a trust workloads already had is
-	// published publishDelay before it signs. Zero: at once (first start).
+	// published publishDelay before it signs, however it was prepared
+	// (set by prepare). Zero: at once (first start).
 	signsFrom time.Time
 	// trusted: a CA of this directory was published before (state file or
 	// CA files found, or one activated), so a replacement must be
@@ -329,13 +330,19 @@ func (c *CA) PrepareCA(context.Context) (ca.Info, error) {
 }
 
 // ActivateCA makes the prepared CA the signing one. It refuses when no CA
-// has been prepared, so that no CA ever signs before it was published.
+// has been prepared, so that no CA ever signs before it was published, and
+// while a CA prepared with no live CA left is held (publishDelay): Run
+// activates that one itself once workloads trust it.
 func (c *CA) ActivateCA(context.Context) (ca.Info, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.next
 	if p == nil {
 		return ca.Info{}, fmt.Errorf("local ca: %w: no CA is prepared; prepare one first so workloads trust it before it signs", ca.ErrInvalidRequest)
+	}
+	if c.active == nil && c.cfg.Clock.Now().Before(c.signsFrom) {
+		return ca.Info{}, fmt.Errorf("local ca: %w: CA %s is published and starts signing at %s, once workloads trust it; it is activated then without you",
+			ca.ErrInvalidRequest, p.id, c.signsFrom.UTC().Format(time.RFC3339))
 	}
 	if err := c.activate(p); err != nil {
 		return ca.Info{}, err
@@ -432,11 +439,6 @@ func (c *CA) advance(now time.Time, changed *bool) error {
 				return err
 			}
 			*changed = true
-			if c.trusted {
-				c.signsFrom = now.Add(publishDelay)
-				c.cfg.Logger.Warn("no live CA was left: published a new CA that workloads do not trust yet; it signs once they have it",
-					"ca", c.next.id, "signs_from", c.signsFrom)
-			}
 		}
 		if now.Before(c.signsFrom) {
 			return nil
@@ -531,6 +533,13 @@ func (c *CA) prepare(now time.Time) (*generation, error) {
 	c.cas = append(c.cas, a)
 	slices.SortStableFunc(c.cas, func(x, y *generation) int { return x.cert.NotBefore.Compare(y.cert.NotBefore) })
 	c.cfg.Logger.Info("prepared CA", "ca", a.id, "not_before", a.cert.NotBefore, "not_after", a.cert.NotAfter)
+	if c.active == nil && c.trusted {
+		// The hold is set here, not by the caller, so that a CA made on
+		// any path (maintenance, PrepareCA) is published before it signs.
+		c.signsFrom = now.Add(publishDelay)
+		c.cfg.Logger.Warn("no live CA was left: published a new CA that workloads do not trust yet; it signs once they have it",
+			"ca", a.id, "signs_from", c.signsFrom)
+	}
 	return a, nil
 }
 
