@@ -75,19 +75,47 @@ func SignLeaf(parent *x509.Certificate, parentKey crypto.Signer, req X509SVIDReq
 	return leaf, nil
 }
 
+// Cover is where an issuer's validity stands at a moment against how long
+// a signature needs it to last.
+type Cover int
+
+// Covers, in the order IssuerCover checks them.
+const (
+	CoverOK          Cover = iota // valid now and for at least need
+	CoverNotYetValid              // now is before its NotBefore
+	CoverExpired                  // now is at or past its NotAfter
+	CoverTooShort                 // valid now, but it ends less than need from now
+)
+
+// IssuerCover is the one rule every backend signs by: an issuer valid from
+// notBefore until notAfter may sign at now only if it is valid then and
+// stays valid for need (MinIssuerLife for SignLeaf, which shortens the
+// leaf; the full SVID TTL for Vault's issuer, which would not).
+func IssuerCover(notBefore, notAfter, now time.Time, need time.Duration) Cover {
+	switch {
+	case now.Before(notBefore):
+		return CoverNotYetValid
+	case !now.Before(notAfter):
+		return CoverExpired
+	case notAfter.Sub(now) < need:
+		return CoverTooShort
+	}
+	return CoverOK
+}
+
 // CheckIssuerLife returns an error wrapping ErrExpired (so the agent fails
 // readiness saying the CA must be rotated, not that it is unreachable) and
 // ErrUnavailable (a later call may succeed, once a successor signs),
 // naming the issuer and the time, unless issuer may sign at now: valid,
-// with at least MinIssuerLife left.
+// with at least MinIssuerLife left (IssuerCover).
 func CheckIssuerLife(issuer *x509.Certificate, now time.Time) error {
 	name := issuer.Subject.CommonName
-	switch {
-	case now.Before(issuer.NotBefore):
+	switch IssuerCover(issuer.NotBefore, issuer.NotAfter, now, MinIssuerLife) {
+	case CoverNotYetValid:
 		return fmt.Errorf("%w (%w): issuer %q is not valid until %s (now %s); check the clock", ErrExpired, ErrUnavailable, name, issuer.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
-	case !now.Before(issuer.NotAfter):
+	case CoverExpired:
 		return fmt.Errorf("%w (%w): issuer %q expired at %s", ErrExpired, ErrUnavailable, name, issuer.NotAfter.UTC().Format(time.RFC3339))
-	case issuer.NotAfter.Sub(now) < MinIssuerLife:
+	case CoverTooShort:
 		return fmt.Errorf("%w (%w): issuer %q expires at %s, less than %v from now; no SVID is signed until its successor signs", ErrExpired, ErrUnavailable, name, issuer.NotAfter.UTC().Format(time.RFC3339), MinIssuerLife)
 	}
 	return nil

@@ -61,3 +61,27 @@ func TestSignLeafStaysWithinIssuerLife(t *testing.T) {
 		})
 	}
 }
+
+// IssuerCover is the rule both SignLeaf (need = MinIssuerLife) and the
+// Vault backend (need = the SVID TTL) sign by; its bounds are exact.
+func TestIssuerCover(t *testing.T) {
+	const need = 10 * time.Minute
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want ca.Cover
+	}{
+		{name: "a second before NotBefore", now: leafIssuerNotBefore.Add(-time.Second), want: ca.CoverNotYetValid},
+		{name: "at NotBefore", now: leafIssuerNotBefore, want: ca.CoverOK},
+		{name: "with exactly need left", now: leafIssuerNotAfter.Add(-need), want: ca.CoverOK},
+		{name: "with a second less than need left", now: leafIssuerNotAfter.Add(-need + time.Second), want: ca.CoverTooShort},
+		{name: "at NotAfter", now: leafIssuerNotAfter, want: ca.CoverExpired},
+		{name: "after NotAfter", now: leafIssuerNotAfter.Add(time.Hour), want: ca.CoverExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ca.IssuerCover(leafIssuerNotBefore, leafIssuerNotAfter, tc.now, need); got != tc.want {
+				t.Fatalf("IssuerCover at %v = %d, want %d", tc.now, got, tc.want)
+			}
+		})
+	}
+}

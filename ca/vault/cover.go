@@ -39,8 +39,9 @@ func (v *CA) defaultIssuer() (Issuer, bool) {
 }
 
 // issuerCovers returns a ca.ErrExpired error unless Vault's default issuer,
-// and every certificate above it, is valid from now for a full ttl; nil
-// also before the issuers were first read (Vault's answer decides then).
+// and every certificate above it, is valid from now for a full ttl
+// (ca.IssuerCover with need = ttl); nil also before the issuers were first
+// read (Vault's answer decides then).
 func (v *CA) issuerCovers(now time.Time, ttl time.Duration) error {
 	v.mu.RLock()
 	iss, ok := v.defaultIssuer()
@@ -58,14 +59,14 @@ func (v *CA) issuerCovers(now time.Time, ttl time.Duration) error {
 		subject = fmt.Sprintf("%q (serial %s), above Vault's issuer %s,", limit.Subject.CommonName, serial(limit), name)
 	}
 	rotate := fmt.Sprintf("rotate Vault's issuer (`sworn vault ca rotate`, then `sworn vault ca activate`, or vault write %s/root/rotate/internal)", v.cfg.PKIMount)
-	switch {
-	case now.Before(iss.Certificate.NotBefore):
+	switch ca.IssuerCover(iss.Certificate.NotBefore, limit.NotAfter, now, ttl) {
+	case ca.CoverNotYetValid:
 		return fmt.Errorf("vault ca: %w: %s is not valid until %s (check the clocks of Vault and of this node)",
 			ca.ErrExpired, subject, iss.Certificate.NotBefore.UTC().Format(time.RFC3339))
-	case !now.Before(limit.NotAfter):
+	case ca.CoverExpired:
 		return fmt.Errorf("vault ca: %w: %s expired at %s; %s",
 			ca.ErrExpired, subject, limit.NotAfter.UTC().Format(time.RFC3339), rotate)
-	case limit.NotAfter.Before(now.Add(ttl)):
+	case ca.CoverTooShort:
 		return fmt.Errorf("vault ca: %w: %s expires at %s, before a full %s SVID; %s or lower svid.ttl",
 			ca.ErrExpired, subject, limit.NotAfter.UTC().Format(time.RFC3339), ttl, rotate)
 	}
@@ -83,7 +84,8 @@ func (v *CA) intermediateCovers(inter *intermediate, now time.Time, ttl time.Dur
 		return err
 	}
 	limit := earliest(inter.chain...)
-	if !limit.NotAfter.Before(now.Add(ttl)) {
+	// One not valid yet is SignLeaf's to refuse (ca.CheckIssuerLife).
+	if c := ca.IssuerCover(limit.NotBefore, limit.NotAfter, now, ttl); c != ca.CoverExpired && c != ca.CoverTooShort {
 		return nil
 	}
 	what := fmt.Sprintf("the agent's intermediate (serial %s) expires at %s, before a full %s SVID",
