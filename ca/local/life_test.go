@@ -173,8 +173,8 @@ func TestLifeWithUnwritableDataDir(t *testing.T) {
 		t.Fatal("the CA never refused to sign before its NotAfter")
 	}
 	for _, err := range r.refused {
-		if !errors.Is(err, ca.ErrUnavailable) {
-			t.Fatalf("refusal %v is not ca.ErrUnavailable", err)
+		if !errors.Is(err, ca.ErrUnavailable) || !strings.Contains(err.Error(), "make "+dir+" writable") {
+			t.Fatalf("refusal %v is not ca.ErrUnavailable saying to make %s writable", err, dir)
 		}
 	}
 	// Past the NotAfter: no CA signs, nothing panics.

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -155,20 +156,17 @@ func (c *CA) setHealth(err error) {
 	}
 }
 
-// signer returns the CA that signs at now, or a ca.ErrUnavailable error
-// that says why none does and what to do about it.
-func (c *CA) signer(now time.Time) (*generation, error) {
+// signer returns the active CA, or a ca.ErrUnavailable error that says
+// why none is and what to do about it. Whether the active CA's life lets
+// it sign now is checked once per signature, by the caller: ca.SignLeaf
+// for an X.509-SVID, ca.CheckIssuerLife for a JWT-SVID; refused names the
+// CA in that refusal.
+func (c *CA) signer() (*generation, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	var why string
-	if c.health != nil {
-		why = "; " + c.health.Error()
-	}
+	why := c.why()
 	switch {
 	case c.active != nil:
-		if err := ca.CheckIssuerLife(c.active.cert, now); err != nil {
-			return nil, fmt.Errorf("local ca: CA %s: %w%s", c.active.id, err, why)
-		}
 		return c.active, nil
 	case c.next != nil:
 		return nil, fmt.Errorf("local ca: %w: CA %s is published and starts signing at %s, once workloads trust it%s",
@@ -178,6 +176,27 @@ func (c *CA) signer(now time.Time) (*generation, error) {
 		// later call may succeed once a successor signs (ErrUnavailable).
 		return nil, fmt.Errorf("local ca: %w (%w): no CA is active%s", ca.ErrExpired, ca.ErrUnavailable, why)
 	}
+}
+
+// why is what the last maintenance failed with, to add to a refusal;
+// c.mu must be held.
+func (c *CA) why() string {
+	if c.health == nil {
+		return ""
+	}
+	return "; " + c.health.Error()
+}
+
+// refused names a in err, a refusal of a signature by a's life
+// (ca.ErrExpired), and adds what the last maintenance failed with; any
+// other err only gets the package prefix.
+func (c *CA) refused(a *generation, err error) error {
+	if !errors.Is(err, ca.ErrExpired) {
+		return fmt.Errorf("local ca: %w", err)
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return fmt.Errorf("local ca: CA %s: %w%s", a.id, err, c.why())
 }
 
 // recoverActive handles a state file that is missing or names no live CA
@@ -239,13 +258,13 @@ func (c *CA) SignX509SVID(_ context.Context, req ca.X509SVIDRequest) ([]*x509.Ce
 		return nil, fmt.Errorf("local ca: %w: %q is not in trust domain %q", ca.ErrInvalidRequest, req.ID, c.cfg.TrustDomain)
 	}
 	now := c.cfg.Clock.Now()
-	active, err := c.signer(now)
+	active, err := c.signer()
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := ca.SignLeaf(active.cert, active.key, req, now)
+	leaf, err := ca.SignLeaf(active.cert, active.key, req, now) // checks active's life
 	if err != nil {
-		return nil, fmt.Errorf("local ca: %w", err)
+		return nil, c.refused(active, err)
 	}
 	return []*x509.Certificate{leaf}, nil
 }
@@ -274,9 +293,12 @@ func (c *CA) SignJWTSVID(_ context.Context, req ca.JWTSVIDRequest) (string, time
 		return "", time.Time{}, fmt.Errorf("local ca: %w: %q is not in trust domain %q", ca.ErrInvalidRequest, req.ID, c.cfg.TrustDomain)
 	}
 	now := c.cfg.Clock.Now()
-	active, err := c.signer(now)
+	active, err := c.signer()
 	if err != nil {
 		return "", time.Time{}, err
+	}
+	if err := ca.CheckIssuerLife(active.cert, now); err != nil {
+		return "", time.Time{}, c.refused(active, err)
 	}
 	token, exp, err := ca.SignJWT(active.jwtKey, active.jwtKid, req, now, active.cert.NotAfter)
 	if err != nil {
