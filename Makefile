@@ -29,6 +29,16 @@ test: $(TEST_BINS) ## run every test with the race detector (builds Vault and th
 test-short: $(TEST_BINS) ## the quick inner loop: no race detector, short mode
 	$(GO) test -short -count=1 $(PKGS)
 
+# The short soak (60 s, 20 watchers) runs inside make test as TestSoak; this
+# is the long one whose figures docs/benchmarks.md reports. It needs root.
+SOAK_DURATION ?= 20m
+SOAK_WATCHERS ?= 150
+SOAK_TIMEOUT  ?= 45m
+
+.PHONY: soak
+soak: ## run the agent SOAK_DURATION (20m) with SOAK_WATCHERS (150) watchers through CA rotation, SIGHUPs and a kill -9, and print the figures
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_WATCHERS=$(SOAK_WATCHERS) $(GO) test -count=1 -v -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) ./internal/soak/
+
 # Every package whose figures docs/benchmarks.md reports, each benchmark run
 # BENCHCOUNT times so benchstat can give a spread (its ±) and not one sample.
 BENCH_PKGS := ./ca/local/ ./ca/vault/ ./agent/ ./cmd/sworn/proxy/
