@@ -193,4 +193,3 @@ func (r *run) restart() {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
-
