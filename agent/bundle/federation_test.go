@@ -3,6 +3,7 @@ package bundle_test
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -59,19 +60,20 @@ func TestFetchBundleRefusesWhatAPeerMustNotSend(t *testing.T) {
 		name    string
 		handler http.HandlerFunc
 		wantErr string
+		invalid bool // refused for what it holds: bundle.ErrInvalid
 	}{
 		{name: "good", handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(good) }},
 		{name: "larger than the limit", handler: func(w http.ResponseWriter, _ *http.Request) {
 			pad := strings.Repeat(" ", bundle.MaxBytes)
 			_, _ = w.Write([]byte(pad))
 			_, _ = w.Write(good)
-		}, wantErr: "sent more than 1048576 bytes"},
+		}, wantErr: "endpoint URL: bundle for peer.example is larger than 1048576 bytes; refused", invalid: true},
 		{name: "too many authorities", handler: func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write(bundleJSON(t, peerTD, bundle.MaxAuthorities+1, time.Minute))
-		}, wantErr: "holds 257 authorities, more than 256"},
+		}, wantErr: "holds 257 authorities, more than 256", invalid: true},
 		{name: "another trust domain's CA", handler: func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = w.Write(bundleJSON(t, other, 1, time.Minute))
-		}, wantErr: "holds a CA of victim.example"},
+		}, wantErr: "holds a CA of victim.example", invalid: true},
 		{name: "redirect", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "https://elsewhere.example/bundle", http.StatusFound)
 		}, wantErr: "redirects are not followed"},
@@ -79,7 +81,7 @@ func TestFetchBundleRefusesWhatAPeerMustNotSend(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError)
 			_, _ = w.Write(good)
 		}, wantErr: "answered 500"},
-		{name: "not a bundle", handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"keys": 1}`)) }, wantErr: "bundle for peer.example"},
+		{name: "not a bundle", handler: func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"keys": 1}`)) }, wantErr: "bundle for peer.example", invalid: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,8 +93,9 @@ func TestFetchBundleRefusesWhatAPeerMustNotSend(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("FetchBundle err = %v, want %q", err, tt.wantErr)
+			want := strings.ReplaceAll(tt.wantErr, "URL", u)
+			if err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, bundle.ErrInvalid) != tt.invalid {
+				t.Fatalf("FetchBundle err = %v, want %q, bundle.ErrInvalid %v", err, want, tt.invalid)
 			}
 		})
 	}

@@ -53,8 +53,9 @@ func NewClient(tlsCfg *tls.Config, timeout time.Duration) *http.Client {
 }
 
 // Fetch gets td's bundle from url with client, refusing an answer that is
-// not 200, is larger than MaxBytes, is not a SPIFFE bundle, holds more
-// than MaxAuthorities authorities or holds a CA of another trust domain.
+// not 200, and, as Parse does (ErrInvalid, naming url), one that is larger
+// than MaxBytes, is not a SPIFFE bundle, holds more than MaxAuthorities
+// authorities or holds a CA of another trust domain.
 func Fetch(ctx context.Context, client *http.Client, td spiffeid.TrustDomain, url string) (*spiffebundle.Bundle, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
@@ -71,14 +72,17 @@ func Fetch(ctx context.Context, client *http.Client, td spiffeid.TrustDomain, ur
 		}
 		return nil, fmt.Errorf("bundle: endpoint %s answered %s", url, resp.Status)
 	}
+	// One byte past the limit is enough for parseJSON to refuse the
+	// answer as too large; the rest is never read.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("bundle: endpoint %s: %w", url, err)
 	}
-	if len(data) > MaxBytes {
-		return nil, fmt.Errorf("bundle: endpoint %s sent more than %d bytes; refused", url, MaxBytes)
+	b, err := parseJSON(td, data)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: endpoint %s: %w", url, err)
 	}
-	return Parse(td, data)
+	return b, nil
 }
 
 // Parse parses a SPIFFE bundle (JSON) for td from a peer and checks it as
