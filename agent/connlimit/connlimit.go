@@ -50,9 +50,11 @@ type Listener struct {
 	cfg Config
 	log *LogLimiter
 
-	mu    sync.Mutex
-	byUID map[uint32]int
-	open  int
+	// mu makes the two limits one decision (a connection takes a slot of
+	// both or of neither) and guards open; perUID changes only under it.
+	mu     sync.Mutex
+	perUID Counter
+	open   int
 }
 
 // New wraps l, whose connections must implement CallerConn.
@@ -60,7 +62,7 @@ func New(l net.Listener, cfg Config) *Listener {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Listener{Listener: l, cfg: cfg, byUID: map[uint32]int{}, log: &LogLimiter{Every: cfg.LogEvery, Clock: cfg.Clock}}
+	return &Listener{Listener: l, cfg: cfg, perUID: Counter{Limit: cfg.PerUID}, log: &LogLimiter{Every: cfg.LogEvery, Clock: cfg.Clock}}
 }
 
 // Accept returns the next connection within the limits; connections over
@@ -77,40 +79,39 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, fmt.Errorf("connlimit: connection of type %T does not know its caller", c)
 		}
 		caller := cc.Caller()
-		if reason, held := l.admit(caller.UID); reason != "" {
+		release, reason, held := l.admit(caller.UID)
+		if reason != "" {
 			// Counted before the close, so that by the time the caller
 			// sees its connection end the refusal is in the metrics.
 			l.refused(caller, reason, held)
 			_ = c.Close()
 			continue
 		}
-		return &Conn{CallerConn: cc, l: l, uid: caller.UID}, nil
+		return &Conn{CallerConn: cc, release: release}, nil
 	}
 }
 
-// admit takes a slot for uid, or says which limit stops it and how many
-// connections that limit counts now.
-func (l *Listener) admit(uid uint32) (Reason, int) {
+// admit takes a slot for uid and returns its release, or says which
+// limit stops it (the uid's first) and how many connections that limit
+// counts now.
+func (l *Listener) admit(uid uint32) (release func(), _ Reason, held int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case l.byUID[uid] >= l.cfg.PerUID:
-		return UIDLimit, l.byUID[uid]
-	case l.open >= l.cfg.Total:
-		return TotalLimit, l.open
+	releaseUID, ok := l.perUID.Acquire(uid)
+	if !ok {
+		return nil, UIDLimit, l.perUID.Held(uid)
 	}
-	l.byUID[uid]++
+	if l.open >= l.cfg.Total {
+		releaseUID()
+		return nil, TotalLimit, l.open
+	}
 	l.open++
-	return "", 0
-}
-
-func (l *Listener) release(uid uint32) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.open--
-	if l.byUID[uid]--; l.byUID[uid] <= 0 {
-		delete(l.byUID, uid)
-	}
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.open--
+		releaseUID()
+	}, "", 0
 }
 
 func (l *Listener) refused(c peer.Caller, reason Reason, held int) {
@@ -145,15 +146,8 @@ func (l *Listener) Saturated() error {
 	if l.open >= l.cfg.Total {
 		return fmt.Errorf("connlimit: %d connections open, the most allowed; new ones of every uid are refused", l.open)
 	}
-	// Report the lowest uid at its limit, so the message is stable.
-	found, at := false, uint32(0)
-	for uid, n := range l.byUID {
-		if n >= l.cfg.PerUID && (!found || uid < at) {
-			found, at = true, uid
-		}
-	}
-	if found {
-		return fmt.Errorf("connlimit: uid %d holds %d connections, the most one uid may; its new ones are refused", at, l.byUID[at])
+	if uid, held, ok := l.perUID.Full(); ok {
+		return fmt.Errorf("connlimit: uid %d holds %d connections, the most one uid may; its new ones are refused", uid, held)
 	}
 	return nil
 }
@@ -161,15 +155,14 @@ func (l *Listener) Saturated() error {
 // Conn is an accepted connection holding a slot until it is closed.
 type Conn struct {
 	CallerConn
-	l    *Listener
-	uid  uint32
-	once sync.Once
+	release func()
+	once    sync.Once
 }
 
 // Close closes the connection and frees its slot (once).
 func (c *Conn) Close() error {
 	err := c.CallerConn.Close()
-	c.once.Do(func() { c.l.release(c.uid) })
+	c.once.Do(c.release)
 	return err
 }
 

@@ -243,9 +243,17 @@ func TestCounter(t *testing.T) {
 	if !ok1 || !ok2 || ok3 || !other {
 		t.Fatalf("Acquire: %v %v %v (other uid %v), want true true false (true)", ok1, ok2, ok3, other)
 	}
+	_, _ = c.Acquire(8)
+	_, _ = c.Acquire(9)
+	if uid, held, ok := c.Full(); !ok || uid != 7 || held != 2 {
+		t.Fatalf("Full with uids 7 and 8 at the limit = %d, %d, %v; want the lowest, 7, holding 2", uid, held, ok)
+	}
 	r1()
 	r1()
 	if c.Held(7) != 1 {
 		t.Fatalf("after releasing one twice: %d held, want 1", c.Held(7))
+	}
+	if uid, _, ok := c.Full(); !ok || uid != 8 {
+		t.Fatalf("Full with only uid 8 at the limit = %d, %v; want 8", uid, ok)
 	}
 }

@@ -2,7 +2,8 @@ package connlimit
 
 import "sync"
 
-// Counter bounds how many of something each uid holds at once.
+// Counter bounds how many of something each uid holds at once: streams
+// (agent/workload), and a Listener's connections per uid.
 type Counter struct {
 	Limit int
 
@@ -39,4 +40,17 @@ func (c *Counter) Held(uid uint32) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.byUID[uid]
+}
+
+// Full returns the lowest uid holding Limit or more (the lowest, so a
+// message naming it is stable) and how many it holds; false if none does.
+func (c *Counter) Full() (uid uint32, held int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for u, n := range c.byUID {
+		if n >= c.Limit && (!ok || u < uid) {
+			uid, held, ok = u, n, true
+		}
+	}
+	return uid, held, ok
 }
