@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
@@ -36,7 +35,8 @@ func newBundleFetchCommand() *cobra.Command {
 as SPIFFE bundle JSON, e.g. to write the bundle_file that bootstraps federation:
   sworn bundle fetch --trust-domain other.org --url https://bundle.other.org --ca-file web-ca.pem > other.org.json
 With --endpoint-spiffe-id and --bundle-file the endpoint is authenticated with
-https_spiffe against a bundle you already have; otherwise with https_web
+https_spiffe against a bundle you already have (SPIFFE bundle JSON or PEM; an
+empty, garbled or truncated file is refused); otherwise with https_web
 (--ca-file, or the system roots).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -54,11 +54,14 @@ https_spiffe against a bundle you already have; otherwise with https_web
 				if o.bundleFile == "" {
 					return errors.New("--endpoint-spiffe-id needs --bundle-file to authenticate the endpoint")
 				}
-				b, err := x509bundle.Load(td, o.bundleFile)
+				// Read as strictly as `sworn bundle set` reads a file:
+				// go-spiffe's x509bundle.Load would take a truncated file
+				// for a smaller bundle.
+				b, err := bundle.Load(td, o.bundleFile)
 				if err != nil {
 					return fmt.Errorf("--bundle-file: %w", err)
 				}
-				tlsCfg = tlsconfig.TLSClientConfig(b, tlsconfig.AuthorizeID(id))
+				tlsCfg = tlsconfig.TLSClientConfig(b.X509Bundle(), tlsconfig.AuthorizeID(id))
 			default:
 				var pool *x509.CertPool
 				if o.caFile != "" {
@@ -92,7 +95,7 @@ https_spiffe against a bundle you already have; otherwise with https_web
 	f.StringVar(&o.url, "url", "", "its bundle endpoint URL (required)")
 	f.StringVar(&o.caFile, "ca-file", "", "https_web: CA that verifies the endpoint")
 	f.StringVar(&o.endpointID, "endpoint-spiffe-id", "", "https_spiffe: the endpoint's SPIFFE ID")
-	f.StringVar(&o.bundleFile, "bundle-file", "", "https_spiffe: a bundle of the trust domain you already trust")
+	f.StringVar(&o.bundleFile, "bundle-file", "", "https_spiffe: a bundle of the trust domain you already trust (SPIFFE bundle JSON or PEM)")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "how long to wait")
 	_ = cmd.MarkFlagRequired("trust-domain")
 	_ = cmd.MarkFlagRequired("url")
