@@ -18,6 +18,7 @@ import (
 	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/telemetry"
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/notify"
 	"github.com/sworn-id/sworn/rotation"
 )
 
@@ -38,7 +39,8 @@ type Agent struct {
 	runPods   func(context.Context)
 	podsReady func() bool
 
-	caState   atomic.Int32 // a caState: whether the CA answered, and how
+	caState   atomic.Int32    // a caState: whether the CA answered, and how
+	caBack    notify.Notifier // notified when the CA answers after it did not
 	listening atomic.Bool
 	ready     chan struct{}
 

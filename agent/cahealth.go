@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 
 	"github.com/sworn-id/sworn/ca"
@@ -60,6 +61,7 @@ func (a *Agent) observeCA(err error) {
 	if prev := caState(a.caState.Swap(int32(state))); prev != state {
 		switch state {
 		case caAnswered:
+			a.caBack.Notify()
 			switch prev {
 			case caRefused:
 				a.log.Info("CA accepts the agent again")
@@ -80,6 +82,26 @@ func (a *Agent) observeCA(err error) {
 		a.metrics.CAReachable.Set(0)
 	} else {
 		a.metrics.CAReachable.Set(1)
+	}
+}
+
+// retryWhenCAReturns renews, as soon as the CA answers again after an
+// outage, a refusal or an expiry, every SVID whose renewal failed meanwhile,
+// most urgent first (within rotation.max_concurrent and max_per_second):
+// each would otherwise wait out its own backoff, up to a minute, even with
+// its SVID already expired.
+func (a *Agent) retryWhenCAReturns(ctx context.Context) {
+	back := a.caBack.Changed()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-back:
+		}
+		back = a.caBack.Changed()
+		if n := a.cache.RetryFailed(); n > 0 {
+			a.log.Info("CA answers again; renewing now the SVIDs whose renewal failed, most urgent first", "svids", n)
+		}
 	}
 }
 

@@ -2,14 +2,27 @@ package agent
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/sworn-id/sworn/agent/cache"
+	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/telemetry"
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/internal/testutil"
+	"github.com/sworn-id/sworn/rotation"
 )
 
 // Each step is one CA call's result, as a backend or the cache reports it
@@ -108,4 +121,63 @@ func gauge(t *testing.T, m *telemetry.Metrics, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// flakySigner is the embedded CA on a fake clock that fails as an outage
+// while failing is set.
+type flakySigner struct {
+	ca      *local.CA
+	failing atomic.Bool
+	calls   atomic.Int32
+}
+
+func (s *flakySigner) SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	s.calls.Add(1)
+	if s.failing.Load() {
+		return nil, fmt.Errorf("test: %w", ca.ErrUnavailable)
+	}
+	return s.ca.SignX509SVID(ctx, req)
+}
+
+// TestFailedRenewalsAreRetriedWhenTheCAReturns: once the CA answers again
+// (here a backend's health probe says so, as Vault's bundle refresh does),
+// an SVID that expired during the outage is renewed at once, not after its
+// backoff (up to an hour here; the fake clock never moves).
+func TestFailedRenewalsAreRetriedWhenTheCAReturns(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	lc, err := local.New(local.Config{TrustDomain: spiffeid.RequireTrustDomainFromString("example.org"), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := &flakySigner{ca: lc}
+	a := &Agent{log: slog.New(slog.DiscardHandler), metrics: telemetry.New()}
+	a.cache = cache.New(cache.Config{Signer: signer, Clock: clk, Metrics: a.metrics, OnCAResult: a.observeCA,
+		Backoff: rotation.Backoff{Initial: time.Hour, Max: time.Hour}})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = a.cache.Run(ctx) })
+	wg.Go(func() { a.retryWhenCAReturns(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	e := registry.Entry{ID: spiffeid.RequireFromString("spiffe://example.org/web"), TTL: 2 * time.Minute}
+	sub, err := a.cache.Subscribe(ctx, []registry.Entry{e}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	old := sub.SVIDs()[0]
+	signer.failing.Store(true)
+	clk.Step(5 * time.Minute)
+	testutil.Eventually(t, "the renewal to fail and wait out its backoff", func() bool {
+		ids := a.cache.Identities()
+		return signer.calls.Load() >= 2 && ids[0].NextRenewal.After(clk.Now())
+	})
+	if caState(a.caState.Load()) != caUnreachable {
+		t.Fatal("the failed renewal did not mark the CA unreachable")
+	}
+	signer.failing.Store(false)
+	a.observeCA(nil)
+	testutil.Eventually(t, "the expired SVID to be renewed without the clock moving", func() bool {
+		return sub.SVIDs()[0] != old
+	})
 }

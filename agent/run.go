@@ -81,13 +81,15 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // runBackground starts the tasks that serve nothing themselves: the CA
-// loop, the pod watch, the SVID cache and the bundle sync.
+// loop, the pod watch, the SVID cache, the renewal of failed SVIDs when the
+// CA returns and the bundle sync.
 func (a *Agent) runBackground(ctx context.Context, run func(string, func() error)) {
 	run("ca", func() error { return a.runCA(ctx) })
 	if a.runPods != nil {
 		run("pods", func() error { a.runPods(ctx); return nil })
 	}
 	run("cache", func() error { return a.cache.Run(ctx) })
+	run("ca-recovery", func() error { a.retryWhenCAReturns(ctx); return nil })
 	run("bundles", func() error { a.syncBundles(ctx); return nil })
 }
 

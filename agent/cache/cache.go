@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -34,8 +35,20 @@ const (
 	// DefaultSignTimeout bounds one CA call. A hung CA (a paused Vault)
 	// would otherwise hold a worker until its HTTP client gives up, and
 	// only then be reported unreachable; 30 s is far under the half of an
-	// SVID's life that renewal leaves as margin at the default ttl.
+	// SVID's life that renewal leaves as margin at the default ttl. A
+	// renewal gets less when its SVID has less left (see signTimeout).
 	DefaultSignTimeout = 30 * time.Second
+	// DefaultRemoteMaxPerSecond is the agent file's default of
+	// rotation.max_per_second for a CA that other agents share (Vault
+	// signing each SVID, step-ca). A node seldom holds more than a few
+	// hundred identities: 20 a second re-issues 600 in 30 s after a CA
+	// change, while 100 nodes ask a shared CA for at most 2,000 a second.
+	// The embedded CA (and Vault's intermediate mode, which signs in the
+	// agent) have no default cap: their calls never leave the process.
+	DefaultRemoteMaxPerSecond = 20
+	// minSignTimeout is the least time a CA call is given, however little
+	// is left of the SVID being renewed.
+	minSignTimeout = time.Second
 )
 
 // errSignTimeout is the cause given to a CA call's context when it ends
@@ -48,7 +61,7 @@ type Config struct {
 	KeyType ca.KeyType
 	// MaxConcurrent bounds CA calls in flight; 0 means DefaultMaxConcurrent.
 	MaxConcurrent int
-	// Rate caps CA calls per second; 0 means no cap.
+	// Rate caps CA calls per second, timed on Clock; 0 means no cap.
 	Rate float64
 	// IdleTimeout is how long an SVID nobody holds is kept; 0 means
 	// DefaultIdleTimeout.
@@ -58,7 +71,9 @@ type Config struct {
 	Logger      *slog.Logger
 	Metrics     *telemetry.Metrics
 	// SignTimeout bounds each CA call, timed on Clock; 0 means
-	// DefaultSignTimeout. A call that runs out is ca.ErrUnavailable.
+	// DefaultSignTimeout. A renewal gets at most a quarter of what is left
+	// of the SVID it replaces (never under a second). A call that runs out
+	// is ca.ErrUnavailable.
 	SignTimeout time.Duration
 	// OnCAResult, if set, is told whether each CA call reached the CA.
 	OnCAResult func(err error)
@@ -100,6 +115,12 @@ type item struct {
 	entry registry.Entry
 	ready chan struct{} // closed when the first issuance returns
 	err   error         // of the first issuance; set before ready closes
+
+	// A failed first issuance stays cached until retryAt, so that workloads
+	// asking for it meanwhile get its error without a CA call each; the
+	// next ask after retryAt starts attempt+1. Set before ready closes.
+	attempt int
+	retryAt time.Time
 
 	// guarded by Cache.mu
 	svid      *SVID
@@ -188,8 +209,12 @@ func (c *Cache) acquire(s *Subscription, entries []registry.Entry, who Requester
 	for _, e := range entries {
 		k := e.Key()
 		it, ok := c.items[k]
-		if !ok {
-			it = &item{key: k, entry: e, ready: make(chan struct{}), subs: map[*Subscription]struct{}{}}
+		if !ok || c.retryDue(it) {
+			attempt := 0
+			if ok {
+				attempt = it.attempt // a failed one: never tracked nor persisted
+			}
+			it = &item{key: k, entry: e, ready: make(chan struct{}), subs: map[*Subscription]struct{}{}, attempt: attempt}
 			c.items[k] = it
 			go c.issueFirst(it, who)
 		}
@@ -212,13 +237,24 @@ func (c *Cache) release(s *Subscription, items []*item) {
 	}
 }
 
+// retryDue reports whether it is a failed first issuance whose backoff has
+// passed, to be replaced by a new attempt; c.mu must be held.
+func (c *Cache) retryDue(it *item) bool {
+	select {
+	case <-it.ready:
+	default:
+		return false // still issuing
+	}
+	return it.svid == nil && !c.cfg.Clock.Now().Before(it.retryAt)
+}
+
 func (c *Cache) issueFirst(it *item, who Requester) {
-	svid, err := c.issue(c.base, it.entry, "new", who)
+	svid, err := c.issue(c.base, it.entry, "new", who, c.cfg.SignTimeout)
 	c.mu.Lock()
 	if err != nil {
-		if c.items[it.key] == it {
-			delete(c.items, it.key)
-		}
+		it.attempt++
+		it.retryAt = c.cfg.Clock.Now().Add(c.cfg.Backoff.Delay(it.attempt, 0, rand.Float64()))
+		err = fmt.Errorf("%w (attempt %d; the next request after %s tries again)", err, it.attempt, it.retryAt.Format(time.RFC3339))
 	} else {
 		it.svid = svid
 	}
@@ -243,7 +279,10 @@ func (c *Cache) renew(ctx context.Context, key string) (rotation.Validity, error
 	if !ok || idle {
 		return rotation.Validity{}, fmt.Errorf("cache: %s is no longer cached", key)
 	}
-	svid, err := c.issue(ctx, it.entry, "renewal", Requester{})
+	c.mu.Lock()
+	left := it.svid.Chain[0].NotAfter.Sub(c.cfg.Clock.Now())
+	c.mu.Unlock()
+	svid, err := c.issue(ctx, it.entry, "renewal", Requester{}, c.signTimeout(left))
 	if err != nil {
 		return rotation.Validity{}, err
 	}
@@ -260,22 +299,32 @@ func (c *Cache) renew(ctx context.Context, key string) (rotation.Validity, error
 	return validity(svid), nil
 }
 
-// issue generates a key and has the CA sign it, within the concurrency and
-// rate bounds.
-func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who Requester) (*SVID, error) {
+// signTimeout is how long a renewal's CA call may take: SignTimeout, cut
+// to a quarter of what is left of the SVID it replaces (never under
+// minSignTimeout), so that a hung CA still leaves time for retries before
+// the SVID expires. A 1-minute SVID renewed at half-life gets 7.5 s, not
+// the 30 s that would use up its margin in one call.
+func (c *Cache) signTimeout(left time.Duration) time.Duration {
+	if left <= 0 {
+		return c.cfg.SignTimeout // nothing left to protect
+	}
+	return min(c.cfg.SignTimeout, max(left/4, minSignTimeout))
+}
+
+// issue generates a key and has the CA sign it within timeout, and within
+// the concurrency and rate bounds.
+func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who Requester, timeout time.Duration) (*SVID, error) {
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("cache: issue %s: %w", e.ID, ctx.Err())
 	}
 	defer func() { <-c.sem }()
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("cache: issue %s: %w", e.ID, err)
-		}
+	if err := c.waitRate(ctx); err != nil {
+		return nil, fmt.Errorf("cache: issue %s: %w", e.ID, err)
 	}
 	start := time.Now()
-	svid, err := c.signWithin(ctx, e)
+	svid, err := c.signWithin(ctx, e, timeout)
 	if c.cfg.OnCAResult != nil {
 		c.cfg.OnCAResult(err)
 	}
@@ -298,14 +347,36 @@ func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who 
 	return svid, nil
 }
 
-// signWithin is sign bounded by SignTimeout on the cache's clock. A call
-// that runs out is an outage (ca.ErrUnavailable), whatever error the
-// backend made of its cancelled context, so the agent reports the CA
-// unreachable at the first timeout and the call is retried with backoff.
-func (c *Cache) signWithin(ctx context.Context, e registry.Entry) (*SVID, error) {
+// waitRate waits, on the cache's clock, until the rate cap allows one more
+// CA call.
+func (c *Cache) waitRate(ctx context.Context) error {
+	if c.limiter == nil {
+		return nil
+	}
+	r := c.limiter.ReserveN(c.cfg.Clock.Now(), 1)
+	d := r.DelayFrom(c.cfg.Clock.Now())
+	if d <= 0 {
+		return nil
+	}
+	timer := c.cfg.Clock.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C():
+		return nil
+	case <-ctx.Done():
+		r.CancelAt(c.cfg.Clock.Now())
+		return ctx.Err()
+	}
+}
+
+// signWithin is sign bounded by timeout on the cache's clock. A call that
+// runs out is an outage (ca.ErrUnavailable), whatever error the backend
+// made of its cancelled context, so the agent reports the CA unreachable
+// at the first timeout and the call is retried with backoff.
+func (c *Cache) signWithin(ctx context.Context, e registry.Entry, timeout time.Duration) (*SVID, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	timer := c.cfg.Clock.NewTimer(c.cfg.SignTimeout)
+	timer := c.cfg.Clock.NewTimer(timeout)
 	defer timer.Stop()
 	go func() {
 		select {
@@ -316,7 +387,7 @@ func (c *Cache) signWithin(ctx context.Context, e registry.Entry) (*SVID, error)
 	}()
 	svid, err := c.sign(ctx, e)
 	if err != nil && errors.Is(context.Cause(ctx), errSignTimeout) && !errors.Is(err, ca.ErrUnavailable) {
-		err = fmt.Errorf("%w: the CA did not answer within %v: %w", ca.ErrUnavailable, c.cfg.SignTimeout, err)
+		err = fmt.Errorf("%w: the CA did not answer within %v: %w", ca.ErrUnavailable, timeout, err)
 	}
 	return svid, err
 }
@@ -333,6 +404,13 @@ func (c *Cache) sign(ctx context.Context, e registry.Entry) (*SVID, error) {
 	if len(chain) == 0 {
 		return nil, fmt.Errorf("%w: the CA returned no certificate", ca.ErrBadCertificate)
 	}
+	// An SVID already expired by the agent's clock would be due for
+	// renewal at once, and again after that: refuse it, so it is retried
+	// with backoff instead of in a loop.
+	if now := c.cfg.Clock.Now(); !now.Before(chain[0].NotAfter) {
+		return nil, fmt.Errorf("%w: the CA returned an SVID that expired at %s, before the agent's time %s (check the clocks of the CA and this node)",
+			ca.ErrBadCertificate, chain[0].NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, err
@@ -347,10 +425,15 @@ func (c *Cache) sign(ctx context.Context, e registry.Entry) (*SVID, error) {
 func (c *Cache) dropIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cutoff := c.cfg.Clock.Now().Add(-c.cfg.IdleTimeout)
+	now := c.cfg.Clock.Now()
+	cutoff := now.Add(-c.cfg.IdleTimeout)
 	for _, it := range c.items {
-		if it.svid != nil && len(it.subs) == 0 && !it.idleSince.After(cutoff) {
+		switch {
+		case len(it.subs) > 0:
+		case it.svid != nil && !it.idleSince.After(cutoff):
 			c.dropLocked(it)
+		case c.retryDue(it) && !it.retryAt.After(cutoff):
+			delete(c.items, it.key) // a failed first issuance, long past its retry
 		}
 	}
 }
@@ -362,6 +445,12 @@ func (c *Cache) dropLocked(it *item) {
 	c.unpersist(it.key)
 	c.cfg.Logger.Debug("dropped idle SVID", "spiffe_id", it.entry.ID.String())
 }
+
+// RetryFailed renews now, most urgent first, every SVID whose renewal
+// failed, and returns how many. Call it when the CA is known to answer
+// again, so an SVID that expired during an outage does not wait out its
+// backoff.
+func (c *Cache) RetryFailed() int { return c.sched.RetryFailed() }
 
 // Rotate re-issues now every cached SVID for one of ids, or every cached
 // SVID if ids is empty, and returns how many were scheduled.

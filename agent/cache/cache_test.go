@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sworn-id/sworn/agent/cache"
@@ -29,6 +32,7 @@ type countingSigner struct {
 	ca      *local.CA
 	delay   time.Duration
 	failing atomic.Bool
+	hang    atomic.Bool // wait for the call's context to end
 
 	calls    atomic.Int32
 	inflight atomic.Int32
@@ -46,6 +50,10 @@ func (s *countingSigner) SignX509SVID(ctx context.Context, req ca.X509SVIDReques
 		}
 	}
 	time.Sleep(s.delay)
+	if s.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if s.failing.Load() {
 		return nil, ca.ErrUnavailable
 	}
@@ -54,7 +62,13 @@ func (s *countingSigner) SignX509SVID(ctx context.Context, req ca.X509SVIDReques
 
 func newSigner(t *testing.T) *countingSigner {
 	t.Helper()
-	c, err := local.New(local.Config{TrustDomain: td})
+	return newSignerOn(t, nil)
+}
+
+// newSignerOn is newSigner with the CA on clk (nil: the real clock).
+func newSignerOn(t *testing.T, clk clock.Clock) *countingSigner {
+	t.Helper()
+	c, err := local.New(local.Config{TrustDomain: td, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,20 +174,69 @@ func TestFailedRenewalKeepsServingAndRecovers(t *testing.T) {
 	}
 }
 
-func TestFirstIssuanceFailureIsRetriedOnNextRequest(t *testing.T) {
+// TestFailedFirstIssuanceBacksOff: a first issuance that failed is not
+// retried for every workload that asks (during an outage each new process
+// would cost a CA call); its error is served until the backoff has passed,
+// and the next ask after that tries again, with a longer backoff if it
+// fails again.
+func TestFailedFirstIssuanceBacksOff(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
 	signer := newSigner(t)
-	c := cache.New(cache.Config{Signer: signer})
+	backoff := rotation.Backoff{Initial: time.Second, Max: time.Minute}
+	c := cache.New(cache.Config{Signer: signer, Clock: clk, Backoff: backoff})
 	run(t, c)
+	subscribe := func() error {
+		t.Helper()
+		sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{})
+		if err == nil {
+			sub.Close()
+		}
+		return err
+	}
 	signer.failing.Store(true)
-	if _, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{}); !errors.Is(err, ca.ErrUnavailable) {
-		t.Fatalf("Subscribe with the CA down: %v, want ErrUnavailable", err)
+	for i := range 10 {
+		if err := subscribe(); !errors.Is(err, ca.ErrUnavailable) || !strings.Contains(err.Error(), "attempt 1;") {
+			t.Fatalf("Subscribe %d with the CA down: %v, want ErrUnavailable, attempt 1", i, err)
+		}
+	}
+	if n := signer.calls.Load(); n != 1 {
+		t.Fatalf("10 workloads asking during the backoff made %d CA calls, want 1", n)
+	}
+	// The CA is back, but the backoff has not passed: still the error.
+	signer.failing.Store(false)
+	if err := subscribe(); !errors.Is(err, ca.ErrUnavailable) {
+		t.Fatalf("Subscribe within the backoff: %v, want the cached ErrUnavailable", err)
+	}
+	clk.Step(backoff.Initial) // the first delay is at most Initial
+	if err := subscribe(); err != nil {
+		t.Fatalf("Subscribe after the backoff with the CA back: %v", err)
+	}
+	if n := signer.calls.Load(); n != 2 {
+		t.Fatalf("%d CA calls, want 2", n)
+	}
+
+	// Failing again doubles the backoff: after Initial it may not be over.
+	signer.failing.Store(true)
+	api := func() error {
+		sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/api")}, cache.Requester{})
+		if err == nil {
+			sub.Close()
+		}
+		return err
+	}
+	_ = api()
+	clk.Step(backoff.Initial)
+	if err := api(); err == nil || !strings.Contains(err.Error(), "attempt 2;") {
+		t.Fatalf("second failure: %v, want attempt 2", err)
+	}
+	if n := signer.calls.Load(); n != 4 {
+		t.Fatalf("%d CA calls, want 4 (one per attempt)", n)
 	}
 	signer.failing.Store(false)
-	sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{})
-	if err != nil {
-		t.Fatalf("Subscribe after the CA came back: %v", err)
+	clk.Step(2 * backoff.Initial) // attempt 2 waits 1-2 s
+	if err := api(); err != nil {
+		t.Fatalf("after the second backoff: %v", err)
 	}
-	sub.Close()
 }
 
 func TestIdleSVIDsAreDropped(t *testing.T) {
@@ -248,5 +311,177 @@ func TestHungCAIsUnavailableAfterSignTimeout(t *testing.T) {
 	}
 	if got := results.Since(0); len(got) != 1 || !errors.Is(got[0], ca.ErrUnavailable) {
 		t.Fatalf("the agent was told %v, want one ca.ErrUnavailable", got)
+	}
+}
+
+// timedSigner records the time on clk of every CA call.
+type timedSigner struct {
+	*countingSigner
+	clk *clocktesting.FakeClock
+
+	mu    sync.Mutex
+	times []time.Time
+	ids   []spiffeid.ID
+}
+
+func (s *timedSigner) SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
+	s.mu.Lock()
+	s.times = append(s.times, s.clk.Now())
+	s.ids = append(s.ids, req.ID)
+	s.mu.Unlock()
+	return s.countingSigner.SignX509SVID(ctx, req)
+}
+
+// TestRateIsTimedOnTheCachesClock: Rate bounds CA calls per second of the
+// cache's clock, so a test (and the agent's fake-clock life tests) can
+// check the bound. At 0.1 calls/s the k-th call may not come before 10·k
+// seconds; on the real clock six calls would take 50 s of waiting.
+func TestRateIsTimedOnTheCachesClock(t *testing.T) {
+	const calls, every = 6, 10 * time.Second
+	clk := clocktesting.NewFakeClock(time.Now())
+	start := clk.Now()
+	signer := &timedSigner{countingSigner: newSigner(t), clk: clk}
+	c := cache.New(cache.Config{Signer: signer, Clock: clk, Rate: 0.1, MaxConcurrent: calls})
+	run(t, c)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			sub, err := c.Subscribe(context.Background(), []registry.Entry{entry(fmt.Sprintf("/w%d", i))}, cache.Requester{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sub.Close()
+		})
+	}
+	for k := 1; k <= calls; k++ {
+		testutil.Eventually(t, fmt.Sprintf("CA call %d", k), func() bool { return signer.calls.Load() >= int32(k) })
+		clk.Step(every)
+	}
+	wg.Wait()
+	signer.mu.Lock()
+	defer signer.mu.Unlock()
+	slices.SortFunc(signer.times, time.Time.Compare)
+	for k, at := range signer.times {
+		if earliest := start.Add(time.Duration(k) * every); at.Before(earliest) {
+			t.Errorf("CA call %d at +%v, want no earlier than +%v (rate 0.1/s, burst 1)", k, at.Sub(start), earliest.Sub(start))
+		}
+	}
+}
+
+// TestRetryFailedRenewsExpiredSVIDsFirst: SVIDs whose renewal failed during
+// an outage are renewed as soon as RetryFailed says the CA is back, without
+// waiting out their backoff (up to an hour here), the expired one first.
+func TestRetryFailedRenewsExpiredSVIDsFirst(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	signer := &timedSigner{countingSigner: newSignerOn(t, clk), clk: clk}
+	c := cache.New(cache.Config{Signer: signer, Clock: clk, MaxConcurrent: 1,
+		Backoff: rotation.Backoff{Initial: time.Minute, Max: time.Hour}})
+	run(t, c)
+	short := registry.Entry{ID: spiffeid.RequireFromPath(td, "/short"), TTL: 2 * time.Minute}
+	long := registry.Entry{ID: spiffeid.RequireFromPath(td, "/long"), TTL: time.Hour}
+	sub, err := c.Subscribe(context.Background(), []registry.Entry{long, short}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	signer.failing.Store(true)
+	// 40 minutes of outage: the short SVID expires at +2m, the long one's
+	// renewals fail from about +30m; each then waits out a backoff.
+	for range 40 {
+		clk.Step(time.Minute)
+	}
+	testutil.Eventually(t, "both renewals to fail and wait out a backoff", func() bool {
+		ids := c.Identities()
+		return len(ids) == 2 && signer.inflight.Load() == 0 &&
+			ids[0].NextRenewal.After(clk.Now()) && ids[1].NextRenewal.After(clk.Now())
+	})
+	if !sub.SVIDs()[1].Chain[0].NotAfter.Before(clk.Now()) {
+		t.Fatal("the short SVID has not expired; the test's premise is wrong")
+	}
+	signer.failing.Store(false)
+	signer.mu.Lock()
+	failedCalls := len(signer.times)
+	signer.mu.Unlock()
+	old := sub.SVIDs()
+	if n := c.RetryFailed(); n != 2 {
+		t.Fatalf("RetryFailed = %d, want the 2 failed SVIDs", n)
+	}
+	testutil.Eventually(t, "both renewed without the clock moving", func() bool {
+		got := sub.SVIDs()
+		return got[0] != old[0] && got[1] != old[1]
+	})
+	signer.mu.Lock()
+	defer signer.mu.Unlock()
+	if got := fmt.Sprint(signer.ids[failedCalls:]); got != fmt.Sprint([]spiffeid.ID{short.ID, long.ID}) {
+		t.Fatalf("renewed %s after the outage, want the expired one first and one call each", got)
+	}
+}
+
+// TestExpiredSVIDFromTheCAIsRefused: a CA whose clock is behind the
+// agent's returns SVIDs that are already expired by the agent's clock.
+// Serving one is wrong, and tracking it would renew it in a loop (it is
+// always past its renewal point): it is refused as a bad certificate and
+// retried with backoff, and the SVID being served is kept.
+func TestExpiredSVIDFromTheCAIsRefused(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	signer := newSigner(t) // on the real clock: behind clk once clk is stepped
+	c := cache.New(cache.Config{Signer: signer, Clock: clk})
+	run(t, c)
+	sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	served := sub.SVIDs()[0]
+
+	clk.Step(2 * time.Hour) // past the SVID's renewal point, and its CA's idea of now
+	testutil.Eventually(t, "the renewal to fail and wait out a backoff", func() bool {
+		ids := c.Identities()
+		return signer.calls.Load() >= 2 && signer.inflight.Load() == 0 && ids[0].NextRenewal.After(clk.Now())
+	})
+	if n := signer.calls.Load(); n != 2 {
+		t.Fatalf("%d CA calls, want 2: an expired SVID from the CA was renewed again at once", n)
+	}
+	if sub.SVIDs()[0] != served {
+		t.Fatal("an SVID already expired by the agent's clock replaced the one served")
+	}
+	_, err = c.Subscribe(context.Background(), []registry.Entry{entry("/api")}, cache.Requester{})
+	if !errors.Is(err, ca.ErrBadCertificate) || !strings.Contains(err.Error(), "check the clocks") {
+		t.Fatalf("first issuance of an expired SVID: %v, want ca.ErrBadCertificate naming the clocks", err)
+	}
+}
+
+// TestRenewalTimeoutLeavesRoomToRetry: a renewal's CA call gets a quarter
+// of what is left of the SVID it replaces, not the whole SignTimeout: a
+// 1-minute SVID renewed at half-life would otherwise spend its whole
+// margin on one call to a hung CA.
+func TestRenewalTimeoutLeavesRoomToRetry(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	signer := newSignerOn(t, clk)
+	results := &testutil.ErrorLog{}
+	c := cache.New(cache.Config{Signer: signer, Clock: clk, OnCAResult: results.Add})
+	run(t, c)
+	e := registry.Entry{ID: spiffeid.RequireFromPath(td, "/web"), TTL: time.Minute}
+	sub, err := c.Subscribe(context.Background(), []registry.Entry{e}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	id := c.Identities()[0]
+	want := id.SVID.Chain[0].NotAfter.Sub(id.NextRenewal) / 4
+	if want >= cache.DefaultSignTimeout {
+		t.Fatalf("the test's premise is wrong: a quarter of what is left (%v) is not under SignTimeout", want)
+	}
+
+	signer.hang.Store(true)
+	clk.SetTime(id.NextRenewal)
+	testutil.Eventually(t, "the renewal to call the hung CA", func() bool { return signer.calls.Load() == 2 })
+	testutil.Eventually(t, "the call's timeout to be set", func() bool { return clk.Waiters() >= 2 })
+	clk.Step(want)
+	testutil.Eventually(t, "the hung call to end", func() bool { return len(results.Since(0)) == 2 })
+	got := results.Since(0)[1]
+	if !errors.Is(got, ca.ErrUnavailable) || !strings.Contains(got.Error(), fmt.Sprintf("did not answer within %v:", want)) {
+		t.Fatalf("the renewal ended with %v, want ca.ErrUnavailable after %v", got, want)
 	}
 }

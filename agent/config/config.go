@@ -154,8 +154,11 @@ func (s SVID) PersistSVIDs() bool { return s.Persist == nil || *s.Persist }
 
 // Rotation bounds the load the agent puts on its CA.
 type Rotation struct {
-	MaxConcurrent int     `yaml:"max_concurrent"`
-	MaxPerSecond  float64 `yaml:"max_per_second"`
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxPerSecond caps CA calls; unset, it is
+	// cache.DefaultRemoteMaxPerSecond for a shared CA and no cap for one
+	// that signs in the agent.
+	MaxPerSecond float64 `yaml:"max_per_second"`
 }
 
 // CA chooses and configures the upstream CA. Each backend's section is
@@ -296,6 +299,16 @@ func (c *Config) SetDefaults() {
 	case "vault":
 		c.CA.Vault.ApplyDefaults()
 	}
+	if c.remoteSigner() {
+		field.Default(&c.Rotation.MaxPerSecond, cache.DefaultRemoteMaxPerSecond)
+	}
+}
+
+// remoteSigner reports whether every SVID is signed by a CA that other
+// agents share (Vault in sign mode, step-ca), whose calls are capped by
+// default; the embedded CA and Vault's intermediate mode sign in the agent.
+func (c *Config) remoteSigner() bool {
+	return c.CA.Type == "stepca" || c.CA.Type == "vault" && c.CA.Vault.Mode != vault.ModeIntermediate
 }
 
 func (k *Kubernetes) setDefaults() {

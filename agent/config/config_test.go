@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/ca/vault"
 )
@@ -245,5 +246,30 @@ func TestValidateErrorsComeInAFixedOrder(t *testing.T) {
 		if err := c.Validate(); err == nil || err.Error() != want {
 			t.Fatalf("Validate = %v\nwant %s", err, want)
 		}
+	}
+}
+
+// A CA that the fleet shares gets a default cap on CA calls; one that
+// signs in the agent does not; a value set in the file always wins.
+func TestMaxPerSecondDefaultsByWhereSVIDsAreSigned(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ca   config.CA
+		set  float64
+		want float64
+	}{
+		{name: "embedded CA", ca: config.CA{Type: "local"}, want: 0},
+		{name: "Vault signing each SVID", ca: config.CA{Type: "vault"}, want: cache.DefaultRemoteMaxPerSecond},
+		{name: "Vault intermediate mode", ca: config.CA{Type: "vault", Vault: vault.Config{Mode: vault.ModeIntermediate}}, want: 0},
+		{name: "step-ca", ca: config.CA{Type: "stepca"}, want: cache.DefaultRemoteMaxPerSecond},
+		{name: "step-ca, set in the file", ca: config.CA{Type: "stepca"}, set: 500, want: 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &config.Config{CA: tc.ca, Rotation: config.Rotation{MaxPerSecond: tc.set}}
+			c.SetDefaults()
+			if c.Rotation.MaxPerSecond != tc.want {
+				t.Fatalf("rotation.max_per_second = %v, want %v", c.Rotation.MaxPerSecond, tc.want)
+			}
+		})
 	}
 }
