@@ -29,7 +29,7 @@ test: $(TEST_BINS) ## run every test with the race detector (builds Vault and th
 test-short: $(TEST_BINS) ## the quick inner loop: no race detector, short mode
 	$(GO) test -short -count=1 $(PKGS)
 
-# The short soak (60 s, 20 watchers) runs inside make test as TestSoak; this
+# The short soak (75 s, 20 watchers) runs inside make test as TestSoak; this
 # is the long one whose figures docs/benchmarks.md reports. It needs root.
 SOAK_DURATION ?= 20m
 SOAK_WATCHERS ?= 150

@@ -11,13 +11,15 @@
 // holds an SVID that is not valid now, does not chain to the bundle sent
 // with it or has the wrong SPIFFE ID; when a watcher gets no update within
 // a stated bound after the publication, the activation or the restart;
-// when the agent's goroutines, open fds or RSS grow beyond a stated bound
-// between an early sample and the end of one agent run; or when the
-// agent's CA calls exceed rotation.max_per_second (plus the limiter's
-// burst) over any window. SOAK_DURATION and SOAK_WATCHERS size it (default
-// 60s and 20 watchers, so it runs inside make test; make soak runs 20
-// minutes with 150). It needs root, to run watchers under other uids, and
-// skips saying so otherwise, and in -short mode.
+// when a watcher sees no renewal, or an SVID replaced with less than a
+// sixth of its TTL left; when the agent's goroutines, open fds or RSS grow
+// beyond a stated bound between an early sample and the end of one agent
+// run; or when the agent's CA calls exceed rotation.max_per_second (plus
+// the limiter's burst) over any 3 s window. SOAK_DURATION and
+// SOAK_WATCHERS size it (default 75s and 20 watchers, so it runs inside
+// make test; make soak runs 20 minutes with 150). It needs root, to run
+// watchers under other uids, and skips saying so otherwise, and in -short
+// mode.
 package soak
 
 import "time"

@@ -22,6 +22,7 @@ type watcherState struct {
 	last        Event // the last update
 	watchErrors int
 	replaced    []time.Duration // remaining life of each SVID when replaced
+	renewals    int             // replacements by the same issuer
 	violations  []string
 }
 
@@ -81,10 +82,13 @@ func (f *fleet) read(w *watcherState, out io.Reader, stderr *testutil.Buffer) {
 			w.violations = append(w.violations, fmt.Sprintf("unreadable event %q: %v", sc.Text(), err))
 		case ev.Kind == "update":
 			w.updates++
-			w.last = ev
 			if ev.Replaced != 0 {
 				w.replaced = append(w.replaced, ev.Replaced)
+				if ev.Issuer == w.last.Issuer {
+					w.renewals++
+				}
 			}
+			w.last = ev
 		case ev.Kind == "watch_error":
 			w.watchErrors++
 		default:
@@ -162,6 +166,7 @@ func (f *fleet) stop() {
 type figures struct {
 	updatesMin, updatesMedian, updatesMax, updatesTotal int
 	replacements                                        int
+	renewalsMin                                         int           // the fewest renewals a watcher saw
 	worstReplaced                                       time.Duration // least remaining life of an SVID when replaced
 	watchErrors                                         int
 	violations                                          []string
@@ -173,7 +178,11 @@ func (f *fleet) figures() figures {
 	var fig figures
 	var counts []int
 	fig.worstReplaced = -1
+	fig.renewalsMin = -1
 	for _, w := range f.ws {
+		if fig.renewalsMin < 0 || w.renewals < fig.renewalsMin {
+			fig.renewalsMin = w.renewals
+		}
 		counts = append(counts, w.updates)
 		fig.updatesTotal += w.updates
 		fig.watchErrors += w.watchErrors
