@@ -39,8 +39,13 @@ type Agent struct {
 	runPods   func(context.Context)
 	podsReady func() bool
 
+	// clock times the cache's renewals, backoff and rate cap; nil is the
+	// real clock (tests of the renewal machinery set a fake one).
+	clock clock.WithTicker
+
 	caState   atomic.Int32    // a caState: whether the CA answered, and how
 	caBack    notify.Notifier // notified when the CA answers after it did not
+	reissue   chan string     // a signing CA to re-issue every SVID under
 	listening atomic.Bool
 	ready     chan struct{}
 
@@ -67,6 +72,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		registry: registry.New(cfg.TrustDomainID(), rules),
 		started:  time.Now(),
 		ready:    make(chan struct{}),
+		reissue:  make(chan string, 1),
 	}
 	a.metrics.WatchLimits(a.openConnections, a.jwtCacheBytes)
 	if err := a.newAttestor(); err != nil {
@@ -138,7 +144,7 @@ func (a *Agent) newCache() *cache.Cache {
 		Rate:          cfg.Rotation.MaxPerSecond,
 		IdleTimeout:   cfg.SVID.IdleTimeout,
 		Backoff:       rotation.Backoff{Initial: time.Second, Max: time.Minute},
-		Clock:         clock.RealClock{},
+		Clock:         a.clock,
 		Logger:        a.log.With("component", "cache"),
 		Metrics:       a.metrics,
 		OnCAResult:    a.observeCA,

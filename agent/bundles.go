@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+
+	"github.com/sworn-id/sworn/agent/bundle"
 )
 
 // bootstrapBundle puts the CA's authorities in the bundle store and returns
@@ -43,7 +45,9 @@ func (a *Agent) lastBundle() []*x509.Certificate {
 		why = "CA refused the agent at start"
 	}
 	path := a.bundlePath()
-	b, err := x509bundle.Load(a.cfg.TrustDomainID(), path)
+	// bundle.Load, not x509bundle.Load: go-spiffe's stops at the first
+	// block it cannot read, so a truncated file would be a smaller bundle.
+	b, err := bundle.Load(a.cfg.TrustDomainID(), path)
 	if err == nil && len(b.X509Authorities()) == 0 {
 		err = errors.New("it holds no CA certificate")
 	}
@@ -99,10 +103,12 @@ func (a *Agent) saveBundle(certs []*x509.Certificate) {
 }
 
 // syncBundles publishes every change of the CA's authorities and re-issues
-// all SVIDs when the signing CA changes.
+// all SVIDs when the signing CA changes, or differs at start from the one
+// they were last re-issued under (see reissue.go).
 func (a *Agent) syncBundles(ctx context.Context) {
 	td := a.cfg.TrustDomainID()
-	signing := a.auth.Authorities().Signing
+	recorded := a.readSigningRecord()
+	signing := ""
 	for {
 		changed := a.auth.Changed()
 		auths := a.auth.Authorities()
@@ -117,13 +123,21 @@ func (a *Agent) syncBundles(ctx context.Context) {
 		}
 		switch {
 		case auths.Signing == signing || auths.Signing == "":
-		case signing == "":
-			// First contact with a CA that was down at start: not a change.
+		case signing == "" && (recorded == "" || recorded == auths.Signing):
+			// First contact (at start, or with a CA that was down then)
+			// with the CA the SVIDs were issued under, or a first start.
 			signing = auths.Signing
+			if recorded == "" {
+				a.writeSigningRecord(signing)
+			}
+		case signing == "":
+			signing = auths.Signing
+			a.log.Warn("the signing CA changed since every SVID was last re-issued (while the agent was down, or a re-issue was cut short); re-issuing every SVID", "was", recorded, "ca", signing, "svids", a.cache.Len())
+			a.requestReissue(signing)
 		default:
 			signing = auths.Signing
-			n := a.cache.Rotate()
-			a.log.Info("signing CA changed; re-issuing every SVID", "ca", signing, "svids", n)
+			a.log.Info("signing CA changed; re-issuing every SVID", "ca", signing, "svids", a.cache.Len())
+			a.requestReissue(signing)
 		}
 		select {
 		case <-ctx.Done():

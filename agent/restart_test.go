@@ -14,6 +14,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/sworn-id/sworn/agent"
+	"github.com/sworn-id/sworn/ca/local"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // A second agent on the same data dir is refused before it writes there,
@@ -92,14 +94,37 @@ func TestStartRemovesTempFilesOfInterruptedWrites(t *testing.T) {
 	}
 }
 
-// Restarted while Vault is down and with bundle.pem garbled, the agent
-// names the bad file in an error, keeps every persisted SVID, and serves
-// them with the trust anchors kept in their files, which the SVIDs verify
-// against; none is deleted for want of a bundle.
+// Restarted while Vault is down and with bundle.pem garbled or truncated,
+// the agent names the bad file in an error, keeps every persisted SVID,
+// and serves them with the trust anchors kept in their files, which the
+// SVIDs verify against; none is deleted for want of a bundle. A file cut
+// short after a whole certificate is as bad as a garbled one: it is not
+// taken for a smaller bundle.
 func TestRestartWithCADownAndCorruptBundleServesPersistedSVIDs(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		corrupt func(good []byte) []byte
+	}{
+		{name: "garbled", corrupt: func([]byte) []byte {
+			return []byte("-----BEGIN CERTIFICATE-----\ngarbled\n-----END CERTIFICATE-----\n")
+		}},
+		{name: "truncated after a whole certificate", corrupt: func(good []byte) []byte {
+			return append(append([]byte{}, good...), good[:len(good)/2]...)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { restartWithCorruptBundle(t, tc.corrupt) })
+	}
+}
+
+func restartWithCorruptBundle(t *testing.T, corrupt func(good []byte) []byte) {
+	t.Helper()
 	cfg, proxy, svid := servedBeforeRestart(t, "intermediate")
 	bundlePath := filepath.Join(cfg.DataDir, "bundle.pem")
-	if err := os.WriteFile(bundlePath, []byte("-----BEGIN CERTIFICATE-----\ngarbled\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
+	good, err := os.ReadFile(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundlePath, corrupt(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -109,7 +134,7 @@ func TestRestartWithCADownAndCorruptBundleServesPersistedSVIDs(t *testing.T) {
 	defer cancel()
 	x509ctx, err := workloadapi.FetchX509Context(ctx, workloadapi.WithAddr("unix://"+cfg.SocketPath))
 	if err != nil {
-		t.Fatalf("fetch from an agent restarted with Vault down and bundle.pem garbled: %v\nlogs:\n%s", err, logs)
+		t.Fatalf("fetch from an agent restarted with Vault down and bundle.pem corrupt: %v\nlogs:\n%s", err, logs)
 	}
 	again := x509ctx.DefaultSVID()
 	if again.Certificates[0].SerialNumber.Cmp(svid.Certificates[0].SerialNumber) != 0 {
@@ -118,11 +143,60 @@ func TestRestartWithCADownAndCorruptBundleServesPersistedSVIDs(t *testing.T) {
 	if _, _, err := x509svid.Verify(again.Certificates, x509ctx.Bundles); err != nil {
 		t.Fatalf("the served SVID does not verify against the served bundle: %v", err)
 	}
-	want := fmt.Sprintf(`"level":"ERROR","msg":"CA unreachable at start, and the last known trust bundle %s cannot be used: x509bundle: cannot parse certificate`, bundlePath)
+	want := fmt.Sprintf(`"level":"ERROR","msg":"CA unreachable at start, and the last known trust bundle %s cannot be used: bundle: %s: `, bundlePath, bundlePath)
 	if !strings.Contains(logs.String(), want) {
 		t.Fatalf("no error naming the bad bundle file (%s); logs:\n%s", want, logs)
 	}
 	if files, _ := filepath.Glob(filepath.Join(cfg.DataDir, "svids", "*.pem")); len(files) != 1 {
 		t.Fatalf("persisted SVID files: %v, want the one kept", files)
 	}
+}
+
+// A kill -9 between a CA activation and the end of the re-issue it causes
+// must not leave SVIDs from the old CA served until their half-life: the
+// agent records the CA every SVID was last re-issued under only once the
+// re-issue is complete, and a restart that finds another CA signing
+// re-issues them all. Here the activation happens with the agent down (as
+// after a kill right after `rotate ca --activate` wrote the CA's state).
+func TestReissueAfterACAChangeSurvivesARestart(t *testing.T) {
+	cfg := newConfig(t)
+	first := startAgent(t, cfg)
+	before, err := newSource(t, first).GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(cfg.DataDir, "signing-ca")
+	testutil.Eventually(t, "the first start to record the signing CA", func() bool {
+		data, err := os.ReadFile(record)
+		return err == nil && len(data) > 1
+	})
+	if err := first.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	lc := cfg.CA.Local
+	lc.TrustDomain, lc.Dir = td, filepath.Join(cfg.DataDir, "ca")
+	c, err := local.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PrepareCA(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	activated, err := c.ActivateCA(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	second := startAgent(t, cfg)
+	src := newSource(t, second)
+	testutil.Eventually(t, "an SVID from the CA activated while the agent was down", func() bool {
+		s, err := src.GetX509SVID()
+		return err == nil && s.Certificates[0].SerialNumber.Cmp(before.Certificates[0].SerialNumber) != 0 &&
+			s.Certificates[0].CheckSignatureFrom(activated.Certificate) == nil
+	})
+	testutil.Eventually(t, "the record to name the new signing CA", func() bool {
+		data, err := os.ReadFile(record)
+		return err == nil && strings.TrimSpace(string(data)) == activated.ID
+	})
 }

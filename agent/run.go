@@ -82,7 +82,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // runBackground starts the tasks that serve nothing themselves: the CA
 // loop, the pod watch, the SVID cache, the renewal of failed SVIDs when the
-// CA returns and the bundle sync.
+// CA returns, the bundle sync and the re-issue after a CA change.
 func (a *Agent) runBackground(ctx context.Context, run func(string, func() error)) {
 	run("ca", func() error { return a.runCA(ctx) })
 	if a.runPods != nil {
@@ -91,6 +91,7 @@ func (a *Agent) runBackground(ctx context.Context, run func(string, func() error
 	run("cache", func() error { return a.cache.Run(ctx) })
 	run("ca-recovery", func() error { a.retryWhenCAReturns(ctx); return nil })
 	run("bundles", func() error { a.syncBundles(ctx); return nil })
+	run("reissue", func() error { a.reissueAll(ctx); return nil })
 }
 
 // stopGracefully stops s, waiting at most timeout for its calls to end

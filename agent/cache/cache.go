@@ -19,6 +19,7 @@ import (
 	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/telemetry"
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/notify"
 	"github.com/sworn-id/sworn/rotation"
 )
 
@@ -108,6 +109,9 @@ type Cache struct {
 
 	mu    sync.Mutex
 	items map[string]*item
+	// renewed is notified, under mu, when a cached SVID is replaced or
+	// dropped, for RotateAndWait.
+	renewed notify.Notifier
 }
 
 type item struct {
@@ -288,6 +292,7 @@ func (c *Cache) renew(ctx context.Context, key string) (rotation.Validity, error
 	}
 	c.mu.Lock()
 	it.svid = svid
+	c.renewed.Notify()
 	subs := make([]*Subscription, 0, len(it.subs))
 	for s := range it.subs {
 		subs = append(subs, s)
@@ -441,6 +446,7 @@ func (c *Cache) dropIdle() {
 // dropLocked needs c.mu held.
 func (c *Cache) dropLocked(it *item) {
 	delete(c.items, it.key)
+	c.renewed.Notify()
 	c.sched.Untrack(it.key)
 	c.unpersist(it.key)
 	c.cfg.Logger.Debug("dropped idle SVID", "spiffe_id", it.entry.ID.String())
@@ -470,6 +476,41 @@ func (c *Cache) Rotate(ids ...spiffeid.ID) int {
 		return 0
 	}
 	return c.sched.Force(keys...)
+}
+
+// RotateAndWait re-issues every cached SVID, as Rotate does, and returns
+// once each SVID cached at the call has been replaced or dropped, with how
+// many there were; or when ctx ends. Renewals that fail are retried with
+// backoff meanwhile, so with the CA down it waits until the CA returns.
+func (c *Cache) RotateAndWait(ctx context.Context) (int, error) {
+	c.mu.Lock()
+	old := make(map[*item]*SVID, len(c.items))
+	for _, it := range c.items {
+		if it.svid != nil {
+			old[it] = it.svid
+		}
+	}
+	c.mu.Unlock()
+	c.sched.Force()
+	for {
+		c.mu.Lock()
+		changed := c.renewed.Changed()
+		left := 0
+		for it, svid := range old {
+			if c.items[it.key] == it && it.svid == svid {
+				left++
+			}
+		}
+		c.mu.Unlock()
+		if left == 0 {
+			return len(old), nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return len(old), fmt.Errorf("cache: %d of %d SVIDs not re-issued yet: %w", left, len(old), ctx.Err())
+		}
+	}
 }
 
 // Len returns how many SVIDs are cached.

@@ -485,3 +485,69 @@ func TestRenewalTimeoutLeavesRoomToRetry(t *testing.T) {
 		t.Fatalf("the renewal ended with %v, want ca.ErrUnavailable after %v", got, want)
 	}
 }
+
+// TestRotateAndWaitReturnsOnceEverySVIDIsReissued: the agent records that
+// a CA change was carried through only when RotateAndWait returns, so it
+// must not return while an SVID from before the call is still served,
+// however long the CA is down.
+func TestRotateAndWaitReturnsOnceEverySVIDIsReissued(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	signer := newSignerOn(t, clk)
+	c := cache.New(cache.Config{Signer: signer, Clock: clk, Backoff: rotation.Backoff{Initial: time.Minute, Max: time.Minute}})
+	run(t, c)
+	sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/a"), entry("/b"), entry("/c")}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	before := sub.SVIDs()
+
+	signer.failing.Store(true)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := c.RotateAndWait(context.Background())
+		done <- result{n, err}
+	}()
+	testutil.Eventually(t, "every forced renewal to fail and wait out its backoff", func() bool {
+		if signer.calls.Load() < 6 || signer.inflight.Load() != 0 {
+			return false
+		}
+		for _, id := range c.Identities() {
+			if !id.NextRenewal.After(clk.Now()) {
+				return false
+			}
+		}
+		return true
+	})
+	select {
+	case r := <-done:
+		t.Fatalf("RotateAndWait returned (%d, %v) while every renewal had failed", r.n, r.err)
+	default:
+	}
+	signer.failing.Store(false)
+	clk.Step(time.Minute)
+	select {
+	case r := <-done:
+		if r.n != 3 || r.err != nil {
+			t.Fatalf("RotateAndWait = %d, %v; want 3, nil", r.n, r.err)
+		}
+	case <-time.After(testutil.WaitTimeout):
+		t.Fatal("RotateAndWait did not return once the CA was back")
+	}
+	for i, svid := range sub.SVIDs() {
+		if svid == before[i] {
+			t.Fatalf("RotateAndWait returned with %s not re-issued", svid.Entry.ID)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	signer.failing.Store(true)
+	cancel()
+	if _, err := c.RotateAndWait(ctx); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "of 3 SVIDs not re-issued yet") {
+		t.Fatalf("RotateAndWait with its context ended: %v, want context.Canceled saying how many are left", err)
+	}
+}
