@@ -78,11 +78,12 @@ func want(td spiffeid.TrustDomain) string {
 
 func decode(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
 	trimmed := bytes.TrimSpace(data)
+	if err := checkSize(td, data); err != nil {
+		return nil, err
+	}
 	var b *spiffebundle.Bundle
 	var err error
 	switch {
-	case len(data) > MaxBytes:
-		return nil, invalid{fmt.Errorf("bundle for %s is larger than %d bytes; refused", td, MaxBytes)}
 	case len(trimmed) == 0:
 		return nil, invalid{fmt.Errorf("bundle for %s is empty; refused", td)}
 	case StatesJWT(trimmed):

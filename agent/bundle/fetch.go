@@ -72,10 +72,13 @@ func Fetch(ctx context.Context, client *http.Client, td spiffeid.TrustDomain, ur
 		}
 		return nil, fmt.Errorf("bundle: endpoint %s answered %s", url, resp.Status)
 	}
-	// One byte past the limit is enough for parseJSON to refuse the
+	// One byte past the limit is enough for checkSize to refuse the
 	// answer as too large; the rest is never read.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBytes+1))
 	if err != nil {
+		return nil, fmt.Errorf("bundle: endpoint %s: %w", url, err)
+	}
+	if err := checkSize(td, data); err != nil {
 		return nil, fmt.Errorf("bundle: endpoint %s: %w", url, err)
 	}
 	b, err := parseJSON(td, data)
@@ -88,6 +91,9 @@ func Fetch(ctx context.Context, client *http.Client, td spiffeid.TrustDomain, ur
 // Parse parses a SPIFFE bundle (JSON) for td from a peer and checks it as
 // Fetch does. Its refusals are ErrInvalid.
 func Parse(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
+	if err := checkSize(td, data); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
 	b, err := parseJSON(td, data)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
@@ -95,10 +101,17 @@ func Parse(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
 	return b, nil
 }
 
-func parseJSON(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
+// checkSize refuses a document larger than MaxBytes; every entry point
+// (Parse, Decode, Load, Fetch) checks it once, before parsing.
+func checkSize(td spiffeid.TrustDomain, data []byte) error {
 	if len(data) > MaxBytes {
-		return nil, invalid{fmt.Errorf("bundle for %s is larger than %d bytes; refused", td, MaxBytes)}
+		return invalid{fmt.Errorf("bundle for %s is larger than %d bytes; refused", td, MaxBytes)}
 	}
+	return nil
+}
+
+// parseJSON parses a SPIFFE bundle document already checked by checkSize.
+func parseJSON(td spiffeid.TrustDomain, data []byte) (*spiffebundle.Bundle, error) {
 	b, err := spiffebundle.Parse(td, data)
 	if err != nil {
 		return nil, invalid{fmt.Errorf("bundle for %s: %w", td, err)}

@@ -25,7 +25,6 @@ import (
 type CA struct {
 	cfg   Config
 	store *store
-	wake  chan struct{}
 
 	mu     sync.RWMutex
 	cas    []*generation // by NotBefore, oldest first
@@ -88,7 +87,7 @@ func New(cfg Config) (*CA, error) {
 	if cfg.TTL < minNewTTL {
 		return nil, fmt.Errorf("local ca: ttl %v is shorter than the %v minimum", cfg.TTL, minNewTTL)
 	}
-	c := &CA{cfg: cfg, store: &store{dir: cfg.Dir}, wake: make(chan struct{}, 1)}
+	c := &CA{cfg: cfg, store: &store{dir: cfg.Dir}}
 	cas, st, err := c.store.load()
 	if err != nil {
 		return nil, fmt.Errorf("local ca: %w", err)

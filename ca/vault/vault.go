@@ -237,7 +237,7 @@ func (v *CA) intermediateDue(inter *intermediate, signerChanged bool) bool {
 	}
 	now := v.cfg.Clock.Now()
 	half := inter.cert.NotBefore.Add(inter.cert.NotAfter.Sub(inter.cert.NotBefore) / 2)
-	return !now.Before(half) || inter.cert.NotAfter.Before(now.Add(time.Duration(v.lastTTL.Load())))
+	return !now.Before(half) || ca.IssuerCover(inter.cert.NotBefore, inter.cert.NotAfter, now, time.Duration(v.lastTTL.Load())) != ca.CoverOK
 }
 
 // healthClass reports whether err says something about the CA's health
