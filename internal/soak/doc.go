@@ -2,24 +2,27 @@
 // shares with its watcher program (internal/soak/watcher): Event, the JSON
 // line a watcher prints for every Workload API update it checks.
 //
-// TestSoak runs the sworn binary as a separate process on the embedded CA
-// with the shortest SVID TTL the config allows, and one watcher process
-// per uid, each holding a go-spiffe X.509 context watch. While they run it
-// publishes and activates a new CA through the admin socket, reloads the
-// config with SIGHUP several times, and kills the agent with SIGKILL and
-// restarts it on the same data dir. It fails when a watcher is handed or
-// holds an SVID that is not valid now, does not chain to the bundle sent
-// with it or has the wrong SPIFFE ID; when a watcher gets no update within
-// a stated bound after the publication, the activation or the restart;
-// when a watcher sees no renewal, or an SVID replaced with less than a
-// sixth of its TTL left; when the agent's goroutines, open fds or RSS grow
-// beyond a stated bound between an early sample and the end of one agent
-// run; or when the agent's CA calls exceed rotation.max_per_second (plus
-// the limiter's burst) over any 3 s window. SOAK_DURATION and
-// SOAK_WATCHERS size it (default 75s and 20 watchers, so it runs inside
-// make test; make soak runs 20 minutes with 150). It needs root, to run
-// watchers under other uids, and skips saying so otherwise, and in -short
-// mode.
+// TestSoak (Linux only: it reads /proc) runs the sworn binary as a
+// separate process on the embedded CA with the shortest SVID TTL the
+// config allows, and one watcher process per uid, each holding a go-spiffe
+// X.509 context watch. While they run it publishes and activates a new CA
+// through the admin socket, reloads the config with SIGHUP several times,
+// and kills the agent with SIGKILL and restarts it on the same data dir.
+//
+// It fails when a watcher is handed or holds an SVID that is not valid
+// now, does not chain to the bundle sent with it or has the wrong SPIFFE
+// ID; when a watcher gets no update within a stated bound after the
+// publication, the activation or the restart; when a watcher sees no
+// renewal, or an SVID replaced with less than a sixth of its TTL left;
+// when the agent's goroutines, open fds or RSS grow beyond a stated bound
+// between an early sample and the end of one agent run; or when the
+// agent's CA calls exceed rotation.max_per_second (plus the limiter's
+// burst) over any 3 s window.
+//
+// SOAK_DURATION and SOAK_WATCHERS size it (default 75s and 20 watchers,
+// so it runs inside make test; make soak runs 20 minutes with 150). It
+// needs root, to run watchers under other uids, and skips saying so
+// otherwise, and in -short mode.
 package soak
 
 import "time"

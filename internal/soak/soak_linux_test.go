@@ -112,7 +112,6 @@ type run struct {
 	start       time.Time
 	base1, end1 sample // agent run 1: all watchers served, and just before the kill
 	base2, end2 sample // agent run 2: all watchers served again, and the end
-	events      []string
 }
 
 // at sleeps until the given fraction of the soak's duration has passed.
@@ -122,7 +121,7 @@ func (r *run) at(frac float64) {
 
 // logEvent records an event of the timeline that began at began.
 func (r *run) logEvent(began time.Time, format string, args ...any) {
-	r.events = append(r.events, fmt.Sprintf("%6.1fs ", began.Sub(r.start).Seconds())+fmt.Sprintf(format, args...))
+	r.t.Logf("%6.1fs %s", began.Sub(r.start).Seconds(), fmt.Sprintf(format, args...)) // as it happens: a long soak shows progress with -v
 }
 
 func (r *run) hup() {

@@ -14,12 +14,13 @@ import (
 
 // sample is one reading of the agent process.
 type sample struct {
-	at         time.Time
-	run        int     // which start of the agent (counters restart at 0 with it)
-	goroutines int     // go_goroutines from /metrics
-	fds        int     // entries in /proc/<pid>/fd
-	rss        int64   // VmRSS from /proc/<pid>/status, bytes
-	caCalls    float64 // SVIDs issued plus issuances failed: every CA sign call
+	at         time.Time // when the scrape was sent
+	done       time.Time // when its answer was read: the counters are from in between
+	run        int       // which start of the agent (counters restart at 0 with it)
+	goroutines int       // go_goroutines from /metrics
+	fds        int       // entries in /proc/<pid>/fd
+	rss        int64     // VmRSS from /proc/<pid>/status, bytes
+	caCalls    float64   // SVIDs issued plus issuances failed: every CA sign call
 }
 
 // read samples the agent as it runs now.
@@ -35,6 +36,7 @@ func (a *agentProc) read() (sample, error) {
 	if err != nil {
 		return s, err
 	}
+	s.done = time.Now()
 	s.goroutines = int(m["go_goroutines"])
 	s.caCalls = m["sworn_svids_issued_total"] + m["sworn_svid_issue_failures_total"]
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
@@ -131,9 +133,10 @@ func (s *sampler) finish() []sample {
 	return s.samples
 }
 
-// rateWindow is the window CA calls are counted over; rateSlack covers a
-// call that took its token just before the window and finished in it, and
-// the time a scrape takes.
+// rateWindow is the least window CA calls are counted over, from one
+// scrape's sending to a later one's answer (so a slow scrape only widens
+// the window it is held to); rateSlack covers a call that took its token
+// just before the window and finished in it.
 const (
 	rateWindow = 3 * time.Second
 	rateSlack  = 500 * time.Millisecond
@@ -147,10 +150,10 @@ func checkRate(samples []sample, rate float64, burst int) (peak float64, over []
 			if b.run != a.run {
 				break
 			}
-			dt := b.at.Sub(a.at)
-			if dt < rateWindow {
+			if b.at.Sub(a.at) < rateWindow {
 				continue
 			}
+			dt := b.done.Sub(a.at)
 			calls := b.caCalls - a.caCalls
 			peak = max(peak, calls/dt.Seconds())
 			if allowed := rate*(dt+rateSlack).Seconds() + float64(burst); calls > allowed {

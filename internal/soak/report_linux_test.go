@@ -63,9 +63,6 @@ func (r *run) report(idle sample, samples []sample) {
 	}
 	n := r.p.watchers
 	t.Logf("soak: %v, %d watchers under %d uids, each its own identity; svid.ttl %v, rotation.max_per_second %d", r.p.duration, n, n, svidTTL, r.rate)
-	for _, e := range r.events {
-		t.Logf("  %s", e)
-	}
 	t.Logf("updates per watcher: min %d, median %d, max %d (%d in all; %d SVID replacements, at least %d renewals per watcher; %d watch errors, from the kill)",
 		fig.updatesMin, fig.updatesMedian, fig.updatesMax, fig.updatesTotal, fig.replacements, fig.renewalsMin, fig.watchErrors)
 	t.Logf("worst remaining life of an SVID when replaced: %v of %v", fig.worstReplaced.Round(time.Millisecond), svidTTL)
