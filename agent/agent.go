@@ -115,7 +115,11 @@ func (a *Agent) Close() { a.lock.release() }
 
 // newAttestor is the unix attestor, and the Kubernetes one when enabled.
 func (a *Agent) newAttestor() error {
-	a.attestor = attest.Multi{&attest.Unix{}}
+	a.attestor = attest.Multi{&attest.Unix{
+		NeedDigest:     func() bool { return a.registry.Uses("unix", "sha256") },
+		MaxDigestBytes: int64(a.cfg.Limits.MaxDigestBytes),
+		Logger:         a.log.With("component", "attest"),
+	}}
 	k := a.cfg.Kubernetes
 	if !k.Enabled {
 		return nil

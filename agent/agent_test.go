@@ -2,7 +2,9 @@ package agent_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -390,5 +392,49 @@ func TestDebugAttestExplainsIdentities(t *testing.T) {
 	out := clitest.Run(t, "debug", "attest", "--pid", fmt.Sprint(os.Getpid()), "--admin-socket", ta.Config.AdminSocketPath)
 	if !strings.Contains(out, fmt.Sprintf("unix:uid:%d", os.Geteuid())) || !strings.Contains(out, "no identity issued") {
 		t.Fatalf("debug attest of a process no rule matches:\n%s", out)
+	}
+}
+
+// The agent hashes a caller's executable only when a rule uses
+// unix:sha256. A rule on the digest added by a reload must still reach a
+// stream opened before it, whose caller was attested without the digest:
+// the stream's caller is attested again when the rules change.
+func TestReloadAddingADigestRuleReachesAnOpenStream(t *testing.T) {
+	cfg := newConfig(t)
+	ta := startAgent(t, cfg)
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs("workload.spiffe.io", "true")), 20*time.Second)
+	defer cancel()
+	stream, err := rawClient(t, ta).FetchX509SVID(ctx, &workload.X509SVIDRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := stream.Recv(); err != nil || len(resp.Svids) != 1 {
+		t.Fatalf("first message: %v, %v", resp, err)
+	}
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(data)
+	next := *cfg
+	next.Rules = append([]config.Rule{{SPIFFEID: "spiffe://example.org/by-digest", Selectors: []string{"unix:sha256:" + hex.EncodeToString(digest[:])}}}, cfg.Rules...)
+	if err := ta.Agent.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range resp.Svids {
+		ids = append(ids, s.SpiffeId)
+	}
+	if len(ids) != 2 || ids[0] != "spiffe://example.org/by-digest" {
+		t.Fatalf("after adding a rule on this executable's digest the stream holds %v, want spiffe://example.org/by-digest first", ids)
 	}
 }

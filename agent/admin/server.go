@@ -181,7 +181,9 @@ func (s *Server) Attest(ctx context.Context, req *adminpb.AttestRequest) (*admin
 		return nil, status.Errorf(codes.NotFound, "pid %d: %v", req.GetPid(), err)
 	}
 	resp := &adminpb.AttestResponse{Pid: caller.PID, Uid: caller.UID, Gid: caller.GID}
-	sel, err := s.cfg.Attestor.Attest(ctx, caller)
+	// Every selector the process has, the digest included even when no
+	// rule uses it: an operator writing a rule needs to see it.
+	sel, err := s.cfg.Attestor.Attest(attest.WithDigest(ctx), caller)
 	if err != nil {
 		resp.Errors = append(resp.Errors, err.Error())
 		return resp, nil

@@ -1,6 +1,8 @@
 package attest
 
 import (
+	"context"
+	"log/slog"
 	"os/user"
 	"strconv"
 	"sync"
@@ -19,13 +21,54 @@ import (
 //	unix:path:<path>             the path of the executable, only when the
 //	                             file at that path in the agent's own mount
 //	                             namespace is the file the process runs
-//	unix:sha256:<hex>            digest of the executable's contents
+//	unix:sha256:<hex>            digest of the executable's contents, only
+//	                             when NeedDigest says a rule uses it (or the
+//	                             context asks, WithDigest) and the file is
+//	                             at most MaxDigestBytes
 type Unix struct {
 	// ProcRoot is where procfs is mounted; empty means /proc.
 	ProcRoot string
+	// NeedDigest reports whether any rule uses unix:sha256; nil means
+	// always. Hashing a new executable reads all of it (a 100 MB binary
+	// takes ~250 ms), so a caller no rule identifies by digest is not
+	// made to wait for one.
+	NeedDigest func() bool
+	// MaxDigestBytes bounds the executables hashed; a larger one gets no
+	// unix:sha256 selector, and one log line per file says so. 0 means
+	// DefaultMaxDigestBytes.
+	MaxDigestBytes int64
+	// Logger receives that line; nil discards it.
+	Logger *slog.Logger
 
 	names  nameCache
 	hashes hashCache
+}
+
+// DefaultMaxDigestBytes is Unix.MaxDigestBytes's default, and the agent
+// file's limits.max_digest_bytes: larger than any single executable
+// shipped in practice (Envoy, a statically linked Go service), small
+// enough that one caller cannot make the agent read gigabytes.
+const DefaultMaxDigestBytes = 512 << 20
+
+type withDigest struct{}
+
+// WithDigest returns a context under which Unix computes unix:sha256
+// whether or not a rule needs it (within MaxDigestBytes), for an operator
+// asking what a process would be attested as.
+func WithDigest(ctx context.Context) context.Context {
+	return context.WithValue(ctx, withDigest{}, true)
+}
+
+// wantDigest reports whether the digest is to be computed for this call.
+func (u *Unix) wantDigest(ctx context.Context) bool {
+	return u.NeedDigest == nil || u.NeedDigest() || ctx.Value(withDigest{}) != nil
+}
+
+func (u *Unix) maxDigestBytes() int64 {
+	if u.MaxDigestBytes <= 0 {
+		return DefaultMaxDigestBytes
+	}
+	return u.MaxDigestBytes
 }
 
 func (u *Unix) procRoot() string {

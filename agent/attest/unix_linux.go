@@ -22,12 +22,13 @@ import (
 // Attest implements Attestor.
 //
 // Everything about the executable is read from one open of
-// /proc/<pid>/exe: the digest is of that file, unix:path is emitted only if
+// /proc/<pid>/exe: the digest is of that file (when wanted, see
+// Unix.NeedDigest), unix:path is emitted only if
 // the path the kernel reports for it names that same file (device and
 // inode) in the agent's own mount namespace, and when c.Exe is set that file
 // must be c.Exe, or Attest fails with ErrExecutableChanged. So a process
 // that execs another binary while it is attested cannot mix the two.
-func (u *Unix) Attest(_ context.Context, c peer.Caller) ([]Selector, error) {
+func (u *Unix) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
 	proc := filepath.Join(u.procRoot(), strconv.Itoa(int(c.PID)))
 	sel := []Selector{
 		{Type: "unix", Value: "uid:" + strconv.FormatUint(uint64(c.UID), 10)},
@@ -62,12 +63,30 @@ func (u *Unix) Attest(_ context.Context, c peer.Caller) ([]Selector, error) {
 	if path, ok := pathOf(exe, id); ok {
 		sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
 	}
+	if !u.wantDigest(ctx) {
+		return sel, nil
+	}
+	if limit := u.maxDigestBytes(); st.Size > limit {
+		if u.hashes.tooLarge(st) && u.Logger != nil {
+			u.Logger.Warn("executable too large to hash: it gets no unix:sha256 selector, so rules on its digest do not match it; raise limits.max_digest_bytes if they should",
+				"pid", c.PID, "executable", readlinkOr(exe), "bytes", st.Size, "max_digest_bytes", limit)
+		}
+		return sel, nil
+	}
 	sum, err := u.hashes.sum(f, st)
 	if err != nil {
 		return nil, fmt.Errorf("attest: unix: digest of pid %d's executable: %w", c.PID, err)
 	}
 	sel = append(sel, Selector{Type: "unix", Value: "sha256:" + sum})
 	return sel, nil
+}
+
+// readlinkOr returns where the link points, or the link itself.
+func readlinkOr(link string) string {
+	if path, err := os.Readlink(link); err == nil {
+		return path
+	}
+	return link
 }
 
 // pathOf returns the path /proc/<pid>/exe reports, if the file at that path
@@ -111,10 +130,11 @@ func statOf(f *os.File) (*syscall.Stat_t, error) {
 // at once: a caller can make the agent hash a large file of its own (and
 // again after each touch), but not with every core, nor once per call.
 type hashCache struct {
-	mu     sync.Mutex
-	hashes map[hashKey]string
-	group  singleflight.Group
-	reads  atomic.Int64 // files read, for tests
+	mu      sync.Mutex
+	hashes  map[hashKey]string
+	skipped map[hashKey]bool // files too large to hash, already logged
+	group   singleflight.Group
+	reads   atomic.Int64 // files read, for tests
 }
 
 // hashSlots bounds concurrent hashing to half the cores.
@@ -126,10 +146,31 @@ type hashKey struct {
 	mtime, ctime int64
 }
 
+// tooLarge records that the file whose stat is st is too large to hash
+// and reports whether that is news (first time for this file), so it is
+// logged once per file, not once per call.
+func (h *hashCache) tooLarge(st *syscall.Stat_t) bool {
+	id := keyOf(st)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.skipped[id] {
+		return false
+	}
+	if h.skipped == nil || len(h.skipped) >= maxCachedHashes {
+		h.skipped = map[hashKey]bool{}
+	}
+	h.skipped[id] = true
+	return true
+}
+
+func keyOf(st *syscall.Stat_t) hashKey {
+	return hashKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+}
+
 // sum returns the digest of f, whose stat is st, reading f only if no
 // file with the same identity and change times was hashed before.
 func (h *hashCache) sum(f *os.File, st *syscall.Stat_t) (string, error) {
-	id := hashKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+	id := keyOf(st)
 	h.mu.Lock()
 	sum, ok := h.hashes[id]
 	h.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/internal/field"
 )
@@ -47,6 +48,10 @@ type Limits struct {
 	// JWTCacheBytes and JWTCacheBytesPerUID bound the JWT-SVID cache.
 	JWTCacheBytes       int `yaml:"jwt_cache_bytes"`
 	JWTCacheBytesPerUID int `yaml:"jwt_cache_bytes_per_uid"`
+	// MaxDigestBytes bounds the executables the agent hashes for
+	// unix:sha256 (only when a rule uses it); a larger one gets no digest
+	// selector, and a log line says so.
+	MaxDigestBytes int `yaml:"max_digest_bytes"`
 }
 
 // SetDefaults fills in every unset limit; MaxConnections stays zero (derived
@@ -59,6 +64,7 @@ func (l *Limits) SetDefaults() {
 	field.Default(&l.StreamSendTimeout, DefaultStreamSendTimeout)
 	field.Default(&l.JWTCacheBytes, cache.DefaultJWTCacheBytes)
 	field.Default(&l.JWTCacheBytesPerUID, cache.DefaultJWTCacheBytesPerUID)
+	field.Default(&l.MaxDigestBytes, attest.DefaultMaxDigestBytes)
 }
 
 // ConnectionCap returns the bound on Workload API connections of all uids
@@ -94,6 +100,7 @@ func (l Limits) validate() field.List {
 	errs.Add(field.Duration(l.StreamSendTimeout, time.Second, time.Hour), "stream_send_timeout")
 	errs.Add(field.Int(l.JWTCacheBytes, 64<<10, 4<<30), "jwt_cache_bytes")
 	errs.Add(field.Int(l.JWTCacheBytesPerUID, 64<<10, 4<<30), "jwt_cache_bytes_per_uid")
+	errs.Add(field.Int(l.MaxDigestBytes, 1<<20, 1<<36), "max_digest_bytes")
 	if l.JWTCacheBytesPerUID > l.JWTCacheBytes {
 		errs.Add(errors.New("must not exceed jwt_cache_bytes"), "jwt_cache_bytes_per_uid")
 	}

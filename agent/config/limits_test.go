@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/config"
 )
@@ -71,7 +72,8 @@ func TestLimitsDefaultsAndValidation(t *testing.T) {
 	}
 	if l := c.Limits; l.MaxConnectionsPerUID != config.DefaultMaxConnectionsPerUID || l.MaxStreamsPerUID != config.DefaultMaxStreamsPerUID ||
 		l.MaxStreamsPerConnection != config.DefaultMaxStreamsPerConnection || l.StreamSendTimeout != config.DefaultStreamSendTimeout ||
-		l.JWTCacheBytes != cache.DefaultJWTCacheBytes || l.JWTCacheBytesPerUID != cache.DefaultJWTCacheBytesPerUID || l.MaxConnections != 0 {
+		l.JWTCacheBytes != cache.DefaultJWTCacheBytes || l.JWTCacheBytesPerUID != cache.DefaultJWTCacheBytesPerUID || l.MaxConnections != 0 ||
+		l.MaxDigestBytes != attest.DefaultMaxDigestBytes {
 		t.Fatalf("defaults not applied: %+v", l)
 	}
 	tests := []struct {
@@ -81,6 +83,7 @@ func TestLimitsDefaultsAndValidation(t *testing.T) {
 		{name: "tiny send timeout", yaml: "limits:\n  stream_send_timeout: 10ms\n", want: "limits.stream_send_timeout: 10ms is out of range [1s, 1h0m0s]"},
 		{name: "per-uid share above the total", yaml: "limits:\n  jwt_cache_bytes: 1048576\n  jwt_cache_bytes_per_uid: 2097152\n", want: "limits.jwt_cache_bytes_per_uid: must not exceed jwt_cache_bytes"},
 		{name: "reserve too small", yaml: "limits:\n  reserved_fds: 10\n", want: "limits.reserved_fds: 10 is out of range [64, 1048576]"},
+		{name: "digest limit under a megabyte", yaml: "limits:\n  max_digest_bytes: 1000\n", want: "limits.max_digest_bytes: 1000 is out of range [1048576, 68719476736]"},
 		{name: "unknown field", yaml: "limits:\n  max_conns: 5\n", want: "max_conns"},
 	}
 	for _, tt := range tests {

@@ -18,25 +18,46 @@ type Registry struct {
 
 	mu      sync.RWMutex
 	rules   []Compiled
+	kinds   map[string]bool // of every rule, see Uses
 	changed notify.Notifier // Notify under mu, after the state changes
 }
 
 // New returns a Registry with the given rules.
 func New(td spiffeid.TrustDomain, rules []Compiled) *Registry {
-	return &Registry{td: td, rules: rules}
+	return &Registry{td: td, rules: rules, kinds: kindsOf(rules)}
 }
 
 // Set replaces the rules and tells every watcher.
 func (r *Registry) Set(rules []Compiled) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rules = rules
+	r.rules, r.kinds = rules, kindsOf(rules)
 	r.changed.Notify()
+}
+
+func kindsOf(rules []Compiled) map[string]bool {
+	out := map[string]bool{}
+	for i := range rules {
+		for _, k := range rules[i].kinds() {
+			out[k] = true
+		}
+	}
+	return out
 }
 
 // Changed returns a channel closed at the next Set.
 func (r *Registry) Changed() <-chan struct{} {
 	return r.changed.Changed()
+}
+
+// Uses reports whether any rule in force matches on, or renders its ID
+// from, a selector of type typ named name (e.g. "unix", "sha256"), so an
+// attestor can skip work no rule needs. It is a map lookup: attestation
+// asks on every call.
+func (r *Registry) Uses(typ, name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.kinds[typ+":"+name]
 }
 
 // Len is the number of rules.

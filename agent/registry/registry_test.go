@@ -228,3 +228,44 @@ func TestMatchMergesRulesForTheSameSVID(t *testing.T) {
 		}
 	}
 }
+
+// Uses tells an attestor which selector kinds the rules in force need, so
+// that it can skip work (hashing an executable) no rule asks for; it
+// follows Set.
+func TestUsesFollowsTheRules(t *testing.T) {
+	digest := "unix:sha256:" + strings.Repeat("ab", 32)
+	compile := func(rules ...registry.Rule) []registry.Compiled {
+		t.Helper()
+		var out []registry.Compiled
+		for _, r := range rules {
+			c, err := registry.Compile(td, time.Hour, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	reg := registry.New(td, compile(registry.Rule{SPIFFEID: "spiffe://example.org/web", Selectors: []string{"unix:uid:1000", "k8s:pod-label:app:web"}}))
+	for _, tc := range []struct {
+		typ, name string
+		want      bool
+	}{
+		{typ: "unix", name: "uid", want: true},
+		{typ: "k8s", name: "pod-label", want: true},
+		{typ: "unix", name: "sha256", want: false},
+		{typ: "unix", name: "u", want: false},
+	} {
+		if got := reg.Uses(tc.typ, tc.name); got != tc.want {
+			t.Errorf("Uses(%s, %s) = %v, want %v", tc.typ, tc.name, got, tc.want)
+		}
+	}
+	reg.Set(compile(registry.Rule{SPIFFEID: "spiffe://example.org/db", Selectors: []string{digest}}))
+	if !reg.Uses("unix", "sha256") || reg.Uses("unix", "uid") {
+		t.Fatal("Uses did not follow Set to a rule on unix:sha256")
+	}
+	reg.Set(compile(registry.Rule{SPIFFEID: "spiffe://example.org/bin/{unix:sha256}"}))
+	if !reg.Uses("unix", "sha256") {
+		t.Fatal("a template placeholder {unix:sha256} is not reported as used")
+	}
+}

@@ -138,6 +138,24 @@ const (
 	MaxTTL = 72 * time.Hour
 )
 
+// kinds returns the selector kinds the rule matches on or renders its ID
+// from, each as "type:name" where name is the part of the value before its
+// first ':' (unix:sha256:<hex> is of kind "unix:sha256").
+func (c *Compiled) kinds() []string {
+	var out []string
+	for _, s := range c.selectors {
+		name, _, _ := strings.Cut(s.Value, ":")
+		out = append(out, s.Type+":"+name)
+	}
+	for _, p := range c.template.parts {
+		if p.typ != "" {
+			name, _, _ := strings.Cut(p.name, ":")
+			out = append(out, p.typ+":"+name)
+		}
+	}
+	return out
+}
+
 // render returns the entry for a workload with the given selectors; the
 // caller has checked that the rule applies.
 func (c *Compiled) render(td spiffeid.TrustDomain, sel attest.Set) (Entry, error) {

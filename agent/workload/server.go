@@ -193,6 +193,14 @@ func (s *Server) reverify(c caller) error {
 	return status.Error(codes.Unavailable, "could not verify the caller; open a new connection")
 }
 
+// reattest attests an open stream's caller again after the rules changed:
+// the attestor skips what no rule needed (the executable's digest), and
+// the new rules may need it. It also verifies the caller, as every send
+// does.
+func (s *Server) reattest(ctx context.Context, _ caller) (caller, error) {
+	return s.attest(ctx)
+}
+
 func (s *Server) match(c caller) []registry.Entry {
 	entries, errs := s.cfg.Registry.Match(c.selectors)
 	for _, err := range errs {
@@ -240,6 +248,9 @@ func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerSt
 		case <-sub.Updates():
 		case <-bundlesChanged:
 		case <-rulesChanged:
+			if c, err = s.reattest(ctx, c); err != nil {
+				return err
+			}
 			entries = s.match(c)
 			if len(entries) == 0 {
 				s.cfg.Logger.Info("caller lost its last identity; ending its stream", "pid", c.PID, "uid", c.UID)
@@ -297,6 +308,9 @@ func (s *Server) streamBundles(ctx context.Context, send func(fed map[spiffeid.T
 			return nil
 		case <-bundlesChanged:
 		case <-rulesChanged:
+			if c, err = s.reattest(ctx, c); err != nil {
+				return err
+			}
 			if entries = s.match(c); len(entries) == 0 {
 				return errNoIdentity
 			}
