@@ -41,7 +41,7 @@ soak: ## run the agent SOAK_DURATION (20m) with SOAK_WATCHERS (150) watchers thr
 
 # Every package whose figures docs/benchmarks.md reports, each benchmark run
 # BENCHCOUNT times so benchstat can give a spread (its ±) and not one sample.
-BENCH_PKGS := ./ca/local/ ./ca/vault/ ./agent/ ./cmd/sworn/proxy/
+BENCH_PKGS := ./ca/local/ ./ca/vault/ ./agent/ ./agent/cache/ ./cmd/sworn/proxy/
 BENCHCOUNT ?= 6
 BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
