@@ -42,6 +42,7 @@ type Unix struct {
 
 	names  nameCache
 	hashes hashCache
+	clock  func() time.Time // nil: time.Now; for tests of the memo's life
 }
 
 // DefaultMaxDigestBytes is Unix.MaxDigestBytes's default, and the agent

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
@@ -29,6 +31,54 @@ import (
 // must be c.Exe, or Attest fails with ErrExecutableChanged. So a process
 // that execs another binary while it is attested cannot mix the two.
 func (u *Unix) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
+	wantDigest := u.wantDigest(ctx)
+	if sel, ok := u.memoized(c, wantDigest); ok {
+		return sel, nil
+	}
+	sel, err := u.attest(ctx, c, wantDigest)
+	if err == nil {
+		c.Memo.Store(u, unixMemo{sel: slices.Clone(sel), digest: wantDigest, until: u.now().Add(nameTTL)})
+	}
+	return sel, err
+}
+
+// unixMemo is a connection's last unix attestation. Everything in it
+// follows from the process and the executable it runs, which the caller
+// of Attest verifies after every attestation (peer.Conn.Verify: alive,
+// same executable as at accept, still holding its connection), except the
+// user and group names and the executable's path, which may change under
+// it: so it is kept for nameTTL, as the names are.
+type unixMemo struct {
+	sel    []Selector
+	digest bool // the digest was wanted (present, or refused for size)
+	until  time.Time
+}
+
+// memoized returns the connection's last unix attestation if it is still
+// fresh and has the digest when one is wanted. Reusing it skips re-reading
+// /proc/<pid>/exe: on a kept connection that is most of the cost of a call.
+// It is safe only because every caller verifies the process after
+// attesting it (the workload server does, before answering).
+func (u *Unix) memoized(c peer.Caller, wantDigest bool) ([]Selector, bool) {
+	v, ok := c.Memo.Load(u)
+	if !ok {
+		return nil, false
+	}
+	m := v.(unixMemo)
+	if !u.now().Before(m.until) || wantDigest && !m.digest {
+		return nil, false
+	}
+	return slices.Clone(m.sel), true
+}
+
+func (u *Unix) now() time.Time {
+	if u.clock != nil {
+		return u.clock()
+	}
+	return time.Now()
+}
+
+func (u *Unix) attest(ctx context.Context, c peer.Caller, wantDigest bool) ([]Selector, error) {
 	proc := filepath.Join(u.procRoot(), strconv.Itoa(int(c.PID)))
 	sel := []Selector{
 		{Type: "unix", Value: "uid:" + strconv.FormatUint(uint64(c.UID), 10)},
@@ -63,7 +113,7 @@ func (u *Unix) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
 	if path, ok := pathOf(exe, id); ok {
 		sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
 	}
-	if !u.wantDigest(ctx) {
+	if !wantDigest {
 		return sel, nil
 	}
 	if limit := u.maxDigestBytes(); st.Size > limit {

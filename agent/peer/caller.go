@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Caller is what the kernel says about a process on the other end of the
@@ -24,6 +25,47 @@ type Caller struct {
 	// process that runs another one now. Zero when not known (a process
 	// named by PID for diagnostics).
 	Exe FileID
+	// Memo holds what attestors worked out about this connection's caller
+	// and may reuse on its later calls; nil for a process named by PID
+	// (every attestation then starts afresh).
+	Memo *Memo
+}
+
+// Memo is one connection's store for attestors: a result keyed by the
+// attestor that made it. It is safe for concurrent calls on the
+// connection, and its methods do nothing on a nil Memo.
+//
+// What may be kept: only what cannot change while the caller remains the
+// process that connected and runs the executable it ran then (what
+// Conn.Verify checks after every attestation), or what the attestor
+// re-validates itself before reuse.
+type Memo struct {
+	mu sync.Mutex
+	m  map[any]any
+}
+
+// Load returns what was stored under key.
+func (m *Memo) Load(key any) (any, bool) {
+	if m == nil {
+		return nil, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[key]
+	return v, ok
+}
+
+// Store keeps v under key.
+func (m *Memo) Store(key, v any) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[any]any{}
+	}
+	m.m[key] = v
 }
 
 // FileID names one file on this machine: the device and inode stat reports.

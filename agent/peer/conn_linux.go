@@ -55,7 +55,7 @@ func newConn(c *net.UnixConn, peerPIDFD, sockDiag bool) (*Conn, error) {
 	if notCaller == nil && exeErr != nil {
 		notCaller = fmt.Errorf("peer: executable of caller %d: %w: %w", cred.Pid, ErrNotCaller, exeErr)
 	}
-	caller := Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups, Exe: exe}
+	caller := Caller{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups, Exe: exe, Memo: &Memo{}}
 	return &Conn{UnixConn: c, caller: caller, notCaller: notCaller, pidfd: pidfd, sockDiag: sockDiag, fdHint: -1}, nil
 }
 
