@@ -596,16 +596,19 @@ func (s *Subscription) notify() {
 	}
 }
 
-// SVIDs returns the current SVID of every held entry, in entry order.
+// SVIDs returns the current SVID of every held entry, in entry order,
+// leaving out any that has expired (on the cache's clock): one the CA has
+// not renewed in time is never handed out.
 func (s *Subscription) SVIDs() []*SVID {
 	s.mu.Lock()
 	items := s.items
 	s.mu.Unlock()
+	now := s.c.cfg.Clock.Now()
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
 	out := make([]*SVID, 0, len(items))
 	for _, it := range items {
-		if it.svid != nil {
+		if it.svid != nil && now.Before(it.svid.Chain[0].NotAfter) {
 			out = append(out, it.svid)
 		}
 	}

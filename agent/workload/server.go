@@ -175,6 +175,8 @@ func (s *Server) attest(ctx context.Context) (caller, error) {
 	return c, nil
 }
 
+var errAllExpired = status.Error(codes.Unavailable, "every X.509-SVID of this caller has expired and the CA has not renewed it yet (is the CA reachable? see the agent's /ready); retry")
+
 var errNotCaller = status.Error(codes.PermissionDenied, "this connection's process no longer runs the executable it connected with or no longer holds the connection; open a new connection")
 
 // reverify checks, before a stream sends again, that its caller is still
@@ -237,7 +239,14 @@ func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerSt
 				return err
 			}
 		}
-		if err := stream.Send(s.x509SVIDResponse(sub.SVIDs(), federatedWith(entries))); err != nil {
+		svids := sub.SVIDs()
+		if len(svids) == 0 {
+			// Every SVID it holds expired unrenewed (the cache never hands
+			// out an expired one): nothing valid to send. Unavailable, so
+			// the client retries with backoff until the CA renews them.
+			return errAllExpired
+		}
+		if err := stream.Send(s.x509SVIDResponse(svids, federatedWith(entries))); err != nil {
 			return err
 		}
 		select {

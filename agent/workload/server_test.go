@@ -260,3 +260,14 @@ func connectFromChild(t *testing.T, path string) (net.Conn, *exec.Cmd) {
 	}
 	return c, cmd
 }
+
+// A caller whose every SVID has expired unrenewed (the CA has been down
+// longer than their life) gets Unavailable, to retry, and never an expired
+// SVID: the cache leaves expired ones out, and an empty answer is refused.
+func TestCallerWhoseSVIDsAllExpiredIsUnavailable(t *testing.T) {
+	path := serve(t, &fakeAttestor{}, fakeRegistry{entries: []registry.Entry{entry}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := client(t, path, nil).FetchX509Context(ctx)
+	requireStatus(t, err, codes.Unavailable, "has expired and the CA has not renewed it yet")
+}
