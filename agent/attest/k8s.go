@@ -49,13 +49,37 @@ type Kubernetes struct {
 	Clock         clock.Clock
 }
 
+// k8sMemo is what a connection's cgroup said: which pod and container
+// the caller runs in. A process cannot leave its pod's cgroup without
+// privileges over the node's cgroup tree, so it is read once per
+// connection (the pod itself is looked up on every call: its labels may
+// change).
+type k8sMemo struct {
+	pc podContainer
+	ok bool
+}
+
+// cgroupOf reads the caller's cgroup, or takes what its connection's
+// first call read.
+func (k *Kubernetes) cgroupOf(root string, c peer.Caller) (podContainer, bool, error) {
+	if v, ok := c.Memo.Load(k); ok {
+		m := v.(k8sMemo)
+		return m.pc, m.ok, nil
+	}
+	pc, ok, err := readCgroup(filepath.Join(root, strconv.Itoa(int(c.PID)), "cgroup"))
+	if err == nil {
+		c.Memo.Store(k, k8sMemo{pc: pc, ok: ok})
+	}
+	return pc, ok, err
+}
+
 // Attest implements Attestor.
 func (k *Kubernetes) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
 	root := k.ProcRoot
 	if root == "" {
 		root = "/proc"
 	}
-	pc, ok, err := readCgroup(filepath.Join(root, strconv.Itoa(int(c.PID)), "cgroup"))
+	pc, ok, err := k.cgroupOf(root, c)
 	if err != nil {
 		return nil, fmt.Errorf("attest: k8s: cgroup of pid %d: %w", c.PID, err)
 	}

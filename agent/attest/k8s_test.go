@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/peer"
@@ -176,5 +177,37 @@ func TestKubeletSourceSharesOneRequest(t *testing.T) {
 	wg.Wait()
 	if n := fk.requests.Load(); n != 1 {
 		t.Fatalf("20 concurrent lookups made %d kubelet requests, want 1", n)
+	}
+}
+
+// A connection's cgroup is read on its first call only (a process cannot
+// leave its pod's cgroup without privileges over the node), but its pod
+// is looked up on every call, so a label change reaches the next call.
+func TestKubernetesReadsTheCgroupOncePerConnection(t *testing.T) {
+	fk, src := newKubelet(t, webPod("node-a", true))
+	clk := clocktesting.NewFakeClock(time.Now())
+	src.Clock = clk
+	root := procRoot(t, 4242, "v2-systemd-containerd-burstable")
+	k := &attest.Kubernetes{Source: src, NodeName: "node-a", ProcRoot: root, Retries: 1, RetryInterval: time.Millisecond}
+	caller := peer.Caller{PID: 4242, Memo: &peer.Memo{}}
+	if _, err := k.Attest(context.Background(), caller); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "4242", "cgroup")); err != nil {
+		t.Fatal(err)
+	}
+	relabelled := webPod("node-a", true)
+	relabelled.Labels["tier"] = "back"
+	fk.set(relabelled)
+	clk.Step(src.TTL) // the kubelet source's cached answer is too old
+	sel, err := k.Attest(context.Background(), caller)
+	if err != nil {
+		t.Fatalf("second call on the connection read the cgroup again: %v", err)
+	}
+	if got := attest.NewSet(sel...).Strings(); !slices.Contains(got, "k8s:pod-label:tier:back") {
+		t.Fatalf("second call's selectors %v lack the pod's new label", got)
+	}
+	if _, err := k.Attest(context.Background(), peer.Caller{PID: 4242, Memo: &peer.Memo{}}); err == nil {
+		t.Fatal("a new connection did not read the cgroup")
 	}
 }
