@@ -319,20 +319,8 @@ func (c *Cache) signTimeout(left time.Duration) time.Duration {
 // issue generates a key and has the CA sign it within timeout, and within
 // the concurrency and rate bounds.
 func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who Requester, timeout time.Duration) (*SVID, error) {
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("cache: issue %s: %w", e.ID, ctx.Err())
-	}
-	defer func() { <-c.sem }()
-	if err := c.waitRate(ctx); err != nil {
-		return nil, fmt.Errorf("cache: issue %s: %w", e.ID, err)
-	}
 	start := time.Now()
-	svid, err := c.signWithin(ctx, e, timeout)
-	if c.cfg.OnCAResult != nil {
-		c.cfg.OnCAResult(err)
-	}
+	svid, err := c.callCA(ctx, e, timeout)
 	if err != nil {
 		c.cfg.Metrics.IssueFailures.WithLabelValues(reason).Inc()
 		if errors.Is(err, ca.ErrBadCertificate) {
@@ -350,6 +338,26 @@ func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who 
 	c.cfg.Logger.Info("issued X.509-SVID", attrs...)
 	c.persist(svid)
 	return svid, nil
+}
+
+// callCA has the CA sign an SVID for e, within the concurrency and rate
+// bounds, and tells OnCAResult how it went. Only the call holds a slot:
+// logging and persisting the result happen after it is given back.
+func (c *Cache) callCA(ctx context.Context, e registry.Entry, timeout time.Duration) (*SVID, error) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	if err := c.waitRate(ctx); err != nil {
+		return nil, err
+	}
+	svid, err := c.signWithin(ctx, e, timeout)
+	if c.cfg.OnCAResult != nil {
+		c.cfg.OnCAResult(err)
+	}
+	return svid, err
 }
 
 // waitRate waits, on the cache's clock, until the rate cap allows one more

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sworn-id/sworn/agent/registry"
@@ -61,13 +60,40 @@ func (c *Cache) persist(s *SVID) {
 	}
 	err := os.MkdirAll(c.cfg.Dir, 0o700)
 	if err == nil {
-		// The temp file stays in Dir, where the agent removes it at start
-		// if a crash interrupts the write.
-		err = renameio.WriteFile(c.path(e.Key()), data, 0o600, renameio.WithTempDir(c.cfg.Dir))
+		err = replaceFile(c.path(e.Key()), data)
 	}
 	if err != nil {
 		c.cfg.Logger.Warn("could not persist SVID; it is still served", "spiffe_id", e.ID.String(), "error", err)
 	}
+}
+
+// replaceFile puts data at path by writing a temp file beside it (0600,
+// named as renameio names its own, so the agent's start removes one a
+// crash leaves behind) and renaming it over path: a reader sees the old
+// file or the new one, never part of one.
+//
+// Unlike the CA's files it is not fsynced. An SVID file is a cache of
+// something the CA can re-issue, and an fsync per issuance is what bounded
+// a mass re-issue (`rotate svids --all`) to the disk's flush rate. After a
+// power loss a file may be empty or hold the previous SVID; Restore drops
+// one that does not parse or verify, and that identity is issued afresh.
+func replaceFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 // encodeSVID is the contents of s's file: its entry, chain and key.
