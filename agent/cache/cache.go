@@ -19,7 +19,6 @@ import (
 	"github.com/sworn-id/sworn/agent/registry"
 	"github.com/sworn-id/sworn/agent/telemetry"
 	"github.com/sworn-id/sworn/ca"
-	"github.com/sworn-id/sworn/internal/notify"
 	"github.com/sworn-id/sworn/rotation"
 )
 
@@ -109,9 +108,31 @@ type Cache struct {
 
 	mu    sync.Mutex
 	items map[string]*item
-	// renewed is notified, under mu, when a cached SVID is replaced or
-	// dropped, for RotateAndWait.
-	renewed notify.Notifier
+	// reissues are the RotateAndWait calls in progress, each told (under
+	// mu) as each of its SVIDs is replaced or dropped.
+	reissues map[*reissue]struct{}
+}
+
+// reissue is one RotateAndWait: the SVIDs it waits to see replaced, and a
+// channel closed when none is left.
+type reissue struct {
+	left map[*item]*SVID
+	done chan struct{}
+}
+
+// replacedLocked tells every RotateAndWait waiting for it that its SVID is no longer
+// served; c.mu must be held. O(1) per waiter, so a mass re-issue of N
+// SVIDs costs O(N), not a rescan of all N at each renewal.
+func (c *Cache) replacedLocked(it *item) {
+	for r := range c.reissues {
+		if _, ok := r.left[it]; ok {
+			delete(r.left, it)
+			if len(r.left) == 0 {
+				close(r.done)
+				delete(c.reissues, r)
+			}
+		}
+	}
 }
 
 type item struct {
@@ -292,7 +313,7 @@ func (c *Cache) renew(ctx context.Context, key string) (rotation.Validity, error
 	}
 	c.mu.Lock()
 	it.svid = svid
-	c.renewed.Notify()
+	c.replacedLocked(it)
 	subs := make([]*Subscription, 0, len(it.subs))
 	for s := range it.subs {
 		subs = append(subs, s)
@@ -454,7 +475,7 @@ func (c *Cache) dropIdle() {
 // dropLocked needs c.mu held.
 func (c *Cache) dropLocked(it *item) {
 	delete(c.items, it.key)
-	c.renewed.Notify()
+	c.replacedLocked(it)
 	c.sched.Untrack(it.key)
 	c.unpersist(it.key)
 	c.cfg.Logger.Debug("dropped idle SVID", "spiffe_id", it.entry.ID.String())
@@ -491,33 +512,35 @@ func (c *Cache) Rotate(ids ...spiffeid.ID) int {
 // many there were; or when ctx ends. Renewals that fail are retried with
 // backoff meanwhile, so with the CA down it waits until the CA returns.
 func (c *Cache) RotateAndWait(ctx context.Context) (int, error) {
+	r := &reissue{left: map[*item]*SVID{}, done: make(chan struct{})}
 	c.mu.Lock()
-	old := make(map[*item]*SVID, len(c.items))
 	for _, it := range c.items {
 		if it.svid != nil {
-			old[it] = it.svid
+			r.left[it] = it.svid
 		}
 	}
+	n := len(r.left)
+	if n == 0 {
+		c.mu.Unlock()
+		return 0, nil
+	}
+	if c.reissues == nil {
+		c.reissues = map[*reissue]struct{}{}
+	}
+	c.reissues[r] = struct{}{}
 	c.mu.Unlock()
 	c.sched.Force()
-	for {
+	select {
+	case <-r.done:
+		return n, nil
+	case <-ctx.Done():
 		c.mu.Lock()
-		changed := c.renewed.Changed()
-		left := 0
-		for it, svid := range old {
-			if c.items[it.key] == it && it.svid == svid {
-				left++
-			}
+		defer c.mu.Unlock()
+		if len(r.left) == 0 {
+			return n, nil
 		}
-		c.mu.Unlock()
-		if left == 0 {
-			return len(old), nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return len(old), fmt.Errorf("cache: %d of %d SVIDs not re-issued yet: %w", left, len(old), ctx.Err())
-		}
+		delete(c.reissues, r)
+		return n, fmt.Errorf("cache: %d of %d SVIDs not re-issued yet: %w", len(r.left), n, ctx.Err())
 	}
 }
 
