@@ -3,7 +3,6 @@ package agent_test
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -175,25 +173,6 @@ func dial(tb testing.TB, t target) *grpc.ClientConn {
 	return conn
 }
 
-// firstResponse opens a FetchX509SVID stream on conn and waits for its
-// first message.
-func firstResponse(ctx context.Context, conn grpc.ClientConnInterface) error {
-	ctx, cancel := context.WithCancel(workloadCtx(ctx))
-	defer cancel()
-	stream, err := workload.NewSpiffeWorkloadAPIClient(conn).FetchX509SVID(ctx, &workload.X509SVIDRequest{})
-	if err != nil {
-		return err
-	}
-	resp, err := stream.Recv()
-	if err != nil {
-		return err
-	}
-	if len(resp.Svids) == 0 {
-		return fmt.Errorf("a response with no SVID")
-	}
-	return nil
-}
-
 // quantiles returns the p50 and p99 of d in milliseconds, sorting d.
 func quantiles(d []time.Duration) (p50, p99 float64) {
 	slices.Sort(d)
@@ -233,5 +212,3 @@ func (f *floorFigures) record(b *testing.B, server, metric string, value float64
 		b.ReportMetric(value/floor, unit)
 	}
 }
-
-func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
