@@ -7,8 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"flag"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -146,11 +149,34 @@ func BenchmarkMemoryPerIdentity(b *testing.B) {
 				before := heapInUse()
 				c, _, stop := holdIdentities(b, n, b.TempDir())
 				perID += float64(heapInUse()-before) / float64(n)
+				writeHeapProfile(b)
 				runtime.KeepAlive(c)
 				stop()
 			}
 			b.ReportMetric(perID/float64(b.N), "B/identity")
 		})
+	}
+}
+
+// heapProfile names a file for a heap profile taken while the identities
+// are held (-test.memprofile is written at the end, when they are gone):
+// go tool pprof -sample_index=inuse_space -top says what a held identity
+// is made of.
+var heapProfile = flag.String("cache.heapprofile", "", "write a heap profile here while BenchmarkMemoryPerIdentity holds its identities")
+
+func writeHeapProfile(b *testing.B) {
+	b.Helper()
+	if *heapProfile == "" {
+		return
+	}
+	f, err := os.Create(*heapProfile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
 	}
 }
 
