@@ -222,9 +222,18 @@ func (a *Agent) endpointTLS(ctx context.Context, ep config.BundleEndpoint) (*tls
 		if len(svids) == 0 {
 			return nil, errors.New("no bundle endpoint SVID")
 		}
-		s := svids[0]
-		cert := &tls.Certificate{PrivateKey: s.Key, Leaf: s.Chain[0]}
-		for _, c := range s.Chain {
+		// Parsed per handshake: the cache keeps only encodings, and a peer
+		// fetches the bundle every few minutes at most.
+		chain, err := svids[0].Certificates()
+		if err != nil {
+			return nil, err
+		}
+		key, err := svids[0].PrivateKey()
+		if err != nil {
+			return nil, err
+		}
+		cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+		for _, c := range chain {
 			cert.Certificate = append(cert.Certificate, c.Raw)
 		}
 		return cert, nil

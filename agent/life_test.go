@@ -319,11 +319,18 @@ func (r *lifeRig) observe() {
 		if len(svids) > 1 {
 			r.t.Fatalf("at %v: %s's subscription holds %d SVIDs, want 1", now, s.id, len(svids))
 		}
-		if len(svids) == 0 || svids[0].Chain[0] == s.held {
+		if len(svids) == 0 {
 			continue
 		}
-		leaf := svids[0].Chain[0]
-		if leaf != latest {
+		chain, err := svids[0].Certificates()
+		if err != nil {
+			r.t.Fatalf("at %v: %s's SVID does not parse: %v", now, s.id, err)
+		}
+		leaf := chain[0]
+		if s.held != nil && leaf.Equal(s.held) {
+			continue
+		}
+		if !leaf.Equal(latest) {
 			r.t.Fatalf("at %v: %s's subscription holds serial %x, not the newest SVID the CA issued for it", now, s.id, leaf.SerialNumber)
 		}
 		if svids[0].Entry.ID != s.id || len(leaf.URIs) != 1 || leaf.URIs[0].String() != s.id.String() {

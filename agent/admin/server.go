@@ -114,12 +114,11 @@ func (s *Server) GetStatus(ctx context.Context, _ *adminpb.GetStatusRequest) (*a
 		}
 	}
 	for _, id := range s.cfg.Cache.Identities() {
-		leaf := id.SVID.Chain[0]
 		msg := &adminpb.Identity{
 			SpiffeId:  id.SVID.Entry.ID.String(),
-			Serial:    leaf.SerialNumber.Text(16),
-			NotBefore: timestamppb.New(leaf.NotBefore),
-			NotAfter:  timestamppb.New(leaf.NotAfter),
+			Serial:    id.SVID.Serial,
+			NotBefore: timestamppb.New(id.SVID.NotBefore),
+			NotAfter:  timestamppb.New(id.SVID.NotAfter),
 			Holders:   int32(id.Holders),
 			DnsNames:  id.SVID.Entry.DNSNames,
 		}

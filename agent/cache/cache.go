@@ -87,15 +87,38 @@ type Requester struct {
 	UID uint32
 }
 
-// SVID is an issued X.509-SVID with its encodings precomputed, so serving it
-// to many workloads costs no further work.
+// SVID is an issued X.509-SVID as the Workload API sends it, so serving it
+// to many workloads costs no further work. It keeps the encodings and,
+// of the leaf, what renewal and expiry need; not the parsed certificates
+// or key (about half of an identity's memory, and a parsed ECDSA key pins
+// a cached FIPS copy of itself): Certificates and PrivateKey parse them
+// for the rare caller that needs them.
 type SVID struct {
 	Entry    registry.Entry
-	Chain    []*x509.Certificate // leaf first
-	Key      crypto.Signer
 	ChainDER []byte // concatenated DER, leaf first
 	KeyDER   []byte // PKCS#8
+	// Of the leaf:
+	Serial              string // hex, for the audit line and the admin API
+	NotBefore, NotAfter time.Time
 }
+
+// newSVID is the SVID of e for chain (leaf first) and the leaf's key.
+func newSVID(e registry.Entry, chain []*x509.Certificate, keyDER []byte) *SVID {
+	var chainDER []byte
+	for _, cert := range chain {
+		chainDER = append(chainDER, cert.Raw...)
+	}
+	leaf := chain[0]
+	return &SVID{Entry: e, ChainDER: chainDER, KeyDER: keyDER, Serial: leaf.SerialNumber.Text(16), NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
+}
+
+// Certificates parses the chain, leaf first.
+func (s *SVID) Certificates() ([]*x509.Certificate, error) {
+	return x509.ParseCertificates(s.ChainDER)
+}
+
+// PrivateKey parses the leaf's key.
+func (s *SVID) PrivateKey() (crypto.Signer, error) { return ca.ParsePrivateKey(s.KeyDER) }
 
 // Cache issues, holds and renews SVIDs.
 type Cache struct {
@@ -108,6 +131,8 @@ type Cache struct {
 
 	mu    sync.Mutex
 	items map[string]*item
+	files writer // the SVID files, written off the renewal path
+
 	// reissues are the RotateAndWait calls in progress, each told (under
 	// mu) as each of its SVIDs is replaced or dropped.
 	reissues map[*reissue]struct{}
@@ -207,6 +232,7 @@ func (c *Cache) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			c.stop()
 			<-done
+			c.Flush()
 			return nil
 		case <-tick.C():
 			c.dropIdle()
@@ -305,7 +331,7 @@ func (c *Cache) renew(ctx context.Context, key string) (rotation.Validity, error
 		return rotation.Validity{}, fmt.Errorf("cache: %s is no longer cached", key)
 	}
 	c.mu.Lock()
-	left := it.svid.Chain[0].NotAfter.Sub(c.cfg.Clock.Now())
+	left := it.svid.NotAfter.Sub(c.cfg.Clock.Now())
 	c.mu.Unlock()
 	svid, err := c.issue(ctx, it.entry, "renewal", Requester{}, c.signTimeout(left))
 	if err != nil {
@@ -351,8 +377,7 @@ func (c *Cache) issue(ctx context.Context, e registry.Entry, reason string, who 
 	}
 	c.cfg.Metrics.IssueLatency.Observe(time.Since(start).Seconds())
 	c.cfg.Metrics.SVIDsIssued.WithLabelValues(reason).Inc()
-	leaf := svid.Chain[0]
-	attrs := []any{"spiffe_id", e.ID.String(), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter, "reason", reason}
+	attrs := []any{"spiffe_id", e.ID.String(), "serial", svid.Serial, "not_after", svid.NotAfter, "reason", reason}
 	if who.PID != 0 {
 		attrs = append(attrs, "pid", who.PID, "uid", who.UID)
 	}
@@ -449,11 +474,7 @@ func (c *Cache) sign(ctx context.Context, e registry.Entry) (*SVID, error) {
 	if err != nil {
 		return nil, err
 	}
-	var chainDER []byte
-	for _, cert := range chain {
-		chainDER = append(chainDER, cert.Raw...)
-	}
-	return &SVID{Entry: e, Chain: chain, Key: key, ChainDER: chainDER, KeyDER: keyDER}, nil
+	return newSVID(e, chain, keyDER), nil
 }
 
 func (c *Cache) dropIdle() {
@@ -557,8 +578,8 @@ func (c *Cache) EarliestExpiry() (time.Time, bool) {
 	defer c.mu.Unlock()
 	var earliest time.Time
 	for _, it := range c.items {
-		if it.svid != nil && (earliest.IsZero() || it.svid.Chain[0].NotAfter.Before(earliest)) {
-			earliest = it.svid.Chain[0].NotAfter
+		if it.svid != nil && (earliest.IsZero() || it.svid.NotAfter.Before(earliest)) {
+			earliest = it.svid.NotAfter
 		}
 	}
 	return earliest, !earliest.IsZero()
@@ -604,7 +625,7 @@ func compareStrings(a, b string) int {
 }
 
 func validity(s *SVID) rotation.Validity {
-	return rotation.Validity{NotBefore: s.Chain[0].NotBefore, NotAfter: s.Chain[0].NotAfter}
+	return rotation.Validity{NotBefore: s.NotBefore, NotAfter: s.NotAfter}
 }
 
 // Subscription holds SVIDs for one workload stream.
@@ -639,7 +660,7 @@ func (s *Subscription) SVIDs() []*SVID {
 	defer s.c.mu.Unlock()
 	out := make([]*SVID, 0, len(items))
 	for _, it := range items {
-		if it.svid != nil && now.Before(it.svid.Chain[0].NotAfter) {
+		if it.svid != nil && now.Before(it.svid.NotAfter) {
 			out = append(out, it.svid)
 		}
 	}

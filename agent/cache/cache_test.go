@@ -105,7 +105,7 @@ func TestConcurrentFirstRequestsShareOneIssuance(t *testing.T) {
 				return
 			}
 			defer sub.Close()
-			serials[i] = sub.SVIDs()[0].Chain[0].SerialNumber.String()
+			serials[i] = sub.SVIDs()[0].Serial
 		}()
 	}
 	wg.Wait()
@@ -469,7 +469,7 @@ func TestRenewalTimeoutLeavesRoomToRetry(t *testing.T) {
 	}
 	defer sub.Close()
 	id := c.Identities()[0]
-	want := id.SVID.Chain[0].NotAfter.Sub(id.NextRenewal) / 4
+	want := id.SVID.NotAfter.Sub(id.NextRenewal) / 4
 	if want >= cache.DefaultSignTimeout {
 		t.Fatalf("the test's premise is wrong: a quarter of what is left (%v) is not under SignTimeout", want)
 	}

@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -49,10 +52,94 @@ func (c *Cache) path(key string) string {
 	return filepath.Join(c.cfg.Dir, hex.EncodeToString(sum[:16])+".pem")
 }
 
+// persist queues s to be written to its file (see writer).
 func (c *Cache) persist(s *SVID) {
-	if c.cfg.Dir == "" {
-		return
+	if c.cfg.Dir != "" {
+		c.files.put(c, s.Entry.Key(), s)
 	}
+}
+
+// unpersist queues the removal of key's file.
+func (c *Cache) unpersist(key string) {
+	if c.cfg.Dir != "" {
+		c.files.put(c, key, nil)
+	}
+}
+
+// Flush waits until every write and removal queued so far is done: the
+// files on disk are what the cache holds. Run calls it before returning.
+func (c *Cache) Flush() { c.files.flush() }
+
+// writer keeps the SVID files off the renewal path: renewals queue what
+// to write (or remove), and one goroutine, started when there is work and
+// gone when there is none, does it. Only the latest state of each file is
+// kept in the queue, so a burst of renewals costs one write per identity,
+// and one writer means a removal queued after a write is never undone by
+// it. The price: the disk lags the cache by the queue, which is what a
+// crash can lose; a lost write leaves the previous SVID file, which a
+// restart serves if still valid and re-issues otherwise.
+type writer struct {
+	mu      sync.Mutex
+	queue   []string         // keys in the order first queued
+	pending map[string]*SVID // key → SVID to write; nil: remove the file
+	done    chan struct{}    // closed when the goroutine stops; nil if none runs
+}
+
+func (w *writer) put(c *Cache, key string, s *SVID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pending == nil {
+		w.pending = map[string]*SVID{}
+	}
+	if _, queued := w.pending[key]; !queued {
+		w.queue = append(w.queue, key)
+	}
+	w.pending[key] = s
+	if w.done == nil {
+		w.done = make(chan struct{})
+		go w.drain(c)
+	}
+}
+
+func (w *writer) drain(c *Cache) {
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			close(w.done)
+			w.done = nil
+			w.queue = nil // let a large burst's backing array go
+			w.mu.Unlock()
+			return
+		}
+		key := w.queue[0]
+		w.queue = w.queue[1:]
+		s := w.pending[key]
+		delete(w.pending, key)
+		w.mu.Unlock()
+		if s == nil {
+			c.removeFile(key)
+		} else {
+			c.writeFile(s)
+		}
+	}
+}
+
+func (w *writer) flush() {
+	w.mu.Lock()
+	done := w.done
+	w.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+func (c *Cache) removeFile(key string) {
+	if err := os.Remove(c.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.cfg.Logger.Warn("could not remove persisted SVID", "error", err)
+	}
+}
+
+func (c *Cache) writeFile(s *SVID) {
 	e := s.Entry
 	data := encodeSVID(s)
 	if src, ok := c.cfg.Signer.(anchorSource); ok {
@@ -105,8 +192,13 @@ func encodeSVID(s *SVID) []byte {
 		"DNS-Names": strings.Join(e.DNSNames, ","),
 		"Hint":      e.Hint,
 	}})
-	for _, cert := range s.Chain {
-		data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})...)
+	for rest := s.ChainDER; len(rest) > 0; {
+		var cert asn1.RawValue
+		var err error
+		if rest, err = asn1.Unmarshal(rest, &cert); err != nil {
+			break // cannot happen: ChainDER is what the CA's parsed chain encoded to
+		}
+		data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.FullBytes})...)
 	}
 	return append(data, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.KeyDER})...)
 }
@@ -136,15 +228,6 @@ func parseAnchors(data []byte) []*x509.Certificate {
 		if cert, err := x509.ParseCertificate(b.Bytes); err == nil && cert.IsCA {
 			anchors = append(anchors, cert)
 		}
-	}
-}
-
-func (c *Cache) unpersist(key string) {
-	if c.cfg.Dir == "" {
-		return
-	}
-	if err := os.Remove(c.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		c.cfg.Logger.Warn("could not remove persisted SVID", "error", err)
 	}
 }
 
@@ -194,20 +277,20 @@ func (c *Cache) Restore(trusted []*x509.Certificate) (n int, anchors []*x509.Cer
 // what it verified against. keep says that a file that failed might still
 // pass with a trusted bundle.
 func (c *Cache) checkFile(f string, trusted []*x509.Certificate, now time.Time) (s *SVID, roots []*x509.Certificate, keep bool, err error) {
-	s, own, err := readSVID(f)
+	s, chain, own, err := readSVID(f)
 	switch {
 	case err != nil:
 		return nil, nil, false, err
 	case c.path(s.Entry.Key()) != f:
 		return nil, nil, false, errors.New("file name does not match its entry")
-	case !now.Before(s.Chain[0].NotAfter):
-		return nil, nil, false, fmt.Errorf("expired at %v", s.Chain[0].NotAfter)
+	case !now.Before(s.NotAfter):
+		return nil, nil, false, fmt.Errorf("expired at %v", s.NotAfter)
 	case len(trusted) > 0:
-		return s, trusted, false, ca.CheckX509SVID(s.Chain, s.Entry.ID, trusted, now)
+		return s, trusted, false, ca.CheckX509SVID(chain, s.Entry.ID, trusted, now)
 	case len(own) == 0:
 		return nil, nil, true, errors.New("no trusted bundle, and the file keeps no trust anchors to verify it with")
 	}
-	if err := ca.CheckX509SVID(s.Chain, s.Entry.ID, own, now); err != nil {
+	if err := ca.CheckX509SVID(chain, s.Entry.ID, own, now); err != nil {
 		return nil, nil, true, fmt.Errorf("no trusted bundle, and it does not verify against the trust anchors in its file: %w", err)
 	}
 	return s, own, false, nil
@@ -244,30 +327,35 @@ func addAnchors(set, more []*x509.Certificate) []*x509.Certificate {
 	return set
 }
 
-func readSVID(path string) (*SVID, []*x509.Certificate, error) {
+// readSVID reads a persisted SVID: it, its parsed chain, and the trust
+// anchors kept with it.
+func readSVID(path string) (*SVID, []*x509.Certificate, []*x509.Certificate, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, nil, fmt.Errorf("mode %v lets others read the key", fi.Mode().Perm())
+		return nil, nil, nil, fmt.Errorf("mode %v lets others read the key", fi.Mode().Perm())
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	s, err := parseSVID(data)
+	s, chain, err := parseSVID(data)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return s, parseAnchors(data), nil
+	return s, chain, parseAnchors(data), nil
 }
 
-// parseSVID parses what encodeSVID wrote. What it accepts has an entry, a
-// chain and the leaf's key; whether the chain is trusted and current is
-// Restore's to check.
-func parseSVID(data []byte) (*SVID, error) {
-	s := &SVID{}
+// parseSVID parses what encodeSVID wrote, and returns the parsed chain
+// beside the SVID. What it accepts has an entry, a chain and the leaf's
+// key; whether the chain is trusted and current is Restore's to check.
+func parseSVID(data []byte) (*SVID, []*x509.Certificate, error) {
+	var entry registry.Entry
+	var chain []*x509.Certificate
+	var key crypto.Signer
+	var keyDER []byte
 	var haveEntry bool
 	for {
 		var b *pem.Block
@@ -279,40 +367,39 @@ func parseSVID(data []byte) (*SVID, error) {
 		case entryBlock:
 			id, err := spiffeid.FromString(b.Headers["SPIFFE-ID"])
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			ttl, err := time.ParseDuration(b.Headers["TTL"])
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if ttl <= 0 {
-				return nil, fmt.Errorf("TTL %v is not positive", ttl)
+				return nil, nil, fmt.Errorf("TTL %v is not positive", ttl)
 			}
-			s.Entry = registry.Entry{ID: id, TTL: ttl, Hint: b.Headers["Hint"]}
+			entry = registry.Entry{ID: id, TTL: ttl, Hint: b.Headers["Hint"]}
 			if dns := b.Headers["DNS-Names"]; dns != "" {
-				s.Entry.DNSNames = strings.Split(dns, ",")
+				entry.DNSNames = strings.Split(dns, ",")
 			}
 			haveEntry = true
 		case "CERTIFICATE":
 			cert, err := x509.ParseCertificate(b.Bytes)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			s.Chain = append(s.Chain, cert)
-			s.ChainDER = append(s.ChainDER, b.Bytes...)
+			chain = append(chain, cert)
 		case "PRIVATE KEY":
 			signer, err := ca.ParsePrivateKey(b.Bytes)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			s.Key, s.KeyDER = signer, b.Bytes
+			key, keyDER = signer, b.Bytes
 		}
 	}
-	if !haveEntry || len(s.Chain) == 0 || s.Key == nil {
-		return nil, errors.New("incomplete SVID file")
+	if !haveEntry || len(chain) == 0 || key == nil {
+		return nil, nil, errors.New("incomplete SVID file")
 	}
-	if !ca.SamePublicKey(s.Chain[0].PublicKey, s.Key.Public()) {
-		return nil, errors.New("key does not match the certificate")
+	if !ca.SamePublicKey(chain[0].PublicKey, key.Public()) {
+		return nil, nil, errors.New("key does not match the certificate")
 	}
-	return s, nil
+	return newSVID(entry, chain, keyDER), chain, nil
 }

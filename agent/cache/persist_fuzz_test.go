@@ -34,11 +34,7 @@ func fuzzSVIDFile(f *testing.F, e registry.Entry) []byte {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &SVID{Entry: e, Chain: chain, Key: key, KeyDER: keyDER}
-	for _, c := range chain {
-		s.ChainDER = append(s.ChainDER, c.Raw...)
-	}
-	return encodeSVID(s)
+	return encodeSVID(newSVID(e, chain, keyDER))
 }
 
 // FuzzParseSVID feeds persisted SVID files (<data_dir>/svids/*.pem, which
@@ -56,27 +52,28 @@ func FuzzParseSVID(f *testing.F) {
 	f.Add([]byte("-----BEGIN SWORN SVID ENTRY-----\nSPIFFE-ID: spiffe://example.org/x\nTTL: 1s\n\n-----END SWORN SVID ENTRY-----\n"))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := parseSVID(data)
+		s, chain, err := parseSVID(data)
 		if err != nil {
 			return
 		}
 		if s.Entry.ID.IsZero() || s.Entry.TTL <= 0 {
 			t.Fatalf("accepted entry %+v without an ID or a positive TTL", s.Entry)
 		}
-		if len(s.Chain) == 0 || s.Key == nil || !ca.SamePublicKey(s.Chain[0].PublicKey, s.Key.Public()) {
-			t.Fatal("accepted an SVID whose key is not its leaf's")
+		key, err := s.PrivateKey()
+		if err != nil || len(chain) == 0 || !ca.SamePublicKey(chain[0].PublicKey, key.Public()) {
+			t.Fatalf("accepted an SVID whose key is not its leaf's: %v", err)
 		}
 		var der []byte
-		for _, c := range s.Chain {
+		for _, c := range chain {
 			der = append(der, c.Raw...)
 		}
 		if !bytes.Equal(der, s.ChainDER) {
 			t.Fatal("ChainDER is not the parsed chain")
 		}
-		if k, err := ca.ParsePrivateKey(s.KeyDER); err != nil || !ca.SamePublicKey(k.Public(), s.Key.Public()) {
-			t.Fatalf("KeyDER is not the parsed key: %v", err)
+		if s.Serial != chain[0].SerialNumber.Text(16) || !s.NotBefore.Equal(chain[0].NotBefore) || !s.NotAfter.Equal(chain[0].NotAfter) {
+			t.Fatal("the serial or validity kept is not the leaf's")
 		}
-		again, err := parseSVID(encodeSVID(s))
+		again, _, err := parseSVID(encodeSVID(s))
 		if err != nil {
 			t.Fatalf("an accepted SVID does not parse after encoding: %v", err)
 		}

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ func persistOne(t *testing.T, signer cache.Signer, dir string) *cache.SVID {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	c.Flush() // the file is written off the renewal path
 	return sub.SVIDs()[0]
 }
 
@@ -63,8 +65,8 @@ func servedWithoutCA(t *testing.T, c *cache.Cache, signer *countingSigner, want 
 		t.Fatalf("the restored SVID is not served while the CA is down: %v", err)
 	}
 	defer sub.Close()
-	if got := sub.SVIDs()[0].Chain[0].SerialNumber; got.Cmp(want.Chain[0].SerialNumber) != 0 {
-		t.Fatalf("served serial %v, want the persisted %v", got, want.Chain[0].SerialNumber)
+	if got := sub.SVIDs()[0].Serial; got != want.Serial {
+		t.Fatalf("served serial %v, want the persisted %v", got, want.Serial)
 	}
 	if n := signer.calls.Load(); n != 0 {
 		t.Fatalf("%d CA calls to serve a restored SVID", n)
@@ -158,4 +160,64 @@ func TestRestoreWithoutBundleRefusesAForeignAnchor(t *testing.T) {
 
 func pemAnchor(s *countingSigner) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "SWORN TRUST ANCHOR", Bytes: s.ca.Authorities().X509[0].Raw})
+}
+
+// SVID files are written off the renewal path, but what Flush leaves on
+// disk is exactly what the cache holds: the latest SVID of each identity,
+// and no file for one dropped (a removal queued after a write is never
+// undone by it).
+func TestFilesFollowTheCacheAfterFlush(t *testing.T) {
+	dir := t.TempDir()
+	clk := clocktesting.NewFakeClock(time.Now())
+	signer := anchoringSigner{newSignerOn(t, clk)}
+	c := cache.New(cache.Config{Signer: signer, Dir: dir, Clock: clk, IdleTimeout: time.Minute})
+	run(t, c)
+	sub, err := c.Subscribe(context.Background(), []registry.Entry{entry("/web")}, cache.Requester{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileSerial := func() string {
+		t.Helper()
+		c.Flush()
+		files, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
+		if len(files) == 0 {
+			return ""
+		}
+		data, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rest := data; ; {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil {
+				t.Fatalf("no certificate in %s", files[0])
+			}
+			if b.Type == "CERTIFICATE" {
+				cert, err := x509.ParseCertificate(b.Bytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cert.SerialNumber.Text(16)
+			}
+		}
+	}
+	if got, want := fileSerial(), sub.SVIDs()[0].Serial; got != want {
+		t.Fatalf("file holds serial %q, want the served %q", got, want)
+	}
+	for range 3 {
+		if _, err := c.RotateAndWait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := fileSerial(), sub.SVIDs()[0].Serial; got != want {
+		t.Fatalf("after three re-issues the file holds serial %q, want the latest %q", got, want)
+	}
+	sub.Close()
+	testutil.Eventually(t, "the idle SVID to be dropped", func() bool {
+		clk.Step(time.Minute)
+		return c.Len() == 0
+	})
+	if got := fileSerial(); got != "" {
+		t.Fatalf("a dropped identity's file is still there (serial %s)", got)
+	}
 }
