@@ -8,14 +8,27 @@
 // so memory follows the identities in use, not every identity ever seen.
 //
 // Every call to the CA, first issuance or renewal, passes one concurrency
-// bound (and an optional rate), so a burst of new workloads or a CA coming
-// back after an outage never sends more than MaxConcurrent requests at once.
-// Each call ends after SignTimeout as an outage (ca.ErrUnavailable), so a
-// hung CA holds no worker longer than that and is reported at once.
-// A renewal that fails is retried with backoff while the old SVID keeps
-// being served; it is never replaced by nothing.
+// bound and the rate cap (timed on the injected clock), so a burst of new
+// workloads or a CA coming back after an outage never sends more than
+// MaxConcurrent requests at once nor more than Rate a second. Each call
+// ends after SignTimeout (less for a renewal whose SVID has little left) as
+// an outage (ca.ErrUnavailable), so a hung CA holds no worker longer than
+// that and is reported at once. A renewal that fails is retried with
+// backoff while the old SVID keeps being served; it is never replaced by
+// nothing; RetryFailed renews every failed one at once, most urgent first,
+// when the CA is back. A failed first issuance is remembered for its
+// backoff, so asking again meanwhile costs no CA call. An SVID the CA
+// returns already expired is refused, and an expired SVID is never handed
+// to a subscriber.
 //
-// With Dir set, SVIDs survive a restart (persist.go): Restore serves every
+// An SVID is kept as its encodings plus the leaf's serial and validity:
+// serving costs no further work, and an identity costs about 2 KB.
+//
+// With Dir set, SVIDs survive a restart (persist.go). Their files are
+// written off the renewal path by one writer that keeps only each
+// identity's latest state, and are not fsynced (the CA can re-issue them);
+// Flush, which Run calls on its way out, waits until the disk matches the
+// cache. Restore serves every
 // persisted SVID still valid, past its half-life or not (renewal is then
 // due at once), so a restart while the CA is down loses none. Without a
 // trusted bundle it verifies each against the trust anchors kept in its
