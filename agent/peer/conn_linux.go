@@ -63,9 +63,28 @@ func newConn(c *net.UnixConn, peerPIDFD, sockDiag bool) (*Conn, error) {
 // attested: alive (ErrGone if not), running the executable it ran when its
 // connection was accepted, and holding its end of the connection (an error
 // wrapping ErrNotCaller if not).
-func (c *Conn) Verify() error {
+//
+// Calls at once on one connection (its streams, told of one rotation
+// together) share the work: checks run one at a time per connection, and
+// a call that finds the last check began after it was made, and passed,
+// returns that result, since that check saw the caller during the call.
+func (c *Conn) Verify() error { return c.verifyAfter(c.checks.Load()) }
+
+// verifyAfter is Verify for a call made when arrived checks had begun.
+func (c *Conn) verifyAfter(arrived uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.last > arrived && c.lastOK {
+		return nil
+	}
+	n := c.checks.Add(1)
+	err := c.verifyLocked()
+	c.last, c.lastOK = n, err == nil
+	return err
+}
+
+// verifyLocked checks the caller; c.mu is held.
+func (c *Conn) verifyLocked() error {
 	if c.pidfd < 0 {
 		return ErrGone
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/credentials"
 	grpcpeer "google.golang.org/grpc/peer"
@@ -87,6 +88,14 @@ type Conn struct {
 	sockDiag bool   // whether to check the caller holds its socket
 	peerIno  uint64 // inode of the caller's end, once looked up
 	fdHint   int    // the caller's fd for it when last found, or -1
+
+	// checks counts the checks Verify began; last is the number of the
+	// last one done, and lastOK whether it passed (both under mu). A call
+	// that finds the last check begun after it was made, and passed,
+	// shares that result (see Verify).
+	checks atomic.Uint64
+	last   uint64
+	lastOK bool
 }
 
 // Caller returns the caller recorded at accept time.
