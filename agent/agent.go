@@ -116,7 +116,7 @@ func (a *Agent) Close() { a.lock.release() }
 // newAttestor is the unix attestor, and the Kubernetes one when enabled.
 func (a *Agent) newAttestor() error {
 	a.attestor = attest.Multi{&attest.Unix{
-		NeedDigest:     func() bool { return a.registry.Uses("unix", "sha256") },
+		NeedDigest:     func(known attest.Set) bool { return a.registry.MayUse("unix", "sha256", known) },
 		MaxDigestBytes: int64(a.cfg.Limits.MaxDigestBytes),
 		Logger:         a.log.With("component", "attest"),
 	}}

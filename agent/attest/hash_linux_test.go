@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -88,7 +89,9 @@ func TestDigestOnlyWhenNeededAndWithinTheLimit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs testutil.Buffer
-			u := &Unix{NeedDigest: func() bool { return tc.need }, MaxDigestBytes: tc.limit, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			var asked Set
+			need := func(known Set) bool { asked = known; return tc.need }
+			u := &Unix{NeedDigest: need, MaxDigestBytes: tc.limit, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 			for range 2 {
 				sel, err := u.Attest(tc.ctx, self)
 				if err != nil {
@@ -98,6 +101,11 @@ func TestDigestOnlyWhenNeededAndWithinTheLimit(t *testing.T) {
 				if has != tc.wantDigest {
 					t.Fatalf("unix:sha256 in the selectors: %v, want %v (%v)", has, tc.wantDigest, sel)
 				}
+			}
+			// The rules are asked with what is known of the caller, so a
+			// digest rule for another uid costs this caller nothing.
+			if uid := fmt.Sprintf("unix:uid:%d", os.Geteuid()); asked != nil && !slices.Contains(asked.Strings(), uid) {
+				t.Fatalf("NeedDigest was asked with %v, which lacks %s", asked.Strings(), uid)
 			}
 			wantReads := int64(0)
 			if tc.wantDigest {

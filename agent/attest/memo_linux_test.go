@@ -17,7 +17,7 @@ import (
 // does not have; a caller without a Memo is attested afresh every time.
 func TestUnixAttestationIsReusedPerConnection(t *testing.T) {
 	now := time.Now()
-	u := &Unix{NeedDigest: func() bool { return false }, clock: func() time.Time { return now }}
+	u := &Unix{NeedDigest: func(Set) bool { return false }, clock: func() time.Time { return now }}
 	self := peer.Caller{PID: int32(os.Getpid()), UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Memo: &peer.Memo{}}
 	first, err := u.Attest(context.Background(), self)
 	if err != nil {
@@ -41,24 +41,24 @@ func TestUnixAttestationIsReusedPerConnection(t *testing.T) {
 		t.Fatal("a caller without a Memo was not attested afresh")
 	}
 
-	u.NeedDigest = func() bool { return true }
+	u.NeedDigest = func(Set) bool { return true }
 	if _, err := attestAgain(); err == nil {
 		t.Fatal("a memo without the digest was reused when the digest is wanted")
 	}
-	u.NeedDigest = func() bool { return false }
+	u.NeedDigest = func(Set) bool { return false }
 	now = now.Add(nameTTL)
 	if _, err := attestAgain(); err == nil {
 		t.Fatalf("a memo %v old was reused", nameTTL)
 	}
 
 	u.ProcRoot = ""
-	u.NeedDigest = func() bool { return true }
+	u.NeedDigest = func(Set) bool { return true }
 	withDigest, err := attestAgain()
 	if err != nil || !slices.ContainsFunc(withDigest, func(s Selector) bool { return strings.HasPrefix(s.Value, "sha256:") }) {
 		t.Fatalf("re-attested with the digest wanted: %v, %v", withDigest, err)
 	}
 	u.ProcRoot = t.TempDir()
-	u.NeedDigest = func() bool { return false }
+	u.NeedDigest = func(Set) bool { return false }
 	if got, err := attestAgain(); err != nil || !slices.Equal(got, withDigest) {
 		t.Fatalf("a memo with the digest was not reused when none is wanted: %v, %v", got, err)
 	}

@@ -28,11 +28,12 @@ import (
 type Unix struct {
 	// ProcRoot is where procfs is mounted; empty means /proc.
 	ProcRoot string
-	// NeedDigest reports whether any rule uses unix:sha256; nil means
-	// always. Hashing a new executable reads all of it (a 100 MB binary
-	// takes ~250 ms), so a caller no rule identifies by digest is not
-	// made to wait for one.
-	NeedDigest func() bool
+	// NeedDigest reports whether a rule that uses unix:sha256 could apply
+	// to a caller with the unix selectors known (every one but the
+	// digest); nil means always. Hashing a new executable reads all of it
+	// (a 100 MB binary takes ~250 ms), so a caller no rule could identify
+	// by digest is not made to wait for one.
+	NeedDigest func(known Set) bool
 	// MaxDigestBytes bounds the executables hashed; a larger one gets no
 	// unix:sha256 selector, and one log line per file says so. 0 means
 	// DefaultMaxDigestBytes.
@@ -60,9 +61,10 @@ func WithDigest(ctx context.Context) context.Context {
 	return context.WithValue(ctx, withDigest{}, true)
 }
 
-// wantDigest reports whether the digest is to be computed for this call.
-func (u *Unix) wantDigest(ctx context.Context) bool {
-	return u.NeedDigest == nil || u.NeedDigest() || ctx.Value(withDigest{}) != nil
+// wantDigest reports whether the digest is to be computed for a caller
+// whose other unix selectors are known.
+func (u *Unix) wantDigest(ctx context.Context, known []Selector) bool {
+	return u.NeedDigest == nil || ctx.Value(withDigest{}) != nil || u.NeedDigest(NewSet(known...))
 }
 
 func (u *Unix) maxDigestBytes() int64 {

@@ -31,11 +31,10 @@ import (
 // must be c.Exe, or Attest fails with ErrExecutableChanged. So a process
 // that execs another binary while it is attested cannot mix the two.
 func (u *Unix) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
-	wantDigest := u.wantDigest(ctx)
-	if sel, ok := u.memoized(c, wantDigest); ok {
+	if sel, ok := u.memoized(ctx, c); ok {
 		return sel, nil
 	}
-	sel, err := u.attest(ctx, c, wantDigest)
+	sel, wantDigest, err := u.attest(ctx, c)
 	if err == nil {
 		c.Memo.Store(u, unixMemo{sel: slices.Clone(sel), digest: wantDigest, until: u.now().Add(nameTTL)})
 	}
@@ -59,13 +58,13 @@ type unixMemo struct {
 // /proc/<pid>/exe: on a kept connection that is most of the cost of a call.
 // It is safe only because every caller verifies the process after
 // attesting it (the workload server does, before answering).
-func (u *Unix) memoized(c peer.Caller, wantDigest bool) ([]Selector, bool) {
+func (u *Unix) memoized(ctx context.Context, c peer.Caller) ([]Selector, bool) {
 	v, ok := c.Memo.Load(u)
 	if !ok {
 		return nil, false
 	}
 	m := v.(unixMemo)
-	if !u.now().Before(m.until) || wantDigest && !m.digest {
+	if !u.now().Before(m.until) || !m.digest && u.wantDigest(ctx, m.sel) {
 		return nil, false
 	}
 	return slices.Clone(m.sel), true
@@ -78,9 +77,11 @@ func (u *Unix) now() time.Time {
 	return time.Now()
 }
 
-func (u *Unix) attest(ctx context.Context, c peer.Caller, wantDigest bool) ([]Selector, error) {
+// attest reads the caller's selectors and says whether the digest was
+// wanted (computed, or refused for size).
+func (u *Unix) attest(ctx context.Context, c peer.Caller) (sel []Selector, wantDigest bool, err error) {
 	proc := filepath.Join(u.procRoot(), strconv.Itoa(int(c.PID)))
-	sel := []Selector{
+	sel = []Selector{
 		{Type: "unix", Value: "uid:" + strconv.FormatUint(uint64(c.UID), 10)},
 		{Type: "unix", Value: "gid:" + strconv.FormatUint(uint64(c.GID), 10)},
 	}
@@ -99,36 +100,36 @@ func (u *Unix) attest(ctx context.Context, c peer.Caller, wantDigest bool) ([]Se
 	// agent would find at the path it reports.
 	f, err := os.Open(exe)
 	if err != nil {
-		return nil, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
+		return nil, false, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
 	}
 	defer f.Close()
 	st, err := statOf(f)
 	if err != nil {
-		return nil, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
+		return nil, false, fmt.Errorf("attest: unix: executable of pid %d: %w", c.PID, err)
 	}
 	id := peer.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
 	if !c.Exe.IsZero() && id != c.Exe {
-		return nil, fmt.Errorf("attest: unix: pid %d: %w", c.PID, peer.ErrExecutableChanged)
+		return nil, false, fmt.Errorf("attest: unix: pid %d: %w", c.PID, peer.ErrExecutableChanged)
 	}
 	if path, ok := pathOf(exe, id); ok {
 		sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
 	}
-	if !wantDigest {
-		return sel, nil
+	if wantDigest = u.wantDigest(ctx, sel); !wantDigest {
+		return sel, false, nil
 	}
 	if limit := u.maxDigestBytes(); st.Size > limit {
 		if u.hashes.tooLarge(st) && u.Logger != nil {
 			u.Logger.Warn("executable too large to hash: it gets no unix:sha256 selector, so rules on its digest do not match it; raise limits.max_digest_bytes if they should",
 				"pid", c.PID, "executable", readlinkOr(exe), "bytes", st.Size, "max_digest_bytes", limit)
 		}
-		return sel, nil
+		return sel, true, nil
 	}
 	sum, err := u.hashes.sum(f, st)
 	if err != nil {
-		return nil, fmt.Errorf("attest: unix: digest of pid %d's executable: %w", c.PID, err)
+		return nil, false, fmt.Errorf("attest: unix: digest of pid %d's executable: %w", c.PID, err)
 	}
 	sel = append(sel, Selector{Type: "unix", Value: "sha256:" + sum})
-	return sel, nil
+	return sel, true, nil
 }
 
 // readlinkOr returns where the link points, or the link itself.

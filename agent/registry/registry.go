@@ -18,7 +18,7 @@ type Registry struct {
 
 	mu      sync.RWMutex
 	rules   []Compiled
-	kinds   map[string]bool // of every rule, see Uses
+	kinds   map[string]bool // of every rule, see MayUse
 	changed notify.Notifier // Notify under mu, after the state changes
 }
 
@@ -50,14 +50,28 @@ func (r *Registry) Changed() <-chan struct{} {
 	return r.changed.Changed()
 }
 
-// Uses reports whether any rule in force matches on, or renders its ID
-// from, a selector of type typ named name (e.g. "unix", "sha256"), so an
-// attestor can skip work no rule needs. It is a map lookup: attestation
-// asks on every call.
-func (r *Registry) Uses(typ, name string) bool {
+// MayUse reports whether a rule that matches on, or renders its ID from, a
+// selector of type typ named name could apply to a caller of which the
+// selectors of type typ so far are known (the others are not attested
+// yet, so any rule may still match on them). The unix attestor asks it
+// before hashing an executable: only a caller some digest rule could
+// apply to waits for the digest.
+func (r *Registry) MayUse(typ, name string, known attest.Set) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.kinds[typ+":"+name]
+	if !r.kinds[typ+":"+name] {
+		return false
+	}
+	for i := range r.rules {
+		rule := &r.rules[i]
+		if !slices.Contains(rule.kinds(), typ+":"+name) {
+			continue
+		}
+		if known.Contains(rule.selectorsOf(typ, name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Len is the number of rules.

@@ -229,10 +229,12 @@ func TestMatchMergesRulesForTheSameSVID(t *testing.T) {
 	}
 }
 
-// Uses tells an attestor which selector kinds the rules in force need, so
-// that it can skip work (hashing an executable) no rule asks for; it
-// follows Set.
-func TestUsesFollowsTheRules(t *testing.T) {
+// MayUse tells the unix attestor whether a digest rule could apply to a
+// caller with the unix selectors known so far, so that it hashes the
+// executable only for callers some such rule could identify; it follows
+// Set, and selectors of other types (not attested yet) never rule a rule
+// out.
+func TestMayUseFollowsTheRules(t *testing.T) {
 	digest := "unix:sha256:" + strings.Repeat("ab", 32)
 	compile := func(rules ...registry.Rule) []registry.Compiled {
 		t.Helper()
@@ -246,26 +248,29 @@ func TestUsesFollowsTheRules(t *testing.T) {
 		}
 		return out
 	}
+	uid := func(n string) attest.Set {
+		return attest.NewSet(attest.Selector{Type: "unix", Value: "uid:" + n}, attest.Selector{Type: "unix", Value: "gid:0"})
+	}
 	reg := registry.New(td, compile(registry.Rule{SPIFFEID: "spiffe://example.org/web", Selectors: []string{"unix:uid:1000", "k8s:pod-label:app:web"}}))
+	if reg.MayUse("unix", "sha256", uid("1000")) {
+		t.Fatal("no rule uses the digest, yet MayUse says one could")
+	}
+	reg.Set(compile(registry.Rule{SPIFFEID: "spiffe://example.org/db", Selectors: []string{"unix:uid:2000", digest, "k8s:ns:prod"}}))
 	for _, tc := range []struct {
-		typ, name string
-		want      bool
+		name  string
+		known attest.Set
+		want  bool
 	}{
-		{typ: "unix", name: "uid", want: true},
-		{typ: "k8s", name: "pod-label", want: true},
-		{typ: "unix", name: "sha256", want: false},
-		{typ: "unix", name: "u", want: false},
+		{name: "the rule's uid (k8s:ns not known yet)", known: uid("2000"), want: true},
+		{name: "another uid", known: uid("1000"), want: false},
+		{name: "nothing known", known: nil, want: false},
 	} {
-		if got := reg.Uses(tc.typ, tc.name); got != tc.want {
-			t.Errorf("Uses(%s, %s) = %v, want %v", tc.typ, tc.name, got, tc.want)
+		if got := reg.MayUse("unix", "sha256", tc.known); got != tc.want {
+			t.Errorf("%s: MayUse = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	reg.Set(compile(registry.Rule{SPIFFEID: "spiffe://example.org/db", Selectors: []string{digest}}))
-	if !reg.Uses("unix", "sha256") || reg.Uses("unix", "uid") {
-		t.Fatal("Uses did not follow Set to a rule on unix:sha256")
-	}
 	reg.Set(compile(registry.Rule{SPIFFEID: "spiffe://example.org/bin/{unix:sha256}"}))
-	if !reg.Uses("unix", "sha256") {
-		t.Fatal("a template placeholder {unix:sha256} is not reported as used")
+	if !reg.MayUse("unix", "sha256", uid("1000")) {
+		t.Fatal("a template placeholder {unix:sha256} applies to every caller, yet MayUse says it cannot")
 	}
 }

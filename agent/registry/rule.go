@@ -156,6 +156,19 @@ func (c *Compiled) kinds() []string {
 	return out
 }
 
+// selectorsOf returns the rule's selectors of type typ other than those
+// named name: what a caller must have, of that type, for the rule to apply
+// once the selector named name is known.
+func (c *Compiled) selectorsOf(typ, name string) attest.Set {
+	var out attest.Set
+	for _, s := range c.selectors {
+		if s.Type == typ && s.Value != name && !strings.HasPrefix(s.Value, name+":") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // render returns the entry for a workload with the given selectors; the
 // caller has checked that the rule applies.
 func (c *Compiled) render(td spiffeid.TrustDomain, sel attest.Set) (Entry, error) {
