@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
@@ -96,6 +97,28 @@ type Server struct {
 
 	streams  connlimit.Counter
 	refusals connlimit.LogLimiter
+	ders     atomic.Pointer[bundleDERs] // of the latest bundle snapshot seen
+}
+
+// bundleDERs is each trust domain's bundle as the Workload API sends it
+// (concatenated DER), for one bundle snapshot: built once per change, not
+// once per stream (a rotation pushed to 10,000 streams built it 10,000
+// times). Read-only once stored.
+type bundleDERs struct {
+	seq uint64
+	der map[spiffeid.TrustDomain][]byte
+}
+
+// bundleDER returns the current bundles' DER, built at most once per
+// bundle change.
+func (s *Server) bundleDER() map[spiffeid.TrustDomain][]byte {
+	snap := s.cfg.Bundles.Snapshot()
+	if d := s.ders.Load(); d != nil && d.seq == snap.Seq {
+		return d.der
+	}
+	d := &bundleDERs{seq: snap.Seq, der: bundleDER(snap)}
+	s.ders.Store(d)
+	return d.der
 }
 
 // New returns a Server whose streams end cleanly when done is closed.
@@ -277,7 +300,7 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream grpc.Se
 	defer s.track("FetchX509Bundles")(&err)
 	return s.streamBundles(stream.Context(), func(fed map[spiffeid.TrustDomain]bool) error {
 		resp := &workload.X509BundlesResponse{Bundles: map[string][]byte{}}
-		for td, der := range bundleDER(s.cfg.Bundles.Snapshot()) {
+		for td, der := range s.bundleDER() {
 			if s.visible(td, fed) {
 				resp.Bundles[td.IDString()] = der
 			}
@@ -348,7 +371,7 @@ func (s *Server) visible(td spiffeid.TrustDomain, fed map[spiffeid.TrustDomain]b
 
 func (s *Server) x509SVIDResponse(svids []*cache.SVID, fed map[spiffeid.TrustDomain]bool) *workload.X509SVIDResponse {
 	resp := &workload.X509SVIDResponse{Svids: make([]*workload.X509SVID, 0, len(svids))}
-	bundles := bundleDER(s.cfg.Bundles.Snapshot())
+	bundles := s.bundleDER()
 	for td, der := range bundles {
 		if td != s.cfg.TrustDomain && fed[td] {
 			if resp.FederatedBundles == nil {
