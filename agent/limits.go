@@ -53,16 +53,23 @@ func (a *Agent) limitConnections(l *peer.Listener) *connlimit.Listener {
 // workloadServerOptions are the Workload API server's credentials, limits
 // and transport bounds.
 func (a *Agent) workloadServerOptions(wl *workload.Server) []grpc.ServerOption {
-	return append([]grpc.ServerOption{
-		grpc.Creds(connlimit.Credentials(peer.Credentials())),
-		grpc.MaxConcurrentStreams(uint32(a.cfg.Limits.MaxStreamsPerConnection)),
+	opts := append([]grpc.ServerOption{grpc.Creds(connlimit.Credentials(peer.Credentials()))},
+		workloadTransportOptions(a.cfg.Limits.MaxStreamsPerConnection)...)
+	return append(opts, wl.ServerOptions()...)
+}
+
+// workloadTransportOptions are the Workload API's HTTP/2 transport bounds,
+// which the benchmarks' floor server shares.
+func workloadTransportOptions(maxStreamsPerConnection int) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(uint32(maxStreamsPerConnection)),
 		grpc.MaxRecvMsgSize(workloadMaxRecvMsgSize),
 		grpc.InitialWindowSize(workloadWindowSize),
 		grpc.InitialConnWindowSize(workloadWindowSize),
 		grpc.MaxHeaderListSize(workloadHeaderListSize),
 		grpc.ReadBufferSize(workloadReadBufferSize),
 		grpc.WriteBufferSize(workloadWriteBufferSize),
-	}, wl.ServerOptions()...)
+	}
 }
 
 func (a *Agent) newJWTCache(signer ca.JWTSigner) *cache.JWTCache {
