@@ -205,23 +205,14 @@ func TestSecurityHeaderIsRequired(t *testing.T) {
 func TestReloadPushesNewIdentitiesAndRevokes(t *testing.T) {
 	cfg := newConfig(t)
 	ta := startAgent(t, cfg)
-	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs("workload.spiffe.io", "true")), 20*time.Second)
-	defer cancel()
-	stream, err := rawClient(t, ta).FetchX509SVID(ctx, &workload.X509SVIDRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := stream.Recv()
-	if err != nil || len(resp.Svids) != 1 {
-		t.Fatalf("first message: %v, %v", resp, err)
-	}
+	stream := openX509Stream(t, ta)
 
 	next := *cfg
 	next.Rules = append([]config.Rule{{SPIFFEID: "spiffe://example.org/extra", Selectors: []string{"any"}, Hint: "extra"}}, cfg.Rules...)
 	if err := ta.Agent.Reload(&next); err != nil {
 		t.Fatal(err)
 	}
-	resp, err = stream.Recv()
+	resp, err := stream.Recv()
 	if err != nil || len(resp.Svids) != 2 || resp.Svids[0].SpiffeId != "spiffe://example.org/extra" || resp.Svids[0].Hint != "extra" {
 		t.Fatalf("after adding a rule: %v, %v", resp, err)
 	}
@@ -395,15 +386,13 @@ func TestDebugAttestExplainsIdentities(t *testing.T) {
 	}
 }
 
-// The agent hashes a caller's executable only when a rule uses
-// unix:sha256. A rule on the digest added by a reload must still reach a
-// stream opened before it, whose caller was attested without the digest:
-// the stream's caller is attested again when the rules change.
-func TestReloadAddingADigestRuleReachesAnOpenStream(t *testing.T) {
-	cfg := newConfig(t)
-	ta := startAgent(t, cfg)
+// openX509Stream opens a FetchX509SVID stream as this process (one
+// identity) and reads its first message; the stream lives until the test
+// ends.
+func openX509Stream(t *testing.T, ta *testAgent) grpc.ServerStreamingClient[workload.X509SVIDResponse] {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs("workload.spiffe.io", "true")), 20*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	stream, err := rawClient(t, ta).FetchX509SVID(ctx, &workload.X509SVIDRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -411,6 +400,17 @@ func TestReloadAddingADigestRuleReachesAnOpenStream(t *testing.T) {
 	if resp, err := stream.Recv(); err != nil || len(resp.Svids) != 1 {
 		t.Fatalf("first message: %v, %v", resp, err)
 	}
+	return stream
+}
+
+// The agent hashes a caller's executable only when a rule uses
+// unix:sha256. A rule on the digest added by a reload must still reach a
+// stream opened before it, whose caller was attested without the digest:
+// the stream's caller is attested again when the rules change.
+func TestReloadAddingADigestRuleReachesAnOpenStream(t *testing.T) {
+	cfg := newConfig(t)
+	ta := startAgent(t, cfg)
+	stream := openX509Stream(t, ta)
 
 	exe, err := os.Executable()
 	if err != nil {
