@@ -63,8 +63,8 @@ func WithDigest(ctx context.Context) context.Context {
 
 // wantDigest reports whether the digest is to be computed for a caller
 // whose other unix selectors are known.
-func (u *Unix) wantDigest(ctx context.Context, known []Selector) bool {
-	return u.NeedDigest == nil || ctx.Value(withDigest{}) != nil || u.NeedDigest(NewSet(known...))
+func (u *Unix) wantDigest(ctx context.Context, known Set) bool {
+	return u.NeedDigest == nil || ctx.Value(withDigest{}) != nil || u.NeedDigest(known)
 }
 
 func (u *Unix) maxDigestBytes() int64 {

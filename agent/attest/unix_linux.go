@@ -36,7 +36,7 @@ func (u *Unix) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
 	}
 	sel, wantDigest, err := u.attest(ctx, c)
 	if err == nil {
-		c.Memo.Store(u, unixMemo{sel: slices.Clone(sel), digest: wantDigest, until: u.now().Add(nameTTL)})
+		c.Memo.Store(u, unixMemo{sel: slices.Clone(sel), set: NewSet(sel...), digest: wantDigest, until: u.now().Add(nameTTL)})
 	}
 	return sel, err
 }
@@ -49,6 +49,7 @@ func (u *Unix) Attest(ctx context.Context, c peer.Caller) ([]Selector, error) {
 // it: so it is kept for nameTTL, as the names are.
 type unixMemo struct {
 	sel    []Selector
+	set    Set  // sel as a Set, for NeedDigest on every reuse
 	digest bool // the digest was wanted (present, or refused for size)
 	until  time.Time
 }
@@ -64,7 +65,7 @@ func (u *Unix) memoized(ctx context.Context, c peer.Caller) ([]Selector, bool) {
 		return nil, false
 	}
 	m := v.(unixMemo)
-	if !u.now().Before(m.until) || !m.digest && u.wantDigest(ctx, m.sel) {
+	if !u.now().Before(m.until) || !m.digest && u.wantDigest(ctx, m.set) {
 		return nil, false
 	}
 	return slices.Clone(m.sel), true
@@ -114,7 +115,7 @@ func (u *Unix) attest(ctx context.Context, c peer.Caller) (sel []Selector, wantD
 	if path, ok := pathOf(exe, id); ok {
 		sel = append(sel, Selector{Type: "unix", Value: "path:" + path})
 	}
-	if wantDigest = u.wantDigest(ctx, sel); !wantDigest {
+	if wantDigest = u.wantDigest(ctx, NewSet(sel...)); !wantDigest {
 		return sel, false, nil
 	}
 	if limit := u.maxDigestBytes(); st.Size > limit {
