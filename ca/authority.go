@@ -87,12 +87,17 @@ type JWTSVIDRequest struct {
 	// TTL is the requested lifetime; the signer may shorten it (never past
 	// its key's validity).
 	TTL time.Duration
+	// Issuer, when set, is the token's iss claim: the OIDC issuer that
+	// verifiers using discovery (Vault, AWS STS, GCP) require. Empty
+	// leaves iss out, as the JWT-SVID spec does.
+	Issuer string
 }
 
 // JWTSigner is implemented by backends that issue JWT-SVIDs.
 type JWTSigner interface {
 	// SignJWTSVID returns a compact JWS whose header has only alg, kid and
-	// typ, and whose claims are sub, aud, exp and iat.
+	// typ, and whose claims are sub, aud, exp and iat, and iss when
+	// req.Issuer is set.
 	SignJWTSVID(ctx context.Context, req JWTSVIDRequest) (token string, expiry time.Time, err error)
 }
 

@@ -21,7 +21,8 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 }
 
 // SignJWT signs a JWT-SVID with key (ES256 for a P-256 key), its header
-// carrying only alg, kid and typ.
+// carrying only alg, kid and typ, its claims sub, aud, exp and iat, and
+// iss when req.Issuer is set.
 func SignJWT(key crypto.Signer, kid string, req JWTSVIDRequest, now, notAfter time.Time) (string, time.Time, error) {
 	if len(req.Audience) == 0 || req.TTL <= 0 || req.ID.IsZero() {
 		return "", time.Time{}, fmt.Errorf("%w: a SPIFFE ID, an audience and a positive ttl are required", ErrInvalidRequest)
@@ -40,6 +41,7 @@ func SignJWT(key crypto.Signer, kid string, req JWTSVIDRequest, now, notAfter ti
 		Audience: jwt.Audience(req.Audience),
 		Expiry:   jwt.NewNumericDate(exp),
 		IssuedAt: jwt.NewNumericDate(now),
+		Issuer:   req.Issuer, // omitted when empty
 	}).Serialize()
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("ca: sign jwt: %w", err)

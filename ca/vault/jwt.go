@@ -130,7 +130,11 @@ func (v *CA) SignJWTSVID(ctx context.Context, req ca.JWTSVIDRequest) (string, ti
 	if len(req.Audience) == 1 {
 		aud = req.Audience[0]
 	}
-	claims, _ := json.Marshal(map[string]any{"sub": req.ID.String(), "aud": aud, "exp": exp.Unix(), "iat": now.Unix()})
+	fields := map[string]any{"sub": req.ID.String(), "aud": aud, "exp": exp.Unix(), "iat": now.Unix()}
+	if req.Issuer != "" {
+		fields["iss"] = req.Issuer
+	}
+	claims, _ := json.Marshal(fields)
 	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(claims)
 	s, err := v.c.write(ctx, v.cfg.JWT.TransitMount+"/sign/"+v.cfg.JWT.Key+"/sha2-256", map[string]any{
 		"input":                base64.StdEncoding.EncodeToString([]byte(input)),
