@@ -49,6 +49,7 @@ type Config struct {
 	Kubernetes      Kubernetes `yaml:"kubernetes"`
 	Federation      Federation `yaml:"federation"`
 	Limits          Limits     `yaml:"limits"`
+	OIDC            OIDC       `yaml:"oidc"`
 	Rules           []Rule     `yaml:"rules"`
 
 	// SocketPrivate says the socket's directory is private to the agent's

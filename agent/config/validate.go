@@ -29,6 +29,7 @@ func (c *Config) validate() field.List {
 	errs = append(errs, c.Kubernetes.validate().Prefix("kubernetes")...)
 	errs = append(errs, c.Federation.validate().Prefix("federation")...)
 	errs = append(errs, c.Limits.validate().Prefix("limits")...)
+	errs = append(errs, c.OIDC.validate(c).Prefix("oidc")...)
 	if badTD {
 		return errs // rules cannot be checked without a trust domain
 	}
