@@ -118,9 +118,11 @@ func (a *Agent) newWorkloadServer(done <-chan struct{}) (*grpc.Server, *health.S
 		Logger:      a.log.With("component", "workload"),
 		Metrics:     a.metrics,
 		Limits:      workload.Limits{StreamsPerUID: a.cfg.Limits.MaxStreamsPerUID, SendTimeout: a.cfg.Limits.StreamSendTimeout},
+		SDS:         workload.SDSNames{DefaultSVID: a.cfg.SDS.DefaultSVIDName, DefaultBundle: a.cfg.SDS.DefaultBundleName, AllBundles: a.cfg.SDS.DefaultAllBundlesName},
 	}, done)
 	srv := grpc.NewServer(a.workloadServerOptions(wl)...)
 	wl.Register(srv)
+	wl.RegisterSDS(srv)
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(srv, h)
 	reflection.Register(srv)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/agent/workload"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/local"
 	"github.com/sworn-id/sworn/ca/stepca"
@@ -50,6 +51,7 @@ type Config struct {
 	Federation      Federation `yaml:"federation"`
 	Limits          Limits     `yaml:"limits"`
 	OIDC            OIDC       `yaml:"oidc"`
+	SDS             SDS        `yaml:"sds"`
 	Rules           []Rule     `yaml:"rules"`
 
 	// SocketPrivate says the socket's directory is private to the agent's
@@ -152,6 +154,16 @@ type SVID struct {
 
 // PersistSVIDs reports whether svid.persist is on.
 func (s SVID) PersistSVIDs() bool { return s.Persist == nil || *s.Persist }
+
+// SDS names the resources that stand for the caller's first SVID, its
+// trust domain's bundle and every bundle it may see, in Envoy's Secret
+// Discovery Service; unset, SPIRE's names (default, ROOTCA, ALL), so
+// Envoy and Istio configurations written for SPIRE work unchanged.
+type SDS struct {
+	DefaultSVIDName       string `yaml:"default_svid_name"`
+	DefaultBundleName     string `yaml:"default_bundle_name"`
+	DefaultAllBundlesName string `yaml:"default_all_bundles_name"`
+}
 
 // Rotation bounds the load the agent puts on its CA.
 type Rotation struct {
@@ -282,6 +294,9 @@ func (c *Config) SetDefaults() {
 	field.Default(&c.SVID.JWTTTL, 5*time.Minute)
 	field.Default(&c.Rotation.MaxConcurrent, cache.DefaultMaxConcurrent)
 	field.Default(&c.CA.Type, "local")
+	field.Default(&c.SDS.DefaultSVIDName, workload.DefaultSVIDName)
+	field.Default(&c.SDS.DefaultBundleName, workload.DefaultBundleName)
+	field.Default(&c.SDS.DefaultAllBundlesName, workload.DefaultAllBundlesName)
 	c.CA.Local.ApplyDefaults()
 	c.Limits.SetDefaults()
 	if c.Kubernetes.Enabled {

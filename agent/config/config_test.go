@@ -273,3 +273,26 @@ func TestMaxPerSecondDefaultsByWhereSVIDsAreSigned(t *testing.T) {
 		})
 	}
 }
+
+// SDS's default names default to SPIRE's and must each stand for one thing.
+func TestSDSNames(t *testing.T) {
+	base := "trust_domain: example.org\n"
+	c, err := config.Parse("sworn.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.SDS; s.DefaultSVIDName != "default" || s.DefaultBundleName != "ROOTCA" || s.DefaultAllBundlesName != "ALL" {
+		t.Fatalf("SDS defaults %+v, want SPIRE's default, ROOTCA, ALL", s)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{name: "two names the same", yaml: "sds:\n  default_bundle_name: ALL\n", want: `sworn.yaml:2: sds.default_all_bundles_name: "ALL" is also sds.default_bundle_name`},
+		{name: "a SPIFFE ID", yaml: "sds:\n  default_svid_name: spiffe://example.org/x\n", want: `sds.default_svid_name: "spiffe://example.org/x" is a SPIFFE ID`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("sworn.yaml", []byte(base+tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -30,6 +31,7 @@ func (c *Config) validate() field.List {
 	errs = append(errs, c.Federation.validate().Prefix("federation")...)
 	errs = append(errs, c.Limits.validate().Prefix("limits")...)
 	errs = append(errs, c.OIDC.validate(c).Prefix("oidc")...)
+	errs = append(errs, c.SDS.validate().Prefix("sds")...)
 	if badTD {
 		return errs // rules cannot be checked without a trust domain
 	}
@@ -201,6 +203,26 @@ func (c *Config) validateRules() field.List {
 			errs.Add(fe.Err, path...)
 		} else {
 			errs.Add(err, at()...)
+		}
+	}
+	return errs
+}
+
+// validate refuses SDS names that collide with each other or with the
+// names SDS gives SVIDs and bundles by themselves (SPIFFE IDs).
+func (s SDS) validate() field.List {
+	var errs field.List
+	seen := map[string]string{}
+	for _, f := range []struct{ name, value string }{
+		{"default_svid_name", s.DefaultSVIDName}, {"default_bundle_name", s.DefaultBundleName}, {"default_all_bundles_name", s.DefaultAllBundlesName},
+	} {
+		switch {
+		case strings.HasPrefix(f.value, "spiffe://"):
+			errs.Add(fmt.Errorf("%q is a SPIFFE ID, the name SDS already gives that SVID or bundle; choose a plain name", f.value), f.name)
+		case seen[f.value] != "":
+			errs.Add(fmt.Errorf("%q is also sds.%s; each name must stand for one thing", f.value, seen[f.value]), f.name)
+		default:
+			seen[f.value] = f.name
 		}
 	}
 	return errs

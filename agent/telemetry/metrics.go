@@ -28,6 +28,10 @@ type Metrics struct {
 	StalledSends       prometheus.Counter
 
 	FederationFetchFailures *prometheus.CounterVec // trust_domain
+
+	SDSStreams prometheus.Gauge
+	SDSPushes  prometheus.Counter
+	SDSNacks   prometheus.Counter
 }
 
 // New registers the agent's metrics in a fresh registry, with the Go and
@@ -84,7 +88,17 @@ func New() *Metrics {
 	m.FederationFetchFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sworn_federation_fetch_failures_total", Help: "Federated bundle fetches that failed or were refused, by trust_domain; the last good bundle is kept.",
 	}, []string{"trust_domain"})
+	m.SDSStreams = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sworn_sds_open_streams", Help: "Envoy SDS StreamSecrets calls open now.",
+	})
+	m.SDSPushes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sworn_sds_pushes_total", Help: "SDS responses sent on StreamSecrets streams (first answers and updates).",
+	})
+	m.SDSNacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sworn_sds_nacks_total", Help: "SDS requests in which Envoy rejected the secrets last sent (error_detail set); each is logged.",
+	})
 	m.CAReachable.Set(1)
+	r.MustRegister(m.SDSStreams, m.SDSPushes, m.SDSNacks)
 	r.MustRegister(m.SVIDsIssued, m.IssueLatency, m.IssueFailures, m.RotationFailures, m.OpenStreams,
 		m.Requests, m.AttestationLatency, m.AttestationFailures, m.CAReachable, m.BadCertificates,
 		m.JWTCacheEvictions, m.ConnectionsRefused, m.StreamsRefused, m.StalledSends, m.FederationFetchFailures)

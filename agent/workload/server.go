@@ -85,6 +85,9 @@ type Config struct {
 	Limits Limits
 	// Clock times blocked sends; default the real clock.
 	Clock clock.WithDelayedExecution
+	// SDS names the default SDS resources; empty fields take SPIRE's
+	// names (default, ROOTCA, ALL).
+	SDS SDSNames
 }
 
 // Server implements the Workload API.
@@ -166,6 +169,14 @@ func (s *Server) attest(ctx context.Context) (caller, error) {
 	if err := checkHeader(ctx); err != nil {
 		return caller{}, err
 	}
+	return s.attestCaller(ctx)
+}
+
+// attestCaller attests the caller of a call that needs no security header
+// (Envoy's SDS sends none): what the caller is comes from the kernel, so the
+// header only guards against a browser-like confused deputy, which SDS
+// clients are not.
+func (s *Server) attestCaller(ctx context.Context) (caller, error) {
 	info, ok := peer.FromContext(ctx)
 	if !ok {
 		return caller{}, status.Error(codes.Internal, "caller credentials unavailable")

@@ -1,0 +1,265 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sworn-id/sworn/agent/workload"
+	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
+)
+
+// sdsClient is go-control-plane's SDS client over the agent's Workload API
+// socket, as Envoy connects: no security header.
+func sdsClient(t *testing.T, ta *testAgent) secretv3.SecretDiscoveryServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(ta.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return secretv3.NewSecretDiscoveryServiceClient(conn)
+}
+
+// envoyNode is the node an Envoy of the given minor version (1.x) sends;
+// disable sets its disable_spiffe_cert_validation metadata.
+func envoyNode(minor uint32, disable bool) *corev3.Node {
+	n := &corev3.Node{Id: "sidecar", UserAgentName: "envoy", UserAgentVersionType: &corev3.Node_UserAgentBuildVersion{
+		UserAgentBuildVersion: &corev3.BuildVersion{Version: &typev3.SemanticVersion{MajorNumber: 1, MinorNumber: minor}},
+	}}
+	if disable {
+		n.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{"disable_spiffe_cert_validation": structpb.NewBoolValue(true)}}
+	}
+	return n
+}
+
+// secrets decodes a response's resources by name.
+func secrets(t *testing.T, resp *discoveryv3.DiscoveryResponse) map[string]*tlsv3.Secret {
+	t.Helper()
+	out := map[string]*tlsv3.Secret{}
+	for _, r := range resp.GetResources() {
+		if r.GetTypeUrl() != workload.SecretTypeURL {
+			t.Fatalf("resource of type %s, want %s", r.GetTypeUrl(), workload.SecretTypeURL)
+		}
+		s := &tlsv3.Secret{}
+		if err := r.UnmarshalTo(s); err != nil {
+			t.Fatal(err)
+		}
+		out[s.GetName()] = s
+	}
+	return out
+}
+
+// leafOf checks that secret is a TLS certificate whose PEM key is its
+// leaf's, and returns the leaf.
+func leafOf(t *testing.T, secret *tlsv3.Secret) *x509.Certificate {
+	t.Helper()
+	tc := secret.GetTlsCertificate()
+	block, _ := pem.Decode(tc.GetCertificateChain().GetInlineBytes())
+	if block == nil {
+		t.Fatalf("secret %s has no PEM certificate chain", secret.GetName())
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := pem.Decode(tc.GetPrivateKey().GetInlineBytes())
+	if kb == nil || kb.Type != "PRIVATE KEY" {
+		t.Fatalf("secret %s has no PKCS#8 PEM key", secret.GetName())
+	}
+	key, err := ca.ParsePrivateKey(kb.Bytes)
+	if err != nil || !ca.SamePublicKey(key.Public(), leaf.PublicKey) {
+		t.Fatalf("secret %s: the key is not the leaf's (%v)", secret.GetName(), err)
+	}
+	return leaf
+}
+
+func selfID() string { return fmt.Sprintf("spiffe://example.org/uid/%d", os.Geteuid()) }
+
+// FetchSecrets needs no security header, is attested like the Workload
+// API, and serves SPIRE's resource names: the SVID by SPIFFE ID and as
+// "default", the bundle by trust domain and as "ROOTCA", every bundle as
+// "ALL"; trusted_ca for an Envoy without the SPIFFE validator (older than
+// 1.18, or turned off in its node metadata), the validator otherwise.
+func TestSDSFetchSecrets(t *testing.T) {
+	ta := startAgent(t, newConfig(t))
+	c := sdsClient(t, ta)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+
+	resp, err := c.FetchSecrets(ctx, &discoveryv3.DiscoveryRequest{Node: envoyNode(17, false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := secrets(t, resp)
+	if len(got) != 2 || got[selfID()] == nil || got[td.IDString()] == nil {
+		t.Fatalf("an empty name list got %v, want the caller's SVID and its bundle", slices.Sorted(func(y func(string) bool) {
+			for n := range got {
+				y(n)
+			}
+		}))
+	}
+	leaf := leafOf(t, got[selfID()])
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(got[td.IDString()].GetValidationContext().GetTrustedCa().GetInlineBytes()) {
+		t.Fatal("the bundle for an Envoy older than 1.18 is not trusted_ca PEM")
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("the SVID does not verify against the bundle sent: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		node   *corev3.Node
+		spiffe bool
+	}{
+		{name: "Envoy 1.30", node: envoyNode(30, false), spiffe: true},
+		{name: "Envoy 1.30 with SPIFFE validation off", node: envoyNode(30, true), spiffe: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := c.FetchSecrets(ctx, &discoveryv3.DiscoveryRequest{Node: tc.node, ResourceNames: []string{"default", "ROOTCA"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := secrets(t, resp)
+			if got["default"] == nil || got["ROOTCA"] == nil || len(got) != 2 {
+				t.Fatalf("got %d secrets, want default and ROOTCA", len(got))
+			}
+			if uris := leafOf(t, got["default"]).URIs; len(uris) != 1 || uris[0].String() != selfID() {
+				t.Fatalf("default is the SVID of %v, want %s", uris, selfID())
+			}
+			vc := got["ROOTCA"].GetValidationContext()
+			if spiffe := vc.GetCustomValidatorConfig().GetName() == "envoy.tls.cert_validator.spiffe"; spiffe != tc.spiffe || (vc.GetTrustedCa() == nil) == !tc.spiffe {
+				t.Fatalf("ROOTCA: SPIFFE validator %v, trusted_ca %v; want the validator %v", spiffe, vc.GetTrustedCa() != nil, tc.spiffe)
+			}
+			if tc.spiffe {
+				cfg := &tlsv3.SPIFFECertValidatorConfig{}
+				if err := vc.GetCustomValidatorConfig().GetTypedConfig().UnmarshalTo(cfg); err != nil || len(cfg.GetTrustDomains()) != 1 || cfg.GetTrustDomains()[0].GetName() != "example.org" {
+					t.Fatalf("ROOTCA's validator config: %v, %v", cfg, err)
+				}
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name  string
+		node  *corev3.Node
+		names []string
+		want  string
+	}{
+		{name: "a name the caller does not hold", node: envoyNode(30, false), names: []string{"default", "spiffe://example.org/someone-else"}, want: `holds no secret named ["spiffe://example.org/someone-else"]`},
+		{name: "ALL on an Envoy without the SPIFFE validator", node: envoyNode(17, false), names: []string{"ALL"}, want: "needs Envoy 1.18 or later"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.FetchSecrets(ctx, &discoveryv3.DiscoveryRequest{Node: tc.node, ResourceNames: tc.names})
+			if s := grpcstatus.Convert(err); s.Code() != codes.InvalidArgument || !strings.Contains(s.Message(), tc.want) {
+				t.Fatalf("got %v, want InvalidArgument containing %q", err, tc.want)
+			}
+		})
+	}
+	delta, err := c.DeltaSecrets(ctx)
+	if err == nil {
+		_, err = delta.Recv()
+	}
+	if grpcstatus.Code(err) != codes.Unimplemented {
+		t.Fatalf("DeltaSecrets: %v, want Unimplemented", err)
+	}
+}
+
+// StreamSecrets follows xDS: an answer at once; nothing for an ACK; a
+// rotation pushed with a new version and nonce; a NACK logged and counted
+// with nothing sent; a stale nonce ignored; a changed name list answered.
+// Each "nothing sent" is proven by the next response being the one the
+// following event causes.
+func TestSDSStreamSecrets(t *testing.T) {
+	ta := startAgent(t, newConfig(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := sdsClient(t, ta).StreamSecrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := envoyNode(30, false)
+	send := func(req *discoveryv3.DiscoveryRequest) {
+		t.Helper()
+		req.Node, req.TypeUrl = node, workload.SecretTypeURL
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func() *discoveryv3.DiscoveryResponse {
+		t.Helper()
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	send(&discoveryv3.DiscoveryRequest{ResourceNames: []string{"default"}})
+	first := recv()
+	serial := leafOf(t, secrets(t, first)["default"]).SerialNumber
+	if first.GetNonce() == "" || first.GetVersionInfo() == "" {
+		t.Fatalf("first response without version or nonce: %q, %q", first.GetVersionInfo(), first.GetNonce())
+	}
+	send(&discoveryv3.DiscoveryRequest{ResourceNames: []string{"default"}, VersionInfo: first.GetVersionInfo(), ResponseNonce: first.GetNonce()}) // ACK
+
+	clitest.Run(t, "rotate", "svids", "--all", "--admin-socket", ta.Config.AdminSocketPath)
+	rotated := recv()
+	if rotated.GetVersionInfo() == first.GetVersionInfo() || rotated.GetNonce() == first.GetNonce() {
+		t.Fatalf("after the ACK the next response is version %q nonce %q, want a new version and nonce (an answer to the ACK?)", rotated.GetVersionInfo(), rotated.GetNonce())
+	}
+	if leafOf(t, secrets(t, rotated)["default"]).SerialNumber.Cmp(serial) == 0 {
+		t.Fatal("the rotation pushed the old SVID")
+	}
+
+	nacks := counter(t, ta, "sworn_sds_nacks_total")
+	send(&discoveryv3.DiscoveryRequest{ResourceNames: []string{"default"}, VersionInfo: first.GetVersionInfo(), ResponseNonce: rotated.GetNonce(),
+		ErrorDetail: &status.Status{Code: int32(codes.InvalidArgument), Message: "bad secret"}}) // NACK
+	send(&discoveryv3.DiscoveryRequest{ResourceNames: []string{"ALL"}, ResponseNonce: first.GetNonce()}) // stale
+	send(&discoveryv3.DiscoveryRequest{ResourceNames: []string{"ROOTCA"}, VersionInfo: rotated.GetVersionInfo(), ResponseNonce: rotated.GetNonce()})
+	changed := secrets(t, recv())
+	if len(changed) != 1 || changed["ROOTCA"] == nil {
+		t.Fatalf("after a NACK, a stale request for ALL and a request for ROOTCA the next response holds %d secrets, want just ROOTCA", len(changed))
+	}
+	if got := counter(t, ta, "sworn_sds_nacks_total"); got != nacks+1 {
+		t.Fatalf("sworn_sds_nacks_total went %v → %v, want one more", nacks, got)
+	}
+}
+
+// counter reads a counter or gauge of the agent's metrics.
+func counter(t *testing.T, ta *testAgent, name string) float64 {
+	t.Helper()
+	families, err := ta.Agent.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			m := f.GetMetric()[0]
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
