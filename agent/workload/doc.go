@@ -11,6 +11,18 @@
 // caller with no identity the stream ends with PermissionDenied. gRPC
 // status codes are chosen here and nowhere else.
 //
+// The same server answers Envoy's Secret Discovery Service (v3, sds.go) on
+// the same socket, attested the same way but without the security header,
+// which Envoy does not send (as SPIRE's agent does). Secrets are named as
+// SPIRE names them: an SVID by its SPIFFE ID, a bundle by its trust
+// domain's ID, the caller's first SVID as "default", its trust domain's
+// bundle as "ROOTCA" and every bundle it may see as "ALL" (the last three
+// configurable); a name the caller does not hold is InvalidArgument naming
+// it. Bundles go out as Envoy's SPIFFE certificate validator for an Envoy
+// of 1.18 or later that has not turned it off, as trusted_ca otherwise.
+// StreamSecrets keeps to xDS: versions and nonces, ACKs answered with
+// nothing, NACKs logged, stale nonces ignored.
+//
 // Limits: a JWT-SVID request names at most MaxAudiences audiences, each at
 // most MaxAudienceLen bytes and MaxAudienceBytes in all, else
 // InvalidArgument says which bound it broke. The interceptors of
