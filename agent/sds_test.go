@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,9 +25,11 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/workload"
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // sdsClient is go-control-plane's SDS client over the agent's Workload API
@@ -262,4 +265,71 @@ func counter(t *testing.T, ta *testAgent, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// "ALL" is every bundle the caller may see, federated ones included, in one
+// SPIFFE validator config; a federated trust domain is also served by its
+// ID, and one the caller's rules do not federate with is not.
+func TestSDSAllHoldsFederatedBundles(t *testing.T) {
+	other := domainConfig(t, "other.org", "b")
+	if err := startAgent(t, validated(t, other)).Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	otherPEM, err := os.ReadFile(filepath.Join(other.DataDir, "bundle.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := domainConfig(t, "example.org", "a", "other.org")
+	federate(cfg, "", "", config.FederatedTD{TrustDomain: "other.org", URL: "https://" + testutil.FreeAddr(t), Profile: "https_web",
+		BundleFile: filepath.Join(other.DataDir, "bundle.pem")})
+	ta := startAgent(t, validated(t, cfg))
+	c := sdsClient(t, ta)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	resp, err := c.FetchSecrets(ctx, &discoveryv3.DiscoveryRequest{Node: envoyNode(30, false), ResourceNames: []string{"ALL", "spiffe://other.org"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := secrets(t, resp)
+	cfgAll := &tlsv3.SPIFFECertValidatorConfig{}
+	if err := got["ALL"].GetValidationContext().GetCustomValidatorConfig().GetTypedConfig().UnmarshalTo(cfgAll); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, td := range cfgAll.GetTrustDomains() {
+		names = append(names, td.GetName())
+		if td.GetName() == "other.org" && !certsEqual(t, td.GetTrustBundle().GetInlineBytes(), otherPEM) {
+			t.Fatal("ALL's other.org bundle is not other.org's CA")
+		}
+	}
+	if !slices.Equal(names, []string{"example.org", "other.org"}) {
+		t.Fatalf("ALL holds %v, want example.org and other.org", names)
+	}
+	if got["spiffe://other.org"] == nil {
+		t.Fatal("the federated trust domain is not served by its ID")
+	}
+
+	plain := domainConfig(t, "example.org", "a") // federates with nobody
+	federate(plain, "", "", config.FederatedTD{TrustDomain: "other.org", URL: "https://" + testutil.FreeAddr(t), Profile: "https_web",
+		BundleFile: filepath.Join(other.DataDir, "bundle.pem")})
+	_, err = sdsClient(t, startAgent(t, validated(t, plain))).FetchSecrets(ctx, &discoveryv3.DiscoveryRequest{Node: envoyNode(30, false), ResourceNames: []string{"spiffe://other.org"}})
+	if grpcstatus.Code(err) != codes.InvalidArgument {
+		t.Fatalf("a trust domain the caller does not federate with: %v, want InvalidArgument", err)
+	}
+}
+
+// certsEqual reports whether two PEM blobs hold the same certificates.
+func certsEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	parse := func(data []byte) (out [][]byte) {
+		for {
+			var blk *pem.Block
+			if blk, data = pem.Decode(data); blk == nil {
+				return out
+			}
+			out = append(out, blk.Bytes)
+		}
+	}
+	return slices.EqualFunc(parse(a), parse(b), func(x, y []byte) bool { return string(x) == string(y) })
 }
