@@ -74,7 +74,7 @@ func workloadTransportOptions(maxStreamsPerConnection int) []grpc.ServerOption {
 
 func (a *Agent) newJWTCache(signer ca.JWTSigner) *cache.JWTCache {
 	j := &cache.JWTCache{
-		Signer:         signer,
+		Signer:         a.jwtSigner(signer),
 		TTL:            a.cfg.SVID.JWTTTL,
 		MaxBytes:       a.cfg.Limits.JWTCacheBytes,
 		MaxBytesPerUID: a.cfg.Limits.JWTCacheBytesPerUID,

@@ -14,10 +14,10 @@ import (
 //
 // Every part of the running agent is a task in one errgroup: the CA loop,
 // the pod watch, the SVID cache, the bundle sync, each federated bundle
-// watch, the bundle endpoint, the Workload API, the admin API and the
-// health endpoint. The group's context ends at the first failure (or when
-// ctx ends), and then the agent shuts down in this order, so that no caller
-// sees a half-stopped agent:
+// watch, the bundle endpoint, OIDC discovery, the Workload API, the admin
+// API and the health endpoint. The group's context ends at the first
+// failure (or when ctx ends), and then the agent shuts down in this order,
+// so that no caller sees a half-stopped agent:
 //
 //  1. /ready and gRPC health say not serving;
 //  2. every Workload API stream ends, which GracefulStop would otherwise
@@ -47,9 +47,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	a.runBackground(runCtx, run)
-	// Federation before the servers: a bad endpoint address must stop the
-	// agent before anything serves.
-	if err := a.runFederation(runCtx, run); err != nil {
+	// Federation and OIDC before the servers: a bad endpoint address must
+	// stop the agent before anything serves.
+	err = a.runFederation(runCtx, run)
+	if err == nil {
+		err = a.runOIDC(runCtx, run)
+	}
+	if err != nil {
 		cancel()
 		_ = g.Wait()
 		ls.close()

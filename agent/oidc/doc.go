@@ -15,10 +15,10 @@
 //   - Each request reads the Store's current snapshot, so a rotated JWT key
 //     is served from the first request after the Store has it; documents
 //     are rendered once per snapshot.
-//   - Responses carry Cache-Control max-age (a verifier that caches for
-//     that long still sees a new key before it signs: sworn publishes a
-//     key at least two bundle refreshes before using it) and a strong ETag
-//     that is a hash of the body, so it is the same on every agent serving
-//     the same keys and across restarts; If-None-Match is answered 304.
+//   - Responses carry Cache-Control max-age (DefaultMaxAge, 5 minutes:
+//     a verifier that does not re-fetch on an unknown kid may miss a key
+//     published less than that before it signs) and a strong ETag that is
+//     a hash of the body, so it is the same on every agent serving the
+//     same keys and across restarts; If-None-Match is answered 304.
 //   - Any other path is 404 and any method but GET and HEAD is 405.
 package oidc
