@@ -109,6 +109,13 @@ func TestOIDCServesARenewedCertificateWithoutARestart(t *testing.T) {
 	if want := mustLoad(t, o.CertFile); first != want {
 		t.Fatalf("served serial %s, want the file's %s", first, want)
 	}
+	// A half-written renewal does not load: the last good pair stays.
+	if err := os.WriteFile(o.CertFile, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedSerial(t, o.Listen); got != first {
+		t.Fatalf("with a broken cert_file served %s, want the previous %s", got, first)
+	}
 	newCert, newKey := serverCert(t, ca, t.TempDir())
 	for _, f := range [][2]string{{newCert, o.CertFile}, {newKey, o.KeyFile}} {
 		if err := os.Rename(f[0], f[1]); err != nil {
