@@ -46,7 +46,7 @@ func kustomize(t *testing.T, c *k8stest.Cluster, dir string) string {
 func TestManifestsPassServerSideDryRun(t *testing.T) {
 	c := k8stest.Start(t)
 	kubectl(t, c, "", "create", "namespace", "sworn")
-	for _, dir := range []string{"base", "overlays/vault"} {
+	for _, dir := range []string{"base", "overlays/vault", "overlays/istio"} {
 		t.Run(dir, func(t *testing.T) {
 			out := kubectl(t, c, kustomize(t, c, dir), "apply", "--dry-run=server", "-f", "-")
 			if !strings.Contains(out, "daemonset.apps/sworn-agent created (server dry run)") {

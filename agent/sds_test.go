@@ -164,7 +164,16 @@ func TestSDSFetchSecrets(t *testing.T) {
 			}
 		})
 	}
+}
 
+// A name the caller does not hold, and ALL for an Envoy that cannot take
+// the SPIFFE validator, are refused naming what is wrong; DeltaSecrets is
+// not served.
+func TestSDSRefusesWhatItCannotServe(t *testing.T) {
+	ta := startAgent(t, newConfig(t))
+	c := sdsClient(t, ta)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	for _, tc := range []struct {
 		name  string
 		node  *corev3.Node

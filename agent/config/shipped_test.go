@@ -16,6 +16,7 @@ func TestShippedKubernetesConfigsLoad(t *testing.T) {
 	for _, path := range []string{
 		"../../deploy/kubernetes/base/configmap.yaml",
 		"../../deploy/kubernetes/overlays/vault/configmap.yaml",
+		"../../deploy/kubernetes/overlays/istio/configmap.yaml",
 	} {
 		t.Run(path, func(t *testing.T) {
 			data, err := os.ReadFile(path)

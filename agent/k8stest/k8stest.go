@@ -73,6 +73,9 @@ func Start(tb testing.TB) *Cluster {
 		"--tls-cert-file", pki.serverCert, "--tls-private-key-file", pki.serverKey,
 		"--client-ca-file", pki.caFile,
 		"--authorization-mode", "RBAC",
+		// As kubeadm and managed clusters run it: CSI node plugins such as
+		// the SPIFFE CSI driver (overlays/istio) need privileged pods.
+		"--allow-privileged=true",
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file", pki.saPub,
 		"--service-account-signing-key-file", pki.saKey,
