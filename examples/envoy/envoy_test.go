@@ -144,4 +144,3 @@ func walk(t *testing.T, m protoreflect.Message, f func(proto.Message)) {
 		return true
 	})
 }
-
