@@ -158,12 +158,19 @@ func childFetch(t *testing.T, dir, addr string, uid uint32) string {
 
 func rawClient(t testing.TB, ta *testAgent) workload.SpiffeWorkloadAPIClient {
 	t.Helper()
+	return workload.NewSpiffeWorkloadAPIClient(dialAgent(t, ta))
+}
+
+// dialAgent is a gRPC connection to the agent's Workload API socket, closed
+// when the test ends.
+func dialAgent(t testing.TB, ta *testAgent) *grpc.ClientConn {
+	t.Helper()
 	conn, err := grpc.NewClient(ta.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return workload.NewSpiffeWorkloadAPIClient(conn)
+	return conn
 }
 
 func TestSecurityHeaderIsRequired(t *testing.T) {

@@ -19,9 +19,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -36,12 +34,7 @@ import (
 // socket, as Envoy connects: no security header.
 func sdsClient(t *testing.T, ta *testAgent) secretv3.SecretDiscoveryServiceClient {
 	t.Helper()
-	conn, err := grpc.NewClient(ta.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return secretv3.NewSecretDiscoveryServiceClient(conn)
+	return secretv3.NewSecretDiscoveryServiceClient(dialAgent(t, ta))
 }
 
 // envoyNode is the node an Envoy of the given minor version (1.x) sends;
