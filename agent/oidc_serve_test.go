@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,16 +25,11 @@ import (
 
 func getJSON(t *testing.T, c *http.Client, url string, out any) {
 	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	code, body := getWith(t, c, url)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, code, body)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, out); err != nil {
+	if err := json.Unmarshal([]byte(body), out); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,11 +1,8 @@
 package ca_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"maps"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,25 +11,6 @@ import (
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
-
-// jwtParts decodes a compact JWS's header and claims.
-func jwtParts(t *testing.T, token string) (header, claims map[string]any) {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("%d parts in %q", len(parts), token)
-	}
-	for i, out := range []*map[string]any{&header, &claims} {
-		raw, err := base64.RawURLEncoding.DecodeString(parts[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return header, claims
-}
 
 func TestSignJWTCarriesIssOnlyWhenAsked(t *testing.T) {
 	key := testutil.NewKey(t)
@@ -53,7 +31,7 @@ func TestSignJWTCarriesIssOnlyWhenAsked(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			header, claims := jwtParts(t, token)
+			header, claims := testutil.JWTParts(t, token)
 			if got := slices.Sorted(maps.Keys(header)); !slices.Equal(got, []string{"alg", "kid", "typ"}) {
 				t.Fatalf("header fields %v", got)
 			}

@@ -2,11 +2,8 @@ package vault_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"maps"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 func TestTransitJWTCarriesIssOnlyWhenAsked(t *testing.T) {
@@ -42,14 +40,7 @@ func TestTransitJWTCarriesIssOnlyWhenAsked(t *testing.T) {
 			if _, err := jwtsvid.ParseAndValidate(token, jwtbundle.FromJWTAuthorities(td, c.Authorities().JWT), []string{"db"}); err != nil {
 				t.Fatalf("go-spiffe refuses the token: %v", err)
 			}
-			raw, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			var claims map[string]any
-			if err := json.Unmarshal(raw, &claims); err != nil {
-				t.Fatal(err)
-			}
+			_, claims := testutil.JWTParts(t, token)
 			if got := slices.Sorted(maps.Keys(claims)); !slices.Equal(got, tt.wantClaims) {
 				t.Fatalf("claims %v, want %v", got, tt.wantClaims)
 			}

@@ -16,29 +16,31 @@ import (
 // fails fails the test, naming the command and showing its output.
 func Run(tb testing.TB, args ...string) string {
 	tb.Helper()
-	cmd := cli.NewCommand(context.Background())
-	var out strings.Builder
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	if err := cmd.Execute(); err != nil {
-		tb.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	out, err := execute(args)
+	if err != nil {
+		tb.Fatalf("sworn %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return out.String()
+	return out
 }
 
 // Fail runs `sworn args...`, which must fail, and returns its error; a
 // command that succeeds fails the test, showing its output.
 func Fail(tb testing.TB, args ...string) error {
 	tb.Helper()
+	out, err := execute(args)
+	if err == nil {
+		tb.Fatalf("sworn %s succeeded; want it refused\n%s", strings.Join(args, " "), out)
+	}
+	return err
+}
+
+// execute runs `sworn args...` and returns what it printed and its error.
+func execute(args []string) (string, error) {
 	cmd := cli.NewCommand(context.Background())
 	var out strings.Builder
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
-	if err == nil {
-		tb.Fatalf("sworn %s succeeded; want it refused\n%s", strings.Join(args, " "), out.String())
-	}
-	return err
+	return out.String(), err
 }
