@@ -335,3 +335,36 @@ func certsEqual(t *testing.T, a, b []byte) bool {
 	}
 	return slices.EqualFunc(parse(a), parse(b), func(x, y []byte) bool { return string(x) == string(y) })
 }
+
+// A rule reload re-attests an open SDS stream's caller (a digest rule may
+// now apply) the way SDS attests, without the Workload API's security
+// header, and pushes what the caller holds now.
+func TestSDSStreamSurvivesARuleReload(t *testing.T) {
+	cfg := newConfig(t)
+	ta := startAgent(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := sdsClient(t, ta).StreamSecrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode(30, false), TypeUrl: workload.SecretTypeURL}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *cfg
+	next.Rules = append([]config.Rule{{SPIFFEID: "spiffe://example.org/extra", Selectors: []string{"any"}}}, cfg.Rules...)
+	if err := ta.Agent.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("after a rule reload the SDS stream ended: %v", err)
+	}
+	if got := secrets(t, resp); got["spiffe://example.org/extra"] == nil || resp.GetVersionInfo() == first.GetVersionInfo() {
+		t.Fatalf("after a rule reload: version %q (was %q), %d secrets; want a new version holding the new identity", resp.GetVersionInfo(), first.GetVersionInfo(), len(got))
+	}
+}

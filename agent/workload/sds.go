@@ -159,14 +159,12 @@ func (d *sdsServer) StreamSecrets(stream secretv3.SecretDiscoveryService_StreamS
 		case <-bundlesChanged:
 			send = st.changed()
 		case <-rulesChanged:
-			if c, err = d.s.reattest(ctx, c); err == nil {
-				st.c = c
-				if entries = d.s.match(c); len(entries) == 0 {
-					return errNoIdentity
-				}
-				err = sub.Update(ctx, entries, who)
+			// Attested again, as SDS attests (no security header): the new
+			// rules may need what the attestor skipped.
+			if st.c, entries, err = d.s.attestAndMatch(ctx, d.s.attestCaller); err != nil {
+				return err
 			}
-			if err != nil {
+			if err := sub.Update(ctx, entries, who); err != nil {
 				return d.s.issueError(err)
 			}
 			send = st.changed()

@@ -229,14 +229,6 @@ func (s *Server) reverify(c caller) error {
 	return status.Error(codes.Unavailable, "could not verify the caller; open a new connection")
 }
 
-// reattest attests an open stream's caller again after the rules changed:
-// the attestor skips what no rule needed (the executable's digest), and
-// the new rules may need it. It also verifies the caller, as every send
-// does.
-func (s *Server) reattest(ctx context.Context, _ caller) (caller, error) {
-	return s.attest(ctx)
-}
-
 func (s *Server) match(c caller) []registry.Entry {
 	entries, errs := s.cfg.Registry.Match(c.selectors)
 	for _, err := range errs {
@@ -249,14 +241,9 @@ func (s *Server) match(c caller) []registry.Entry {
 func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerStreamingServer[workload.X509SVIDResponse]) (err error) {
 	defer s.track("FetchX509SVID")(&err)
 	ctx := stream.Context()
-	c, err := s.attest(ctx)
+	c, entries, err := s.attestAndMatch(ctx, s.attest)
 	if err != nil {
 		return err
-	}
-	entries := s.match(c)
-	if len(entries) == 0 {
-		s.cfg.Logger.Info("no identity for caller", "pid", c.PID, "uid", c.UID, "selectors", c.selectors.Strings())
-		return errNoIdentity
 	}
 	who := cache.Requester{PID: c.PID, UID: c.UID}
 	sub, err := s.cfg.Cache.Subscribe(ctx, entries, who)
@@ -291,7 +278,9 @@ func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerSt
 		case <-sub.Updates():
 		case <-bundlesChanged:
 		case <-rulesChanged:
-			if c, err = s.reattest(ctx, c); err != nil {
+			// Attested again: the attestor skips what no rule needed (the
+			// executable's digest), and the new rules may need it.
+			if c, err = s.attest(ctx); err != nil {
 				return err
 			}
 			entries = s.match(c)
@@ -351,7 +340,9 @@ func (s *Server) streamBundles(ctx context.Context, send func(fed map[spiffeid.T
 			return nil
 		case <-bundlesChanged:
 		case <-rulesChanged:
-			if c, err = s.reattest(ctx, c); err != nil {
+			// Attested again: the attestor skips what no rule needed (the
+			// executable's digest), and the new rules may need it.
+			if c, err = s.attest(ctx); err != nil {
 				return err
 			}
 			if entries = s.match(c); len(entries) == 0 {
