@@ -3,6 +3,7 @@ package stepca
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 
@@ -38,5 +39,16 @@ func TestClassifyStepCAStatus(t *testing.T) {
 				t.Fatalf("classify(%d) = %v, lost step-ca's answer", tc.status, got)
 			}
 		})
+	}
+}
+
+// A connection that dies mid-request reaches classify as step-ca's client
+// returns it: the *url.Error unwrapped to a bare EOF. It is an outage.
+func TestClassifyADroppedConnectionAsAnOutage(t *testing.T) {
+	for _, cause := range []error{io.EOF, io.ErrUnexpectedEOF} {
+		got := classify(fmt.Errorf("client POST https://127.0.0.1:9000/sign failed: %w", cause))
+		if !errors.Is(got, ca.ErrUnavailable) || errors.Is(got, ca.ErrInvalidRequest) {
+			t.Fatalf("classify(%v) = %v, want only ca.ErrUnavailable", cause, got)
+		}
 	}
 }

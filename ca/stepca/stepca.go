@@ -30,6 +30,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -285,7 +286,11 @@ func classify(err error) error {
 		return fmt.Errorf("%w: step-ca turned the agent's token away (check the provisioner and its key): %w", ca.ErrRefused, err)
 	case errors.As(err, &sc) && sc.StatusCode() < 500:
 		return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
-	case errors.As(err, &ne), errors.As(err, &ue), errors.As(err, &sc):
+	case errors.As(err, &ne), errors.As(err, &ue), errors.As(err, &sc),
+		// step-ca's client unwraps a *url.Error down to its cause, so a
+		// connection that dies mid-request (a stopped step-ca) arrives as
+		// a bare EOF.
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
