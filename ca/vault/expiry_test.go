@@ -181,6 +181,11 @@ func TestRenewalsUnderAnExpiringIssuerBackOff(t *testing.T) {
 	settled := func() bool {
 		return cc.started.Load() > bound || (cc.ended.Load() == cc.started.Load() && clk.HasWaiters())
 	}
+	// All ten are due now, so each is tried before the clock moves; a
+	// renewal the scheduler has dispatched but not yet started is invisible
+	// to settled, so wait for the ten first (under load, the loop below
+	// could otherwise run its course before they start).
+	testutil.Eventually(t, "every identity to be tried once", func() bool { return cc.started.Load() >= identities && settled() })
 	for elapsed := time.Duration(0); elapsed <= window; elapsed += step {
 		testutil.Eventually(t, "the renewals in flight to end", settled)
 		if n := cc.started.Load(); n > bound {
