@@ -21,7 +21,11 @@
 // it. Bundles go out as Envoy's SPIFFE certificate validator for an Envoy
 // of 1.18 or later that has not turned it off, as trusted_ca otherwise.
 // StreamSecrets keeps to xDS: versions and nonces, ACKs answered with
-// nothing, NACKs logged, stale nonces ignored.
+// nothing, NACKs logged, stale nonces ignored. Each SVID's secret is built
+// once and each bundle snapshot's validation contexts once per kind, shared
+// by every stream that asks (sds_secrets.go); a stream is only ever sent
+// what was built from the very SVID it holds, and what is kept is bounded
+// by the SVIDs and the bundle snapshot current, not by the streams.
 //
 // Limits: a JWT-SVID request names at most MaxAudiences audiences, each at
 // most MaxAudienceLen bytes and MaxAudienceBytes in all, else

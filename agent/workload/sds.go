@@ -67,8 +67,9 @@ func (s *Server) RegisterSDS(g *grpc.Server) {
 
 type sdsServer struct {
 	secretv3.UnimplementedSecretDiscoveryServiceServer
-	s     *Server
-	names SDSNames
+	s       *Server
+	names   SDSNames
+	secrets sdsSecrets // built once, shared by every stream that asks
 }
 
 // DeltaSecrets is not served, as SPIRE does not: Envoy falls back to
@@ -257,23 +258,31 @@ func (d *sdsServer) response(req *discoveryv3.DiscoveryRequest, view sdsView, ve
 	if version != "" {
 		resp.Nonce = newNonce()
 	}
-	var secrets []*tlsv3.Secret
-	add := func(name string, secret *tlsv3.Secret) {
-		secret.Name = name
-		secrets = append(secrets, secret)
+	add := func(name string, secret *anypb.Any) {
+		resp.Resources = append(resp.Resources, secret)
 		delete(want, name)
 	}
+	now := d.s.cfg.Clock.Now()
 	for i, svid := range view.svids {
-		id := svid.Entry.ID.String()
-		if all || want[id] {
-			add(id, tlsCertificate(svid))
+		var names []string
+		if id := svid.Entry.ID.String(); all || want[id] {
+			names = append(names, id)
 		}
 		if i == 0 && want[d.names.DefaultSVID] {
-			add(d.names.DefaultSVID, tlsCertificate(svid))
+			names = append(names, d.names.DefaultSVID)
+		}
+		for _, name := range names {
+			secret, err := d.secrets.certificate(svid, name, now)
+			if err != nil {
+				return nil, status.Errorf(codes.Internal, "encoding secret %s: %v", name, err)
+			}
+			add(name, secret)
 		}
 	}
-	if err := d.addBundles(req, view, all, want, add); err != nil {
-		return nil, err
+	if all || len(want) > 0 {
+		if err := d.addBundles(req, view, all, want, add); err != nil {
+			return nil, err
+		}
 	}
 	if len(want) > 0 {
 		names := slices.Sorted(func(yield func(string) bool) {
@@ -286,26 +295,28 @@ func (d *sdsServer) response(req *discoveryv3.DiscoveryRequest, view sdsView, ve
 		return nil, status.Errorf(codes.InvalidArgument, "the caller holds no secret named %q (it may ask for its SPIFFE IDs, the trust domains it trusts, %q, %q or %q)",
 			names, d.names.DefaultSVID, d.names.DefaultBundle, d.names.AllBundles)
 	}
-	for _, secret := range secrets {
-		a, err := anypb.New(secret)
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "encoding secret %s: %v", secret.Name, err)
-		}
-		resp.Resources = append(resp.Resources, a)
-	}
 	return resp, nil
 }
 
 // addBundles adds the validation contexts want names (all of them if all):
 // each trust domain the caller may see by its ID, its own as the default
 // bundle name, and every one in a single SPIFFE validator config.
-func (d *sdsServer) addBundles(req *discoveryv3.DiscoveryRequest, view sdsView, all bool, want map[string]bool, add func(string, *tlsv3.Secret)) error {
+func (d *sdsServer) addBundles(req *discoveryv3.DiscoveryRequest, view sdsView, all bool, want map[string]bool, add func(string, *anypb.Any)) error {
 	spiffe := spiffeValidation(req.GetNode())
+	ders := d.s.currentDERs()
 	visible := map[spiffeid.TrustDomain][]byte{}
-	for td, der := range d.s.bundleDER() {
+	for td, der := range ders.der {
 		if d.s.visible(td, view.fed) {
 			visible[td] = der
 		}
+	}
+	addContext := func(name string, spiffe bool, tds ...spiffeid.TrustDomain) error {
+		secret, err := d.secrets.validation(ders, name, spiffe, tds)
+		if err != nil {
+			return status.Errorf(codes.Internal, "building secret %s: %v", name, err)
+		}
+		add(name, secret)
+		return nil
 	}
 	tds := slices.SortedFunc(func(yield func(spiffeid.TrustDomain) bool) {
 		for td := range visible {
@@ -316,13 +327,13 @@ func (d *sdsServer) addBundles(req *discoveryv3.DiscoveryRequest, view sdsView, 
 	}, func(a, b spiffeid.TrustDomain) int { return strings.Compare(a.Name(), b.Name()) })
 	for _, td := range tds {
 		if all || want[td.IDString()] {
-			if err := addContext(add, td.IDString(), spiffe, visible, td); err != nil {
+			if err := addContext(td.IDString(), spiffe, td); err != nil {
 				return err
 			}
 		}
 	}
 	if own := d.s.cfg.TrustDomain; want[d.names.DefaultBundle] && visible[own] != nil {
-		if err := addContext(add, d.names.DefaultBundle, spiffe, visible, own); err != nil {
+		if err := addContext(d.names.DefaultBundle, spiffe, own); err != nil {
 			return err
 		}
 	}
@@ -330,20 +341,10 @@ func (d *sdsServer) addBundles(req *discoveryv3.DiscoveryRequest, view sdsView, 
 		if !spiffe {
 			return status.Errorf(codes.InvalidArgument, "%q is every trust bundle in one SPIFFE certificate validator, which needs Envoy 1.18 or later with SPIFFE validation on (node metadata disable_spiffe_cert_validation is set, or the user agent is older)", d.names.AllBundles)
 		}
-		if err := addContext(add, d.names.AllBundles, true, visible, tds...); err != nil {
+		if err := addContext(d.names.AllBundles, true, tds...); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// addContext adds, under name, the bundles of tds as a validation context.
-func addContext(add func(string, *tlsv3.Secret), name string, spiffe bool, bundles map[spiffeid.TrustDomain][]byte, tds ...spiffeid.TrustDomain) error {
-	secret, err := validationContext(spiffe, bundles, tds)
-	if err != nil {
-		return status.Errorf(codes.Internal, "building secret %s: %v", name, err)
-	}
-	add(name, secret)
 	return nil
 }
 
@@ -384,11 +385,11 @@ func validationContext(spiffe bool, bundles map[spiffeid.TrustDomain][]byte, tds
 }
 
 // tlsCertificate is svid's chain and PKCS#8 key as inline PEM.
-func tlsCertificate(svid *cache.SVID) *tlsv3.Secret {
-	return &tlsv3.Secret{Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+func tlsCertificate(svid *cache.SVID) *tlsv3.TlsCertificate {
+	return &tlsv3.TlsCertificate{
 		CertificateChain: inline(pemCertificates(svid.ChainDER)),
 		PrivateKey:       inline(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: svid.KeyDER})),
-	}}}
+	}
 }
 
 func inline(b []byte) *corev3.DataSource {
