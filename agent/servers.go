@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -19,10 +18,10 @@ import (
 	"github.com/sworn-id/sworn/agent/admin"
 	"github.com/sworn-id/sworn/agent/connlimit"
 	"github.com/sworn-id/sworn/agent/peer"
-	"github.com/sworn-id/sworn/agent/secpath"
 	"github.com/sworn-id/sworn/agent/telemetry"
 	"github.com/sworn-id/sworn/agent/workload"
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/unixsock"
 )
 
 // listeners are the agent's three sockets, all opened before anything
@@ -172,51 +171,12 @@ func (s *servers) stop() {
 	stopGracefully(s.admin, 5*time.Second)
 }
 
-// listenUnix listens at path with the given mode, replacing a stale socket
-// but never any other kind of file.
+// listenUnix listens at path with the given mode (see unixsock.Listen),
+// with peer credentials read on every connection.
 func listenUnix(path string, mode fs.FileMode, owner *uint32) (*peer.Listener, error) {
-	// 0755 whatever the umask: workloads of other uids must reach the socket.
-	if err := secpath.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("agent: socket directory: %w", err)
-	}
-	if err := removeStaleSocket(path); err != nil {
-		return nil, err
-	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, err := unixsock.Listen(path, mode, owner)
 	if err != nil {
-		return nil, fmt.Errorf("agent: listen on %s: %w", path, err)
-	}
-	l.SetUnlinkOnClose(false)
-	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("agent: chmod %s: %w", path, err)
-	}
-	if owner != nil {
-		if err := os.Chown(path, int(*owner), -1); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("agent: chown %s to uid %d: %w", path, *owner, err)
-		}
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	return peer.Listen(l), nil
-}
-
-// removeStaleSocket removes a socket left at path by an agent that is
-// gone; it refuses a file that is not a socket, and a socket someone
-// still serves on.
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return nil // nothing there, or listening will say what is wrong
-	}
-	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("agent: %s exists and is not a socket; refusing to replace it", path)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return fmt.Errorf("agent: another process is serving on %s; refusing to take it over", path)
-	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("agent: remove stale socket: %w", err)
-	}
-	return nil
 }

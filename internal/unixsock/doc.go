@@ -1,0 +1,13 @@
+// Package unixsock opens the Unix sockets sworn serves on.
+//
+// Guarantees of Listen:
+//   - The socket's directory is created 0755 whatever the umask, so that
+//     clients of other uids can reach the socket.
+//   - Something already at the path is replaced only if it is a socket
+//     nobody answers on (one left by a process that died): a regular file,
+//     a directory or a link is refused, and so is a socket another process
+//     still serves, so two agents never steal each other's socket.
+//   - The socket has exactly the requested mode (and owner, if asked)
+//     before Listen returns, and closing the listener does not unlink it:
+//     the caller removes it when it is done, after a clean stop.
+package unixsock
