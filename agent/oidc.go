@@ -2,18 +2,14 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/sworn-id/sworn/agent/oidc"
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/unixsock"
 )
 
 // issuerSigner puts the OIDC issuer into every JWT-SVID it signs.
@@ -48,110 +44,25 @@ func (a *Agent) runOIDC(ctx context.Context, run func(string, func() error)) err
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	log := a.log.With("component", "oidc")
 	var l net.Listener
 	if o.Socket != "" {
-		l, err = listenPlainUnix(o.Socket)
+		// The documents are public: any local user (a fronting proxy)
+		// may read them, and no peer check applies.
+		l, err = unixsock.Listen(o.Socket, 0o666, nil)
 	} else {
-		l, err = a.listenOIDCTLS(o.Listen, o.CertFile, o.KeyFile)
+		l, err = oidc.ListenHTTPS(o.Listen, o.CertFile, o.KeyFile, log)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("agent: oidc: %w", err)
 	}
 	run("oidc discovery", func() error {
-		go func() {
-			<-ctx.Done()
-			_ = srv.Close()
-		}()
-		err := srv.Serve(l)
+		err := oidc.Serve(ctx, l, handler, log)
 		if o.Socket != "" {
 			_ = os.Remove(o.Socket)
 		}
-		if !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
+		return err
 	})
 	a.log.Info("serving OIDC discovery", "issuer", o.Issuer, "addr", l.Addr().String())
 	return nil
-}
-
-// listenOIDCTLS listens for HTTPS with the certificate files, which must
-// load now and are re-read when they change.
-func (a *Agent) listenOIDCTLS(addr, certFile, keyFile string) (net.Listener, error) {
-	certs := &certFiles{cert: certFile, key: keyFile, log: a.log.With("component", "oidc")}
-	if _, err := certs.get(); err != nil {
-		return nil, fmt.Errorf("agent: oidc: %w", err)
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("agent: oidc: %w", err)
-	}
-	return tls.NewListener(l, &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.get() },
-	}), nil
-}
-
-// listenPlainUnix listens on a Unix socket any local user may reach: the
-// documents are public.
-func listenPlainUnix(path string) (net.Listener, error) {
-	pl, err := listenUnix(path, 0o666, nil)
-	if err != nil {
-		return nil, fmt.Errorf("agent: oidc: %w", err)
-	}
-	// The peer checks are for workloads; a proxy fetching public keys
-	// needs none.
-	return pl.UnixListener, nil
-}
-
-// certFiles is a certificate pair read from disk, re-read when either
-// file's size or modification time changes, so that a renewed
-// certificate is served without a restart. A pair that fails to load
-// after a change is logged and the last good one kept.
-type certFiles struct {
-	cert, key string
-	log       *slog.Logger
-
-	mu     sync.Mutex
-	loaded *tls.Certificate
-	stamp  [2]fileStamp
-}
-
-type fileStamp struct {
-	size int64
-	mod  time.Time
-}
-
-func stampOf(path string) (fileStamp, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}, err
-	}
-	return fileStamp{size: fi.Size(), mod: fi.ModTime()}, nil
-}
-
-func (c *certFiles) get() (*tls.Certificate, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	certStamp, err1 := stampOf(c.cert)
-	keyStamp, err2 := stampOf(c.key)
-	stamp := [2]fileStamp{certStamp, keyStamp}
-	if c.loaded != nil && (stamp == c.stamp || err1 != nil || err2 != nil) {
-		return c.loaded, nil
-	}
-	pair, err := tls.LoadX509KeyPair(c.cert, c.key)
-	if err != nil {
-		if c.loaded == nil {
-			return nil, err
-		}
-		c.log.Error("certificate files changed but do not load; serving the previous certificate", "cert_file", c.cert, "key_file", c.key, "error", err)
-		c.stamp = stamp // not again until they change again
-		return c.loaded, nil
-	}
-	if c.loaded != nil {
-		c.log.Info("certificate files re-read", "cert_file", c.cert)
-	}
-	c.loaded, c.stamp = &pair, stamp
-	return c.loaded, nil
 }

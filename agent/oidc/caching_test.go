@@ -50,8 +50,15 @@ func TestConditionalGetsAnswer304WhileTheDocumentIsTheSame(t *testing.T) {
 	}
 }
 
+// emptyStore holds the trust domain's JWT bundle with no keys in it.
+func emptyStore() *bundle.Store {
+	store := bundle.NewStore()
+	store.SetJWTAuthorities(td, map[string]crypto.PublicKey{})
+	return store
+}
+
 func TestHeadSendsHeadersOnly(t *testing.T) {
-	h := newHandler(t, issuer, bundle.NewStore())
+	h := newHandler(t, issuer, emptyStore())
 	get1 := get(t, h, http.MethodGet, oidc.KeysPath, nil)
 	head := get(t, h, http.MethodHead, oidc.KeysPath, nil)
 	if head.Code != http.StatusOK || head.Body.Len() != 0 || head.Header().Get("ETag") != get1.Header().Get("ETag") ||
@@ -64,7 +71,7 @@ func TestHeadSendsHeadersOnly(t *testing.T) {
 }
 
 func TestOtherPathsAndMethodsAreRefused(t *testing.T) {
-	h := newHandler(t, issuer+"/prefix", bundle.NewStore())
+	h := newHandler(t, issuer+"/prefix", emptyStore())
 	tests := []struct {
 		name, method, path string
 		want               int
@@ -94,5 +101,23 @@ func TestNewRefusesAnIssuerVerifiersCannotUse(t *testing.T) {
 		if _, err := oidc.New(oidc.Config{Issuer: iss, TrustDomain: td, Bundles: bundle.NewStore()}); err == nil {
 			t.Errorf("issuer %q accepted", iss)
 		}
+	}
+}
+
+func TestNoBundleYetIsAnUncachedRetryLater(t *testing.T) {
+	store := bundle.NewStore()
+	store.SetJWTAuthorities(other, map[string]crypto.PublicKey{"o": ecKey(t, elliptic.P256())})
+	h := newHandler(t, issuer, store)
+	for _, path := range []string{oidc.DiscoveryPath, oidc.KeysPath} {
+		rec := get(t, h, http.MethodGet, path, nil)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Cache-Control") != "no-store" ||
+			rec.Header().Get("Retry-After") == "" || rec.Header().Get("ETag") != "" {
+			t.Fatalf("GET %s before the trust domain's bundle: %d %v, want 503 no-store with Retry-After and no ETag",
+				path, rec.Code, rec.Header())
+		}
+	}
+	store.SetJWTAuthorities(td, map[string]crypto.PublicKey{"k": ecKey(t, elliptic.P256())})
+	if keys, _ := fetchKeys(t, h); len(keys) != 1 || keys["k"] == nil {
+		t.Fatalf("after the bundle arrived: %v", keys)
 	}
 }

@@ -21,4 +21,15 @@
 //     a hash of the body, so it is the same on every agent serving the
 //     same keys and across restarts; If-None-Match is answered 304.
 //   - Any other path is 404 and any method but GET and HEAD is 405.
+//   - While the source holds no JWT bundle for the trust domain (the
+//     agent's CA is not up; sworn oidc has not heard from its agent) both
+//     documents are 503 with Retry-After and Cache-Control: no-store, never
+//     an empty key set a verifier would cache and fail tokens against.
+//
+// The Source is the agent's bundle store, or for `sworn oidc` a Watched:
+// the JWT bundles the Workload API streams, the last ones kept while the
+// agent is away. ListenHTTPS and Serve are the one way both serve: HTTPS
+// with certificate files re-read when they change (the last good pair kept
+// if new files do not load), and per-connection errors to the structured
+// log.
 package oidc

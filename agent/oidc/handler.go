@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"net/http"
@@ -40,6 +39,11 @@ type Config struct {
 	// MaxAge is the Cache-Control max-age; zero means DefaultMaxAge.
 	MaxAge time.Duration
 }
+
+// errNoBundle is served as 503: the source has no JWT bundle for the
+// trust domain yet (the agent's CA is not up, or sworn oidc has not heard
+// from the agent).
+var errNoBundle = errors.New("no JWT bundle for the trust domain yet; retry shortly")
 
 // Handler serves the discovery document and the JWKS.
 type Handler struct {
@@ -100,6 +104,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	docs, err := h.documents()
+	if errors.Is(err, errNoBundle) {
+		// An empty key set would be cached by verifiers for max-age and
+		// fail every token meanwhile; "not yet" is not cached.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -141,11 +153,11 @@ func (h *Handler) documents() (*documents, error) {
 	if d := h.rendered; d != nil && d.seq == snap.Seq {
 		return d, nil
 	}
-	var keys map[string]crypto.PublicKey
-	if b, ok := snap.JWT[h.cfg.TrustDomain]; ok {
-		keys = b.JWTAuthorities()
+	b, ok := snap.JWT[h.cfg.TrustDomain]
+	if !ok {
+		return nil, errNoBundle
 	}
-	d, err := render(h.cfg.Issuer, keys)
+	d, err := render(h.cfg.Issuer, b.JWTAuthorities())
 	if err != nil {
 		return nil, err
 	}

@@ -88,7 +88,7 @@ func TestDiscoveryDocumentStatesTheIssuerAndTheAlgorithmsOfTheKeys(t *testing.T)
 		{name: "mixed keys", issuer: issuer + "/", path: oidc.DiscoveryPath,
 			keys:     map[string]crypto.PublicKey{"a": ecKey(t, elliptic.P384()), "b": rsaKey(t), "c": ecKey(t, elliptic.P256()), "d": ecKey(t, elliptic.P256())},
 			wantJWKS: issuer + "/keys", wantAlgs: []string{"ES256", "ES384", "RS256"}},
-		{name: "no keys", issuer: issuer, path: oidc.DiscoveryPath, wantJWKS: issuer + "/keys", wantAlgs: []string{"ES256"}},
+		{name: "no keys", issuer: issuer, path: oidc.DiscoveryPath, keys: map[string]crypto.PublicKey{}, wantJWKS: issuer + "/keys", wantAlgs: []string{"ES256"}},
 		{name: "issuer with a path", issuer: issuer + "/td/example", path: "/td/example" + oidc.DiscoveryPath,
 			keys: map[string]crypto.PublicKey{"a": ecKey(t, elliptic.P256())}, wantJWKS: issuer + "/td/example/keys", wantAlgs: []string{"ES256"}},
 	}
