@@ -159,7 +159,7 @@ func (o *agentOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log.Level, cfg.Log.Format)
+	log, err := newLogger(cmd.ErrOrStderr(), cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,7 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 		}
 		pol = flags.Merge(file)
 	}
-	log, err := newLogger(o.logLevel, "text")
+	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, "text")
 	if err != nil {
 		return err
 	}

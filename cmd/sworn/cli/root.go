@@ -6,8 +6,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,6 +23,7 @@ func NewCommand(ctx context.Context) *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.SetContext(ctx)
+	setVersionFlag(root)
 	root.AddCommand(
 		newAgentCommand(),
 		newStatusCommand(),
@@ -35,11 +36,15 @@ func NewCommand(ctx context.Context) *cobra.Command {
 		newProxyCommand(),
 		newDebugCommand(),
 		newJWTCommand(),
+		newOIDCCommand(),
+		newVersionCommand(),
 	)
 	return root
 }
 
-func newLogger(level, format string) (*slog.Logger, error) {
+// newLogger logs to w (the command's stderr, so in-process runs can read
+// it) at level in format text or json.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
@@ -47,9 +52,9 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: l}
 	switch strings.ToLower(format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text", "":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
