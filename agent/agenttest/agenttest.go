@@ -59,7 +59,14 @@ func Config(tb testing.TB, rules ...config.Rule) *config.Config {
 // Start runs an agent until the test ends.
 func Start(tb testing.TB, cfg *config.Config) *Agent {
 	tb.Helper()
-	a, err := agent.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return StartLogging(tb, cfg, io.Discard)
+}
+
+// StartLogging is Start with the agent's log (text, info and above)
+// written to w, for tests of what the agent logs.
+func StartLogging(tb testing.TB, cfg *config.Config, w io.Writer) *Agent {
+	tb.Helper()
+	a, err := agent.New(cfg, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		tb.Fatalf("agent.New: %v", err)
 	}
