@@ -7,6 +7,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+
+	"github.com/sworn-id/sworn/internal/version"
 )
 
 // Run serves until ctx ends or one of the agent's tasks fails, and returns
@@ -61,11 +63,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	srv.serve(runCtx, ls, run)
 	a.listening.Store(true)
-	close(a.ready)
+	// Logged before Ready closes, so whoever waits on Ready finds it.
+	v := version.Get()
 	a.log.Info("sworn agent serving",
 		"trust_domain", a.cfg.TrustDomain, "ca", a.cfg.CA.Type,
 		"workload_socket", a.cfg.SocketPath, "admin_socket", a.cfg.AdminSocketPath,
-		"health_addr", ls.health.Addr().String(), "rules", a.registry.Len())
+		"health_addr", ls.health.Addr().String(), "rules", a.registry.Len(),
+		"version", v.Version, "commit", v.Commit, "go_version", v.GoVersion)
+	close(a.ready)
 
 	<-failed.Done()
 	var runErr error
