@@ -1,14 +1,19 @@
 package agent_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +24,9 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -367,4 +374,190 @@ func TestSDSStreamSurvivesARuleReload(t *testing.T) {
 	if got := secrets(t, resp); got["spiffe://example.org/extra"] == nil || resp.GetVersionInfo() == first.GetVersionInfo() {
 		t.Fatalf("after a rule reload: version %q (was %q), %d secrets; want a new version holding the new identity", resp.GetVersionInfo(), first.GetVersionInfo(), len(got))
 	}
+}
+
+const sdsChildEnv = "SWORN_TEST_SDS_CHILD"
+
+// TestSDSChild is not a test of its own: run by
+// TestSDSSharedBuildingNeverCrossesIdentities as a workload under another
+// uid, it holds an SDS stream for "default" on the agent at
+// $SWORN_TEST_SDS_CHILD as Envoy does (ACKing each response) and prints,
+// per response, the SPIFFE ID of the leaf sent, whether the key sent is the
+// leaf's, and a digest of the key, until it has printed two.
+func TestSDSChild(t *testing.T) {
+	addr := os.Getenv(sdsChildEnv)
+	if addr == "" {
+		t.Skip("runs only as the child process of TestSDSSharedBuildingNeverCrossesIdentities")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &discoveryv3.DiscoveryRequest{Node: envoyNode(30, false), TypeUrl: workload.SecretTypeURL, ResourceNames: []string{"default"}}
+	for range 2 {
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println(sdsHolding(t, secrets(t, resp)["default"]))
+		req.VersionInfo, req.ResponseNonce = resp.GetVersionInfo(), resp.GetNonce()
+	}
+}
+
+// sdsHolding describes a TLS certificate secret as TestSDSChild prints it:
+// "id=<SPIFFE ID of the leaf> ownkey=<whether the key is the leaf's>
+// key=<SHA-256 of the PEM key>".
+func sdsHolding(t *testing.T, secret *tlsv3.Secret) string {
+	t.Helper()
+	tc := secret.GetTlsCertificate()
+	block, _ := pem.Decode(tc.GetCertificateChain().GetInlineBytes())
+	kb, _ := pem.Decode(tc.GetPrivateKey().GetInlineBytes())
+	if block == nil || kb == nil {
+		t.Fatalf("secret %s lacks a PEM chain or key", secret.GetName())
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || len(leaf.URIs) != 1 {
+		t.Fatalf("secret %s: leaf %v, %v", secret.GetName(), leaf, err)
+	}
+	key, err := ca.ParsePrivateKey(kb.Bytes)
+	own := err == nil && ca.SamePublicKey(key.Public(), leaf.PublicKey)
+	sum := sha256.Sum256(kb.Bytes)
+	return fmt.Sprintf("id=%s ownkey=%t key=%s", leaf.URIs[0], own, hex.EncodeToString(sum[:8]))
+}
+
+// The attack on SDS's shared building: two callers of different identities
+// (this process and a child under uid 65534) hold streams asking for the
+// same name, "default", through a forced rotation that re-issues both. Each
+// must be sent its own SVID and its own key, before and after, and never
+// the other's.
+func TestSDSSharedBuildingNeverCrossesIdentities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a child under another uid")
+	}
+	cfg := newConfig(t)
+	if err := os.Chmod(filepath.Dir(cfg.SocketPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ta := startAgent(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := sdsClient(t, ta).StreamSecrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &discoveryv3.DiscoveryRequest{Node: envoyNode(30, false), TypeUrl: workload.SecretTypeURL, ResourceNames: []string{"default"}}
+	lines := sdsChild(t, filepath.Dir(cfg.SocketPath), ta.Addr(), 65534)
+	seen := map[string]string{} // key digest → the identity it was sent to
+	check := func(who, want, holding string) {
+		t.Helper()
+		var id, key string
+		var own bool
+		if _, err := fmt.Sscanf(holding, "id=%s ownkey=%t key=%s", &id, &own, &key); err != nil {
+			t.Fatalf("%s: %q: %v", who, holding, err)
+		}
+		if id != want || !own {
+			t.Fatalf("%s was sent the SVID of %s (its own key: %t), want its own, %s", who, id, own, want)
+		}
+		if prev, ok := seen[key]; ok && prev != want {
+			t.Fatalf("%s was sent the key %s was sent", who, prev)
+		}
+		seen[key] = want
+	}
+	childID := "spiffe://example.org/uid/65534"
+	for round := range 2 {
+		if round == 1 {
+			clitest.Run(t, "rotate", "svids", "--all", "--admin-socket", ta.Config.AdminSocketPath)
+		}
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.VersionInfo, req.ResponseNonce = resp.GetVersionInfo(), resp.GetNonce()
+		check("this process", selfID(), sdsHolding(t, secrets(t, resp)["default"]))
+		check("the child", childID, sdsNextLine(t, lines))
+	}
+	if len(seen) != 4 {
+		t.Fatalf("%d distinct keys sent, want 4 (two identities, each before and after the rotation)", len(seen))
+	}
+}
+
+// sdsChild runs TestSDSChild from a copy of this test binary in dir (where
+// uid can run it) as uid against the agent at addr, and returns the lines
+// it prints.
+func sdsChild(t *testing.T, dir, addr string, uid uint32) <-chan string {
+	t.Helper()
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "sds-child.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestSDSChild$", "-test.v")
+	cmd.Env = append(os.Environ(), sdsChildEnv+"="+addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr testutil.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines, done := make(chan string), make(chan struct{})
+	var rest testutil.Buffer // what else it printed, for when it fails
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if !strings.HasPrefix(sc.Text(), "id=") {
+				fmt.Fprintln(&rest, sc.Text())
+				continue
+			}
+			select {
+			case lines <- sc.Text():
+			case <-done:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("the child printed:\n%s%s", rest.String(), stderr.String())
+		}
+	})
+	return lines
+}
+
+// sdsNextLine returns the child's next line.
+func sdsNextLine(t *testing.T, lines <-chan string) string {
+	t.Helper()
+	select {
+	case l, ok := <-lines:
+		if !ok {
+			t.Fatal("the child ended without printing what it was sent")
+		}
+		return l
+	case <-time.After(30 * time.Second):
+		t.Fatal("the child printed nothing in 30 seconds")
+	}
+	return ""
 }
