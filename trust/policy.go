@@ -191,6 +191,13 @@ func (p *Policy) Merge(q *Policy) *Policy {
 	}
 }
 
+// AdmitsNobody reports whether p has neither an allow entry nor an HTTP
+// rule, so that every peer is refused: a proxy refuses to start with such
+// a policy unless told to (sworn proxy --allow-none).
+func (p *Policy) AdmitsNobody() bool {
+	return len(p.allow) == 0 && len(p.http) == 0
+}
+
 // WithHTTPRules returns a copy of p with rules added.
 func (p *Policy) WithHTTPRules(rules ...HTTPRule) *Policy {
 	q := *p
