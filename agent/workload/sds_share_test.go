@@ -54,7 +54,7 @@ type sdsFixture struct {
 	ca      *testutil.Cert
 }
 
-func newSDSFixture(t *testing.T) *sdsFixture {
+func newSDSFixture(t testing.TB) *sdsFixture {
 	t.Helper()
 	f := &sdsFixture{clock: clocktesting.NewFakeClock(time.Now()), bundles: &swapBundles{}, ca: testutil.NewCA(t, nil)}
 	f.bundles.set(1, f.ca)
@@ -65,7 +65,7 @@ func newSDSFixture(t *testing.T) *sdsFixture {
 
 // svid issues a new SVID for path, valid for ttl from the fake clock's now,
 // as the cache's SVID of the entry for path.
-func (f *sdsFixture) svid(t *testing.T, path string, ttl time.Duration) *cache.SVID {
+func (f *sdsFixture) svid(t testing.TB, path string, ttl time.Duration) *cache.SVID {
 	t.Helper()
 	id := spiffeid.RequireFromPath(sdsTD, path)
 	leaf := f.ca.Issue(t, &x509.Certificate{URIs: []*url.URL{id.URL()}, NotBefore: f.clock.Now().Add(-time.Minute), NotAfter: f.clock.Now().Add(ttl)})
@@ -78,7 +78,7 @@ func (f *sdsFixture) svid(t *testing.T, path string, ttl time.Duration) *cache.S
 
 // respond is what one stream holding svids is sent for names, as an
 // Envoy 1.30.
-func (f *sdsFixture) respond(t *testing.T, names []string, svids ...*cache.SVID) *discoveryv3.DiscoveryResponse {
+func (f *sdsFixture) respond(t testing.TB, names []string, svids ...*cache.SVID) *discoveryv3.DiscoveryResponse {
 	t.Helper()
 	resp, err := f.d.response(&discoveryv3.DiscoveryRequest{Node: nodeFor(30, false), ResourceNames: names}, sdsView{svids: svids}, "1")
 	if err != nil {
