@@ -24,8 +24,9 @@
 // nothing, NACKs logged, stale nonces ignored. Each SVID's secret is built
 // once and each bundle snapshot's validation contexts once per kind, shared
 // by every stream that asks (sds_secrets.go); a stream is only ever sent
-// what was built from the very SVID it holds, and what is kept is bounded
-// by the SVIDs and the bundle snapshot current, not by the streams.
+// what was built from the very SVID it holds. What is kept does not grow
+// with streams: one entry per cache entry key, dropped when its SVID is
+// replaced or expires, and the latest bundle snapshot's contexts only.
 //
 // Limits: a JWT-SVID request names at most MaxAudiences audiences, each at
 // most MaxAudienceLen bytes and MaxAudienceBytes in all, else
