@@ -61,7 +61,7 @@ type Authority interface {
 	// Authorities returns what workloads must trust right now.
 	Authorities() Authorities
 	// Changed returns a channel that is closed at the next change of
-	// Authorities (a new CA published, one activated or retired).
+	// Authorities (a new CA published, one activated, or an old one dropped).
 	Changed() <-chan struct{}
 }
 
@@ -121,7 +121,7 @@ type State string
 const (
 	StatePrepared State = "prepared" // trusted, not signing yet
 	StateActive   State = "active"   // signing
-	StateRetired  State = "retired"  // trusted until its SVIDs expire
+	StateOld      State = "old"      // no longer signing; trusted until it expires or is retired
 )
 
 // Info describes one CA certificate.

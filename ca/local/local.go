@@ -330,7 +330,7 @@ func (c *CA) stateOf(a *generation) ca.State {
 	case c.next:
 		return ca.StatePrepared
 	default:
-		return ca.StateRetired
+		return ca.StateOld
 	}
 }
 

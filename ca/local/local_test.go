@@ -249,7 +249,7 @@ func TestManualRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	infos, _ := c.DescribeCAs(context.Background())
-	if len(infos) != 2 || infos[0].State != ca.StateRetired || infos[1].State != ca.StateActive || infos[1].ID != p.ID {
+	if len(infos) != 2 || infos[0].State != ca.StateOld || infos[1].State != ca.StateActive || infos[1].ID != p.ID {
 		t.Fatalf("states after activation: %+v", infos)
 	}
 }

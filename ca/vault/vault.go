@@ -296,7 +296,7 @@ func (v *CA) DescribeCAs(context.Context) ([]ca.Info, error) {
 		case i.Default:
 			state = ca.StateActive
 		case i.Certificate.NotBefore.Before(v.defaultNotBefore()):
-			state = ca.StateRetired
+			state = ca.StateOld
 		}
 		out = append(out, ca.Info{ID: i.ID, State: state, Certificate: i.Certificate})
 	}
