@@ -279,7 +279,7 @@ func (d *sdsServer) response(req *discoveryv3.DiscoveryRequest, view sdsView, ve
 			add(name, secret)
 		}
 	}
-	if all || len(want) > 0 {
+	if all || len(want) > 0 { // a stream that asked only for SVIDs needs no bundle work
 		if err := d.addBundles(req, view, all, want, add); err != nil {
 			return nil, err
 		}
