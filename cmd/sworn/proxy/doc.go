@@ -37,6 +37,21 @@
 //     or a CGI/WSGI gateway's HTTP_* variables. Request trailers, which come
 //     after the body where no such check sees them, are not forwarded.
 //
+// Addresses are host:port or unix:PATH, for listening and for the target
+// alike. Listen creates a Unix socket with exactly the mode asked for
+// (internal/unixsock: a socket left by a dead process is replaced, one
+// another process serves or anything that is not a socket is refused) and
+// removes it when the listener closes. IsLocal says whether an address is
+// reachable only from this machine (unix:, localhost, a loopback IP); the
+// CLI uses it to refuse a client-mode listener or a server-mode target
+// other machines could reach, as ghostunnel does.
+//
+// StatusHandler serves ghostunnel's /_status: JSON that is ok (200) only
+// while the proxy listens, holds an unexpired SVID (its SPIFFE ID and expiry
+// are in the reply) and reaches its target (in client mode: completes the
+// mTLS handshake with a server the policy allows); otherwise 503 and what is
+// wrong. It serves the metrics on /_metrics too.
+//
 // Every connection gets one audit line (peer, decision, bytes, duration);
 // a connection the policy refuses names the peer, whose SVID had verified.
 // Metrics count connections accepted and refused by reason, bytes,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -60,7 +61,12 @@ type routeKey struct{}
 // httpHandler is HTTP mode: each request is authorised, then forwarded to
 // the target by a reverse proxy over transport (nil: the default).
 func (p *Proxy) httpHandler(transport http.RoundTripper) http.Handler {
-	target := &url.URL{Scheme: "http", Host: p.cfg.Target}
+	host := p.cfg.Target
+	if p.network == "unix" {
+		// The transport dials the socket; the Host header needs a name.
+		host = "localhost"
+	}
+	target := &url.URL{Scheme: "http", Host: host}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			// SetURL also makes the backend's Host header the target's,
@@ -96,6 +102,17 @@ func (p *Proxy) httpHandler(transport http.RoundTripper) http.Handler {
 		ErrorLog:  slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return p.authorizeHTTP(rp)
+}
+
+// targetTransport is the transport HTTP mode forwards over: the default
+// one for a TCP target, one that dials the socket for a unix: target.
+func (p *Proxy) targetTransport() http.RoundTripper {
+	if p.network != "unix" {
+		return nil
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return p.dialTarget(ctx) }
+	return t
 }
 
 // authorizeHTTP decides each request by peer, method and canonical path

@@ -32,8 +32,9 @@ const (
 
 // Config configures a Proxy.
 type Config struct {
-	Mode   Mode
-	Target string // host:port
+	Mode Mode
+	// Target is host:port, or unix:PATH for a Unix socket.
+	Target string
 	Source trust.Source
 	Guard  *trust.Guard
 	// HandshakeTimeout bounds a TLS handshake; 0 means 10s.
@@ -42,6 +43,9 @@ type Config struct {
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
 	Metrics      *Metrics
+	// Now is the clock /_status reads SVID expiry against; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Metrics are the proxy's instruments.
@@ -77,9 +81,12 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 type Proxy struct {
 	cfg    Config
 	tlsCfg *tls.Config
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
+	// network and address are where the target is dialled (Network).
+	network, address string
+	state            atomic.Int32 // a serveState, for /_status
+	wg               sync.WaitGroup
+	mu               sync.Mutex
+	conns            map[net.Conn]struct{}
 }
 
 // New returns a Proxy.
@@ -99,7 +106,11 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	p := &Proxy{cfg: cfg, conns: map[net.Conn]struct{}{}}
+	p.network, p.address = Network(cfg.Target)
 	switch cfg.Mode {
 	case ModeServer, ModeHTTP:
 		p.tlsCfg = trust.ServerConfig(cfg.Source, cfg.Guard)
@@ -113,6 +124,11 @@ func New(cfg Config) (*Proxy, error) {
 
 // Serve accepts on l until ctx ends, then drains.
 func (p *Proxy) Serve(ctx context.Context, l net.Listener) error {
+	p.state.Store(int32(stateListening))
+	go func() {
+		<-ctx.Done()
+		p.state.Store(int32(stateDraining))
+	}()
 	if p.cfg.Mode == ModeHTTP {
 		return p.serveHTTP(ctx, l)
 	}
@@ -240,7 +256,7 @@ func (p *Proxy) handleServer(ctx context.Context, raw net.Conn) {
 		p.refuse(raw, id, err)
 		return
 	}
-	backend, err := net.DialTimeout("tcp", p.cfg.Target, p.cfg.HandshakeTimeout)
+	backend, err := p.dialTarget(ctx)
 	if err != nil {
 		p.cfg.Metrics.Connections.WithLabelValues("refused", "target").Inc()
 		p.cfg.Logger.Error("target unreachable", "target", p.cfg.Target, "peer", id.String(), "error", err)
@@ -253,8 +269,7 @@ func (p *Proxy) handleServer(ctx context.Context, raw net.Conn) {
 
 func (p *Proxy) handleClient(ctx context.Context, local net.Conn) {
 	defer local.Close()
-	dialer := &net.Dialer{Timeout: p.cfg.HandshakeTimeout}
-	raw, err := dialer.DialContext(ctx, "tcp", p.cfg.Target)
+	raw, err := p.dialTarget(ctx)
 	if err != nil {
 		p.cfg.Metrics.Connections.WithLabelValues("refused", "target").Inc()
 		p.cfg.Logger.Error("target unreachable", "target", p.cfg.Target, "error", err)
@@ -269,6 +284,13 @@ func (p *Proxy) handleClient(ctx context.Context, local net.Conn) {
 	}
 	p.cfg.Metrics.Connections.WithLabelValues("accepted", "").Inc()
 	p.pipe(local, c, local.RemoteAddr().String(), id.String())
+}
+
+// dialTarget opens a connection to the target, over TCP or a Unix socket,
+// within the handshake timeout.
+func (p *Proxy) dialTarget(ctx context.Context) (net.Conn, error) {
+	dialer := &net.Dialer{Timeout: p.cfg.HandshakeTimeout}
+	return dialer.DialContext(ctx, p.network, p.address)
 }
 
 // pipe copies both ways until either side is done, then logs the audit
@@ -305,7 +327,7 @@ func closeWrite(c net.Conn) {
 func (p *Proxy) serveHTTP(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		ReadHeaderTimeout: p.cfg.HandshakeTimeout,
-		Handler:           p.httpHandler(nil),
+		Handler:           p.httpHandler(p.targetTransport()),
 		ErrorLog:          slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	hl := &handshakeListener{Listener: l, p: p, ctx: ctx, conns: make(chan net.Conn), done: make(chan struct{})}
