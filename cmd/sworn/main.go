@@ -15,6 +15,7 @@ func main() {
 	err := cli.NewCommand(ctx).Execute()
 	stop()
 	if err != nil {
-		os.Exit(1)
+		// Usually 1; `svid write --exec` passes on its command's status.
+		os.Exit(cli.ExitCode(err))
 	}
 }
