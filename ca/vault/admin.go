@@ -460,7 +460,7 @@ func (a *Admin) Activate(ctx context.Context, ref string, minAge time.Duration) 
 		if !i.Default {
 			continue
 		}
-		name := strings.TrimSuffix(i.Name, "-"+retiredMark(i.Name)) + "-retired-" + strconv.FormatInt(now, 10)
+		name := stripOldMark(i.Name) + "-" + oldMark + strconv.FormatInt(now, 10)
 		_, err := a.c.api.Logical().JSONMergePatch(ctx, a.Mount+"/issuer/"+i.ID, map[string]any{
 			"usage":       "read-only,crl-signing,ocsp-signing",
 			"issuer_name": strings.TrimPrefix(name, "-"),
@@ -540,17 +540,44 @@ func parseSeconds(v any) (int64, error) {
 	return 0, fmt.Errorf("not a number: %v", v)
 }
 
+// oldMark precedes the unix time Activate records in the name of the
+// issuer it stopped from signing. Names written before sworn called such
+// an issuer "old" carry legacyOldMark; both are read.
+const (
+	oldMark       = "old-since-"
+	legacyOldMark = "retired-"
+)
+
 // retiredMark returns the unix time Activate recorded in an issuer's name.
 func retiredMark(name string) string {
-	i := strings.LastIndex(name, "retired-")
-	if i < 0 {
-		return ""
+	for _, m := range []string{oldMark, legacyOldMark} {
+		i := strings.LastIndex(name, m)
+		if i < 0 {
+			continue
+		}
+		mark := name[i+len(m):]
+		if _, err := strconv.ParseInt(mark, 10, 64); err == nil {
+			return mark
+		}
 	}
-	mark := name[i+len("retired-"):]
-	if _, err := strconv.ParseInt(mark, 10, 64); err != nil {
-		return ""
+	return ""
+}
+
+// stripOldMark is name without the mark a previous Activate left.
+func stripOldMark(name string) string {
+	mark := retiredMark(name)
+	if mark == "" {
+		return name
 	}
-	return mark
+	for _, m := range []string{oldMark, legacyOldMark} {
+		if t, ok := strings.CutSuffix(name, "-"+m+mark); ok {
+			return t
+		}
+		if t, ok := strings.CutSuffix(name, m+mark); ok {
+			return t
+		}
+	}
+	return name
 }
 
 // issuer returns every issuer and the one ref names (ID or name).

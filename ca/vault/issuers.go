@@ -115,3 +115,29 @@ func parsePEM(s string) ([]*x509.Certificate, error) {
 	}
 	return out, nil
 }
+
+// Old reports whether the issuer has signed and no longer does, as far as
+// an agent can tell from what it may read (the issuer's JSON, not its
+// usage): sworn ca activate marks the issuer it replaces in its name;
+// one minted before the signing issuer was (a root made default by hand)
+// is old too. Anything else that does not sign is prepared.
+func (i Issuer) Old(signing Issuer) bool {
+	if i.Default {
+		return false
+	}
+	if retiredMark(i.Name) != "" {
+		return true
+	}
+	// signing is the zero Issuer when the mount has no default issuer.
+	return signing.Certificate != nil && i.Certificate.NotBefore.Before(signing.Certificate.NotBefore)
+}
+
+// Signing returns the default issuer of iss, if any.
+func Signing(iss []Issuer) (Issuer, bool) {
+	for _, i := range iss {
+		if i.Default {
+			return i, true
+		}
+	}
+	return Issuer{}, false
+}

@@ -290,12 +290,15 @@ func (v *CA) DescribeCAs(context.Context) ([]ca.Info, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	var out []ca.Info
+	signing, _ := Signing(v.issuers)
 	for _, i := range v.issuers {
 		state := ca.StatePrepared
 		switch {
 		case i.Default:
 			state = ca.StateActive
-		case i.Certificate.NotBefore.Before(v.defaultNotBefore()):
+		case i.Old(signing):
+			// Not by NotBefore alone: two roots minted in one second
+			// have the same.
 			state = ca.StateOld
 		}
 		out = append(out, ca.Info{ID: i.ID, State: state, Certificate: i.Certificate})
@@ -304,16 +307,6 @@ func (v *CA) DescribeCAs(context.Context) ([]ca.Info, error) {
 		out = append(out, ca.Info{ID: "intermediate", State: ca.StateActive, Certificate: v.inter.cert})
 	}
 	return out, nil
-}
-
-// defaultNotBefore needs v.mu held.
-func (v *CA) defaultNotBefore() time.Time {
-	for _, i := range v.issuers {
-		if i.Default {
-			return i.Certificate.NotBefore
-		}
-	}
-	return time.Time{}
 }
 
 // SignX509SVID implements ca.Authority.
