@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sworn-id/sworn/agent/admin/adminpb"
 )
@@ -13,6 +14,7 @@ func newDebugCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "debug", Short: "Diagnose why a workload gets (or does not get) an identity"}
 	o := &adminFlags{}
 	var pid int32
+	var output outputFormat
 	attestCmd := &cobra.Command{
 		Use:   "attest --pid N",
 		Short: "Show the selectors a process attests to and the SPIFFE IDs the rules give it",
@@ -27,6 +29,14 @@ issued. The first thing to run on "no identity issued".`,
 					return fmt.Errorf("debug attest: %w", err)
 				}
 				w := cmd.OutOrStdout()
+				if output == jsonOutput {
+					data, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true, EmitUnpopulated: true}.Marshal(resp)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintln(w, string(data))
+					return err
+				}
 				fmt.Fprintf(w, "pid %d (uid %d, gid %d)\nselectors:\n", resp.GetPid(), resp.GetUid(), resp.GetGid())
 				for _, s := range resp.GetSelectors() {
 					fmt.Fprintln(w, "  ", s)
@@ -48,6 +58,7 @@ issued. The first thing to run on "no identity issued".`,
 	o.add(attestCmd)
 	attestCmd.Flags().Int32Var(&pid, "pid", 0, "process to attest")
 	_ = attestCmd.MarkFlagRequired("pid")
+	addOutputFlag(attestCmd, &output)
 	cmd.AddCommand(attestCmd)
 	return cmd
 }

@@ -17,7 +17,7 @@ import (
 
 type statusOptions struct {
 	adminFlags
-	output string
+	output outputFormat
 }
 
 func newStatusCommand() *cobra.Command {
@@ -32,7 +32,7 @@ func newStatusCommand() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("status: %w", err)
 				}
-				if o.output == "json" {
+				if o.output == jsonOutput {
 					data, err := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(st)
 					if err != nil {
 						return err
@@ -45,7 +45,7 @@ func newStatusCommand() *cobra.Command {
 		},
 	}
 	o.add(cmd)
-	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 
@@ -86,13 +86,15 @@ func short(s string) string {
 
 type rotateSVIDsOptions struct {
 	adminFlags
-	ids []string
-	all bool
+	ids    []string
+	all    bool
+	output outputFormat
 }
 
 type rotateCAOptions struct {
 	adminFlags
 	activate bool
+	output   outputFormat
 }
 
 func newRotateCommand() *cobra.Command {
@@ -112,6 +114,11 @@ func newRotateCommand() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("rotate svids: %w", err)
 				}
+				if so.output == jsonOutput {
+					return writeJSON(cmd.OutOrStdout(), struct {
+						Scheduled int32 `json:"scheduled"`
+					}{resp.GetScheduled()})
+				}
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "re-issuing %d SVID(s)\n", resp.GetScheduled())
 				return err
 			})
@@ -120,30 +127,33 @@ func newRotateCommand() *cobra.Command {
 	so.add(svids)
 	svids.Flags().StringArrayVar(&so.ids, "spiffe-id", nil, "SPIFFE ID whose SVIDs to re-issue (repeatable)")
 	svids.Flags().BoolVar(&so.all, "all", false, "re-issue every cached SVID")
+	addOutputFlag(svids, &so.output)
 
 	co := &rotateCAOptions{}
 	caCmd := &cobra.Command{
 		Use:   "ca",
 		Short: "Publish a new CA now (trusted, not yet signing); --activate makes it sign",
-		Long: `Start a CA rotation now. The new CA is published in every bundle at once but signs
-nothing until it is activated: automatically at five sixths of the current CA's
-life, or now with --activate. Activation re-issues every SVID; the old CA stays
-trusted until the SVIDs it signed have expired.`,
+		Long: `Start a rotation of the agent's embedded CA now: the same as sworn ca rotate
+(and with --activate, sworn ca activate) with --backend local. The new CA is
+published in every bundle at once but signs nothing until it is activated:
+automatically at five sixths of the current CA's life, or now with --activate.
+Activation re-issues every SVID; the previous CA stays trusted (old) until it
+expires.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return co.call(cmd, func(ctx context.Context, client adminpb.AdminClient) error {
-				resp, err := client.RotateCA(ctx, &adminpb.RotateCARequest{Activate: co.activate})
+				r, err := localRotate(ctx, client, co.activate)
 				if err != nil {
-					return fmt.Errorf("rotate ca: %w", err)
+					return err
 				}
-				c := resp.GetCa()
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "CA %s is %s (valid until %s)\n", c.GetId(), c.GetState(), ts(c.GetNotAfter()))
-				return err
+				r.Backend = backendLocal
+				return r.print(cmd.OutOrStdout(), co.output)
 			})
 		},
 	}
 	co.add(caCmd)
 	caCmd.Flags().BoolVar(&co.activate, "activate", false, "make the already published CA the signing one")
+	addOutputFlag(caCmd, &co.output)
 
 	cmd.AddCommand(svids, caCmd)
 	return cmd

@@ -31,10 +31,31 @@ func TestOperatorCommandsUseTheOperatorsVaultEnvironment(t *testing.T) {
 		t.Fatalf("agent policy is not least-privilege: %v\n%s", err, policy)
 	}
 
-	clitest.Run(t, "ca", "rotate", "--trust-domain", "example.org")
-	status := clitest.Run(t, "ca", "status")
-	if strings.Count(status, "signing") != 1 || strings.Count(status, "trusted") != 1 {
-		t.Fatalf("ca status after rotate:\n%s", status)
+	if err := clitest.Fail(t, "ca", "rotate"); !strings.Contains(err.Error(), "--trust-domain is required with Vault") {
+		t.Fatalf("ca rotate on Vault without a trust domain: %v", err)
+	}
+	rot := caJSON(t, "ca", "rotate", "--trust-domain", "example.org")
+	if rot.Backend != "vault" || len(rot.CAs) != 1 || rot.CAs[0].State != "prepared" {
+		t.Fatalf("ca rotate with VAULT_ADDR set: %+v, want Vault's new issuer prepared", rot)
+	}
+	next := rot.CAs[0].ID
+	st := caJSON(t, "ca", "status").states()
+	if len(st) != 2 || st[next] != "prepared" {
+		t.Fatalf("ca status after rotate: %v", st)
+	}
+	caJSON(t, "ca", "activate", next, "--min-age", "0s")
+	st = caJSON(t, "ca", "status").states()
+	var old string
+	for id := range st {
+		if id != next {
+			old = id
+		}
+	}
+	if st[next] != "active" || st[old] != "old" {
+		t.Fatalf("ca status after activate: %v, want the new issuer active and the first old", st)
+	}
+	if err := clitest.Fail(t, "ca", "retire", old); !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("retiring an issuer whose SVIDs may be valid: %v", err)
 	}
 }
 
