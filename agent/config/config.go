@@ -218,7 +218,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
 	c.SetDefaults()
-	if errs := c.validate(); len(errs) > 0 {
+	if errs := withEmptyBundleFiles(c.validate(), &root); len(errs) > 0 {
 		return nil, fmt.Errorf("config: %s", strings.Join(atLines(name, &root, errs), "\n  "))
 	}
 	c.warnings = atLines(name, &root, c.lint())

@@ -17,6 +17,7 @@ var loadErrorTests = []struct {
 	name string
 	yaml string
 	want []string // substrings of the error, after the file name
+	not  []string // substrings it must not have (a problem said twice)
 }{
 	{
 		name: "unknown key",
@@ -124,6 +125,17 @@ var loadErrorTests = []struct {
 		want: []string{":8: rules[1].hint: \"internal\" is already the hint of rules[0]; hints must be unique"},
 	},
 	{
+		name: "empty bundle_file with https_web",
+		yaml: "trust_domain: example.org\nfederation:\n  trust_domains:\n    - trust_domain: other.org\n      url: https://other.org/bundle\n      profile: https_web\n      bundle_file: \"\"\n",
+		want: []string{":7: federation.trust_domains[0].bundle_file: is empty: name a bundle file (SPIFFE bundle JSON or PEM), or remove the key"},
+	},
+	{
+		name: "bundle_file with no value, https_spiffe, said once",
+		yaml: "trust_domain: example.org\nfederation:\n  trust_domains:\n    - trust_domain: other.org\n      url: https://other.org/bundle\n      endpoint_spiffe_id: spiffe://other.org/ep\n      bundle_file:\n",
+		want: []string{":7: federation.trust_domains[0].bundle_file: is empty: name a bundle file"},
+		not:  []string{"https_spiffe needs a bootstrap bundle"},
+	},
+	{
 		name: "relative socket path",
 		yaml: "trust_domain: example.org\nsocket_path: run/w.sock\n",
 		want: []string{":2: socket_path: \"run/w.sock\" is not an absolute path"},
@@ -149,6 +161,11 @@ func TestLoadNamesFileLineAndField(t *testing.T) {
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Fatalf("error %q lacks %q", err, w)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q has %q", err, w)
 				}
 			}
 		})
