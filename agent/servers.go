@@ -149,6 +149,8 @@ func (a *Agent) newAdminServer() *grpc.Server {
 		Cache:              a.cache,
 		Started:            a.started,
 		AllowedUIDs:        allowed,
+		Bundles:            a.bundles,
+		RefreshHint:        a.cfg.Federation.BundleEndpoint.RefreshHint,
 		Logger:             a.log.With("component", "admin"),
 	})
 	srv := grpc.NewServer(grpc.Creds(peer.Credentials()), grpc.UnaryInterceptor(adm.UnaryInterceptor))

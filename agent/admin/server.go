@@ -1,11 +1,14 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -50,7 +53,11 @@ type Config struct {
 	// errors of class bundle.ErrInvalid are the caller's (InvalidArgument),
 	// bundle.ErrNotFederated the config's (FailedPrecondition).
 	SetFederatedBundle func(td spiffeid.TrustDomain, data []byte) (x509, jwt int, err error)
-	Logger             *slog.Logger
+	// Bundles and RefreshHint are what the bundle endpoint serves from,
+	// so GetBundles answers with its document; nil Bundles refuses.
+	Bundles     *bundle.Store
+	RefreshHint time.Duration
+	Logger      *slog.Logger
 }
 
 // Server implements adminpb.AdminServer.
@@ -222,6 +229,32 @@ func (s *Server) SetFederatedBundle(_ context.Context, req *adminpb.SetFederated
 	}
 	s.cfg.Logger.Info("federated bundle set", "trust_domain", td.Name(), "x509_authorities", x, "jwt_authorities", j)
 	return &adminpb.SetFederatedBundleResponse{X509Authorities: int32(x), JwtAuthorities: int32(j)}, nil
+}
+
+// GetBundles implements adminpb.AdminServer. Every bundle comes from one
+// snapshot, so they share its sequence number.
+func (s *Server) GetBundles(context.Context, *adminpb.GetBundlesRequest) (*adminpb.GetBundlesResponse, error) {
+	if s.cfg.Bundles == nil {
+		return nil, status.Error(codes.Unimplemented, "this agent does not expose its bundle store")
+	}
+	snap := s.cfg.Bundles.Snapshot()
+	tds := map[spiffeid.TrustDomain]bool{}
+	for td := range snap.Bundles {
+		tds[td] = true
+	}
+	for td := range snap.JWT {
+		tds[td] = true
+	}
+	resp := &adminpb.GetBundlesResponse{TrustDomain: s.cfg.TrustDomain.Name()}
+	for _, td := range slices.SortedFunc(maps.Keys(tds), func(a, b spiffeid.TrustDomain) int { return cmp.Compare(a.Name(), b.Name()) }) {
+		b, _ := snap.SPIFFEBundle(td, s.cfg.RefreshHint)
+		data, err := b.Marshal()
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "bundle of %s: %v", td, err)
+		}
+		resp.Bundles = append(resp.Bundles, &adminpb.TrustDomainBundle{TrustDomain: td.Name(), SpiffeBundle: data})
+	}
+	return resp, nil
 }
 
 func caMessage(info ca.Info) *adminpb.CA {

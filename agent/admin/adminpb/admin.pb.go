@@ -732,6 +732,149 @@ func (x *SetFederatedBundleResponse) GetJwtAuthorities() int32 {
 	return 0
 }
 
+type GetBundlesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBundlesRequest) Reset() {
+	*x = GetBundlesRequest{}
+	mi := &file_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBundlesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBundlesRequest) ProtoMessage() {}
+
+func (x *GetBundlesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBundlesRequest.ProtoReflect.Descriptor instead.
+func (*GetBundlesRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{12}
+}
+
+type GetBundlesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's own trust domain, to tell it from the federated ones.
+	TrustDomain string `protobuf:"bytes,1,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
+	// Sorted by trust domain name.
+	Bundles       []*TrustDomainBundle `protobuf:"bytes,2,rep,name=bundles,proto3" json:"bundles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBundlesResponse) Reset() {
+	*x = GetBundlesResponse{}
+	mi := &file_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBundlesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBundlesResponse) ProtoMessage() {}
+
+func (x *GetBundlesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBundlesResponse.ProtoReflect.Descriptor instead.
+func (*GetBundlesResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetBundlesResponse) GetTrustDomain() string {
+	if x != nil {
+		return x.TrustDomain
+	}
+	return ""
+}
+
+func (x *GetBundlesResponse) GetBundles() []*TrustDomainBundle {
+	if x != nil {
+		return x.Bundles
+	}
+	return nil
+}
+
+type TrustDomainBundle struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TrustDomain string                 `protobuf:"bytes,1,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
+	// SPIFFE bundle JSON, byte for byte what the bundle endpoint would serve.
+	SpiffeBundle  []byte `protobuf:"bytes,2,opt,name=spiffe_bundle,json=spiffeBundle,proto3" json:"spiffe_bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustDomainBundle) Reset() {
+	*x = TrustDomainBundle{}
+	mi := &file_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustDomainBundle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustDomainBundle) ProtoMessage() {}
+
+func (x *TrustDomainBundle) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustDomainBundle.ProtoReflect.Descriptor instead.
+func (*TrustDomainBundle) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TrustDomainBundle) GetTrustDomain() string {
+	if x != nil {
+		return x.TrustDomain
+	}
+	return ""
+}
+
+func (x *TrustDomainBundle) GetSpiffeBundle() []byte {
+	if x != nil {
+		return x.SpiffeBundle
+	}
+	return nil
+}
+
 var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
@@ -788,13 +931,22 @@ const file_admin_proto_rawDesc = "" +
 	"\x06bundle\x18\x02 \x01(\fR\x06bundle\"p\n" +
 	"\x1aSetFederatedBundleResponse\x12)\n" +
 	"\x10x509_authorities\x18\x01 \x01(\x05R\x0fx509Authorities\x12'\n" +
-	"\x0fjwt_authorities\x18\x02 \x01(\x05R\x0ejwtAuthorities2\xb6\x03\n" +
+	"\x0fjwt_authorities\x18\x02 \x01(\x05R\x0ejwtAuthorities\"\x13\n" +
+	"\x11GetBundlesRequest\"t\n" +
+	"\x12GetBundlesResponse\x12!\n" +
+	"\ftrust_domain\x18\x01 \x01(\tR\vtrustDomain\x12;\n" +
+	"\abundles\x18\x02 \x03(\v2!.sworn.admin.v1.TrustDomainBundleR\abundles\"[\n" +
+	"\x11TrustDomainBundle\x12!\n" +
+	"\ftrust_domain\x18\x01 \x01(\tR\vtrustDomain\x12#\n" +
+	"\rspiffe_bundle\x18\x02 \x01(\fR\fspiffeBundle2\x8b\x04\n" +
 	"\x05Admin\x12P\n" +
 	"\tGetStatus\x12 .sworn.admin.v1.GetStatusRequest\x1a!.sworn.admin.v1.GetStatusResponse\x12V\n" +
 	"\vRotateSVIDs\x12\".sworn.admin.v1.RotateSVIDsRequest\x1a#.sworn.admin.v1.RotateSVIDsResponse\x12M\n" +
 	"\bRotateCA\x12\x1f.sworn.admin.v1.RotateCARequest\x1a .sworn.admin.v1.RotateCAResponse\x12G\n" +
 	"\x06Attest\x12\x1d.sworn.admin.v1.AttestRequest\x1a\x1e.sworn.admin.v1.AttestResponse\x12k\n" +
-	"\x12SetFederatedBundle\x12).sworn.admin.v1.SetFederatedBundleRequest\x1a*.sworn.admin.v1.SetFederatedBundleResponseB/Z-github.com/sworn-id/sworn/agent/admin/adminpbb\x06proto3"
+	"\x12SetFederatedBundle\x12).sworn.admin.v1.SetFederatedBundleRequest\x1a*.sworn.admin.v1.SetFederatedBundleResponse\x12S\n" +
+	"\n" +
+	"GetBundles\x12!.sworn.admin.v1.GetBundlesRequest\x1a\".sworn.admin.v1.GetBundlesResponseB/Z-github.com/sworn-id/sworn/agent/admin/adminpbb\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -808,7 +960,7 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_admin_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),           // 0: sworn.admin.v1.GetStatusRequest
 	(*GetStatusResponse)(nil),          // 1: sworn.admin.v1.GetStatusResponse
@@ -822,33 +974,39 @@ var file_admin_proto_goTypes = []any{
 	(*AttestResponse)(nil),             // 9: sworn.admin.v1.AttestResponse
 	(*SetFederatedBundleRequest)(nil),  // 10: sworn.admin.v1.SetFederatedBundleRequest
 	(*SetFederatedBundleResponse)(nil), // 11: sworn.admin.v1.SetFederatedBundleResponse
-	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
+	(*GetBundlesRequest)(nil),          // 12: sworn.admin.v1.GetBundlesRequest
+	(*GetBundlesResponse)(nil),         // 13: sworn.admin.v1.GetBundlesResponse
+	(*TrustDomainBundle)(nil),          // 14: sworn.admin.v1.TrustDomainBundle
+	(*timestamppb.Timestamp)(nil),      // 15: google.protobuf.Timestamp
 }
 var file_admin_proto_depIdxs = []int32{
 	2,  // 0: sworn.admin.v1.GetStatusResponse.cas:type_name -> sworn.admin.v1.CA
 	3,  // 1: sworn.admin.v1.GetStatusResponse.identities:type_name -> sworn.admin.v1.Identity
-	12, // 2: sworn.admin.v1.GetStatusResponse.started:type_name -> google.protobuf.Timestamp
-	12, // 3: sworn.admin.v1.CA.not_before:type_name -> google.protobuf.Timestamp
-	12, // 4: sworn.admin.v1.CA.not_after:type_name -> google.protobuf.Timestamp
-	12, // 5: sworn.admin.v1.Identity.not_before:type_name -> google.protobuf.Timestamp
-	12, // 6: sworn.admin.v1.Identity.not_after:type_name -> google.protobuf.Timestamp
-	12, // 7: sworn.admin.v1.Identity.next_renewal:type_name -> google.protobuf.Timestamp
+	15, // 2: sworn.admin.v1.GetStatusResponse.started:type_name -> google.protobuf.Timestamp
+	15, // 3: sworn.admin.v1.CA.not_before:type_name -> google.protobuf.Timestamp
+	15, // 4: sworn.admin.v1.CA.not_after:type_name -> google.protobuf.Timestamp
+	15, // 5: sworn.admin.v1.Identity.not_before:type_name -> google.protobuf.Timestamp
+	15, // 6: sworn.admin.v1.Identity.not_after:type_name -> google.protobuf.Timestamp
+	15, // 7: sworn.admin.v1.Identity.next_renewal:type_name -> google.protobuf.Timestamp
 	2,  // 8: sworn.admin.v1.RotateCAResponse.ca:type_name -> sworn.admin.v1.CA
-	0,  // 9: sworn.admin.v1.Admin.GetStatus:input_type -> sworn.admin.v1.GetStatusRequest
-	4,  // 10: sworn.admin.v1.Admin.RotateSVIDs:input_type -> sworn.admin.v1.RotateSVIDsRequest
-	6,  // 11: sworn.admin.v1.Admin.RotateCA:input_type -> sworn.admin.v1.RotateCARequest
-	8,  // 12: sworn.admin.v1.Admin.Attest:input_type -> sworn.admin.v1.AttestRequest
-	10, // 13: sworn.admin.v1.Admin.SetFederatedBundle:input_type -> sworn.admin.v1.SetFederatedBundleRequest
-	1,  // 14: sworn.admin.v1.Admin.GetStatus:output_type -> sworn.admin.v1.GetStatusResponse
-	5,  // 15: sworn.admin.v1.Admin.RotateSVIDs:output_type -> sworn.admin.v1.RotateSVIDsResponse
-	7,  // 16: sworn.admin.v1.Admin.RotateCA:output_type -> sworn.admin.v1.RotateCAResponse
-	9,  // 17: sworn.admin.v1.Admin.Attest:output_type -> sworn.admin.v1.AttestResponse
-	11, // 18: sworn.admin.v1.Admin.SetFederatedBundle:output_type -> sworn.admin.v1.SetFederatedBundleResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 9: sworn.admin.v1.GetBundlesResponse.bundles:type_name -> sworn.admin.v1.TrustDomainBundle
+	0,  // 10: sworn.admin.v1.Admin.GetStatus:input_type -> sworn.admin.v1.GetStatusRequest
+	4,  // 11: sworn.admin.v1.Admin.RotateSVIDs:input_type -> sworn.admin.v1.RotateSVIDsRequest
+	6,  // 12: sworn.admin.v1.Admin.RotateCA:input_type -> sworn.admin.v1.RotateCARequest
+	8,  // 13: sworn.admin.v1.Admin.Attest:input_type -> sworn.admin.v1.AttestRequest
+	10, // 14: sworn.admin.v1.Admin.SetFederatedBundle:input_type -> sworn.admin.v1.SetFederatedBundleRequest
+	12, // 15: sworn.admin.v1.Admin.GetBundles:input_type -> sworn.admin.v1.GetBundlesRequest
+	1,  // 16: sworn.admin.v1.Admin.GetStatus:output_type -> sworn.admin.v1.GetStatusResponse
+	5,  // 17: sworn.admin.v1.Admin.RotateSVIDs:output_type -> sworn.admin.v1.RotateSVIDsResponse
+	7,  // 18: sworn.admin.v1.Admin.RotateCA:output_type -> sworn.admin.v1.RotateCAResponse
+	9,  // 19: sworn.admin.v1.Admin.Attest:output_type -> sworn.admin.v1.AttestResponse
+	11, // 20: sworn.admin.v1.Admin.SetFederatedBundle:output_type -> sworn.admin.v1.SetFederatedBundleResponse
+	13, // 21: sworn.admin.v1.Admin.GetBundles:output_type -> sworn.admin.v1.GetBundlesResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_admin_proto_init() }
@@ -862,7 +1020,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

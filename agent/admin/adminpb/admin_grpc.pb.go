@@ -27,6 +27,7 @@ const (
 	Admin_RotateCA_FullMethodName           = "/sworn.admin.v1.Admin/RotateCA"
 	Admin_Attest_FullMethodName             = "/sworn.admin.v1.Admin/Attest"
 	Admin_SetFederatedBundle_FullMethodName = "/sworn.admin.v1.Admin/SetFederatedBundle"
+	Admin_GetBundles_FullMethodName         = "/sworn.admin.v1.Admin/GetBundles"
 )
 
 // AdminClient is the client API for Admin service.
@@ -48,6 +49,11 @@ type AdminClient interface {
 	// bundle JSON or PEM), kept in the data dir across restarts, e.g. to
 	// bootstrap an https_spiffe endpoint. Fetches replace it later.
 	SetFederatedBundle(ctx context.Context, in *SetFederatedBundleRequest, opts ...grpc.CallOption) (*SetFederatedBundleResponse, error)
+	// GetBundles returns every trust domain's bundle (the agent's own and the
+	// federated ones) as SPIFFE bundle JSON, exactly as the bundle endpoint
+	// serves its own: X.509 and JWT authorities, spiffe_sequence and
+	// spiffe_refresh_hint. The Workload API carries neither of the last two.
+	GetBundles(ctx context.Context, in *GetBundlesRequest, opts ...grpc.CallOption) (*GetBundlesResponse, error)
 }
 
 type adminClient struct {
@@ -108,6 +114,16 @@ func (c *adminClient) SetFederatedBundle(ctx context.Context, in *SetFederatedBu
 	return out, nil
 }
 
+func (c *adminClient) GetBundles(ctx context.Context, in *GetBundlesRequest, opts ...grpc.CallOption) (*GetBundlesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBundlesResponse)
+	err := c.cc.Invoke(ctx, Admin_GetBundles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -127,6 +143,11 @@ type AdminServer interface {
 	// bundle JSON or PEM), kept in the data dir across restarts, e.g. to
 	// bootstrap an https_spiffe endpoint. Fetches replace it later.
 	SetFederatedBundle(context.Context, *SetFederatedBundleRequest) (*SetFederatedBundleResponse, error)
+	// GetBundles returns every trust domain's bundle (the agent's own and the
+	// federated ones) as SPIFFE bundle JSON, exactly as the bundle endpoint
+	// serves its own: X.509 and JWT authorities, spiffe_sequence and
+	// spiffe_refresh_hint. The Workload API carries neither of the last two.
+	GetBundles(context.Context, *GetBundlesRequest) (*GetBundlesResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -151,6 +172,9 @@ func (UnimplementedAdminServer) Attest(context.Context, *AttestRequest) (*Attest
 }
 func (UnimplementedAdminServer) SetFederatedBundle(context.Context, *SetFederatedBundleRequest) (*SetFederatedBundleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SetFederatedBundle not implemented")
+}
+func (UnimplementedAdminServer) GetBundles(context.Context, *GetBundlesRequest) (*GetBundlesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetBundles not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -263,6 +287,24 @@ func _Admin_SetFederatedBundle_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_GetBundles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBundlesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).GetBundles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_GetBundles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).GetBundles(ctx, req.(*GetBundlesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -289,6 +331,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetFederatedBundle",
 			Handler:    _Admin_SetFederatedBundle_Handler,
+		},
+		{
+			MethodName: "GetBundles",
+			Handler:    _Admin_GetBundles_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

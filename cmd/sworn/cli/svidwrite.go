@@ -247,6 +247,7 @@ func (w *svidWriter) OnX509ContextUpdate(c *workloadapi.X509Context) {
 	case w.pidFile != "" && !first:
 		// The first write is the files the process has not read yet: it
 		// starts with them, so only later rotations are signalled.
+		fmt.Fprintf(w.out, "signalling the process in %s with %v\n", w.pidFile, w.sig)
 		if err := signalPIDFile(w.pidFile, w.sig); err != nil {
 			fmt.Fprintln(w.out, "error signalling:", err)
 		}

@@ -7,16 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
-	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/sworn-id/sworn/agent/admin/adminpb"
+	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/trust"
 )
 
@@ -56,9 +62,7 @@ func newSVIDCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := &svidWatcher{opts: wo, out: cmd.OutOrStdout(), errs: make(chan error, 1)}
 			err := workloadapi.WatchX509Context(cmd.Context(), w, wo.clientOption())
-			if cmd.Context().Err() != nil {
-				// SIGINT or SIGTERM: go-spiffe reports the cancelled stream
-				// as a gRPC Canceled status, which is a clean stop here.
+			if errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return err
@@ -147,9 +151,11 @@ func (o *svidOptions) emit(w io.Writer, c *workloadapi.X509Context) error {
 
 type bundleOptions struct {
 	workloadFlags
-	format    string
-	jwt       bool
-	federated bool
+	adminSocket string
+	format      string
+	jwt         bool
+	federated   bool
+	output      outputFormat
 }
 
 func newBundleCommand() *cobra.Command {
@@ -157,68 +163,190 @@ func newBundleCommand() *cobra.Command {
 	o := &bundleOptions{}
 	show := &cobra.Command{
 		Use:   "show",
-		Short: "Print the X.509 trust bundles (PEM, or SPIFFE bundle JSON)",
-		Args:  cobra.NoArgs,
+		Short: "Print the trust bundles (PEM, SPIFFE bundle JSON, or -o json)",
+		Long: `Print the trust bundles the agent serves: its own trust domain's and the
+federated ones' (only those with --federated).
+
+  --format pem (default)  the X.509 authorities as PEM, each trust domain under
+                          a "# spiffe://<trust domain>" line; from the Workload
+                          API (--socket), as a workload sees them.
+  --jwt                   the JWT authorities (JWKS) instead; Workload API.
+  --format spiffe         one SPIFFE bundle JSON document per line per trust
+                          domain (sorted by name): X.509 and JWT authorities,
+                          spiffe_sequence and spiffe_refresh_hint, the document
+                          the agent's bundle endpoint serves. The Workload API
+                          carries no sequence, so this reads the admin socket
+                          (--admin-socket) and needs root, the agent's uid or
+                          admin_uid.
+  -o json                 for scripts, from the Workload API: a JSON array,
+                          one object per trust domain, sorted by name:
+    [{"trust_domain": "example.org",
+      "x509_authorities": ["-----BEGIN CERTIFICATE-----\n..."],
+      "jwt_authorities": [{"kid": "...", "jwk": {"kty": "EC", "use": "jwt-svid", ...}}]}]
+                          jwt_authorities is sorted by kid and is [] when the
+                          trust domain has none; fields are only ever added.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.format != "pem" && o.format != "spiffe" {
-				return fmt.Errorf("--format %q: want pem or spiffe", o.format)
+			if err := o.validate(); err != nil {
+				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
-			if o.jwt {
-				set, err := workloadapi.FetchJWTBundles(ctx, o.clientOption())
-				if err != nil {
-					return fmt.Errorf("bundle show from %s: %w", o.address(), err)
-				}
-				for _, b := range set.Bundles() {
-					data, err := b.Marshal()
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "# %s\n%s\n", b.TrustDomain().IDString(), data)
-				}
-				return nil
+			switch {
+			case o.format == "spiffe":
+				return o.showSPIFFE(cmd)
+			case o.output == jsonOutput:
+				return o.showJSON(ctx, cmd.OutOrStdout())
+			case o.jwt:
+				return o.showJWKS(ctx, cmd.OutOrStdout())
 			}
-			if o.federated {
-				// The X509-SVID response says which bundles are foreign.
-				x, err := workloadapi.FetchX509Context(ctx, o.clientOption())
-				if err != nil {
-					return fmt.Errorf("bundle show from %s: %w", o.address(), err)
-				}
-				own := x.DefaultSVID().ID.TrustDomain()
-				foreign := x509bundle.NewSet()
-				for _, b := range x.Bundles.Bundles() {
-					if b.TrustDomain() != own {
-						foreign.Add(b)
-					}
-				}
-				return printBundles(cmd.OutOrStdout(), foreign, o.format)
-			}
-			set, err := workloadapi.FetchX509Bundles(ctx, o.clientOption())
+			set, err := o.x509Bundles(ctx)
 			if err != nil {
-				return fmt.Errorf("bundle show from %s: %w", o.address(), err)
+				return err
 			}
-			return printBundles(cmd.OutOrStdout(), set, o.format)
+			return printBundles(cmd.OutOrStdout(), set)
 		},
 	}
 	o.add(show)
-	show.Flags().StringVar(&o.format, "format", "pem", "pem or spiffe")
+	show.Flags().StringVar(&o.format, "format", "pem", "pem or spiffe (spiffe reads the admin socket)")
+	show.Flags().StringVar(&o.adminSocket, "admin-socket", config.DefaultAdminSocketPath, "the agent's admin socket, for --format spiffe")
 	show.Flags().BoolVar(&o.jwt, "jwt", false, "show the JWT bundles (JWKS) instead")
 	show.Flags().BoolVar(&o.federated, "federated", false, "show only federated (foreign) trust domains' bundles")
+	addOutputFlag(show, &o.output)
 	cmd.AddCommand(show, newBundleFetchCommand(), newBundleSetCommand())
 	return cmd
 }
 
-func printBundles(w io.Writer, set *x509bundle.Set, format string) error {
-	for _, b := range set.Bundles() {
-		if format == "spiffe" {
-			data, err := spiffebundle.FromX509Bundle(b).Marshal()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "%s\n", data)
-			continue
+// validate refuses combinations that would silently drop a flag.
+func (o *bundleOptions) validate() error {
+	switch {
+	case o.format != "pem" && o.format != "spiffe":
+		return fmt.Errorf("--format %q: want pem or spiffe", o.format)
+	case o.format == "spiffe" && o.jwt:
+		return errors.New("--format spiffe already holds the JWT authorities; drop --jwt")
+	case o.format == "spiffe" && o.output == jsonOutput:
+		return errors.New("--format spiffe is already JSON; give --format spiffe or -o json, not both")
+	case o.jwt && o.output == jsonOutput:
+		return errors.New("-o json already holds the JWT authorities; drop --jwt")
+	}
+	return nil
+}
+
+// showSPIFFE prints each trust domain's SPIFFE bundle as the agent's bundle
+// endpoint serves it, from the admin API: only it knows the sequence number
+// and refresh hint.
+func (o *bundleOptions) showSPIFFE(cmd *cobra.Command) error {
+	a := adminFlags{socket: o.adminSocket, timeout: o.timeout}
+	return a.call(cmd, func(ctx context.Context, c adminpb.AdminClient) error {
+		resp, err := c.GetBundles(ctx, &adminpb.GetBundlesRequest{})
+		if err != nil {
+			return fmt.Errorf("bundle show from %s: %w", o.adminSocket, err)
 		}
+		for _, b := range resp.GetBundles() {
+			if o.federated && b.GetTrustDomain() == resp.GetTrustDomain() {
+				continue
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b.GetSpiffeBundle())
+		}
+		return nil
+	})
+}
+
+func (o *bundleOptions) showJWKS(ctx context.Context, w io.Writer) error {
+	set, err := o.jwtBundles(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range set.Bundles() {
+		data, err := b.Marshal()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "# %s\n%s\n", b.TrustDomain().IDString(), data)
+	}
+	return nil
+}
+
+// x509Bundles fetches the X.509 bundles, only the foreign ones with
+// --federated.
+func (o *bundleOptions) x509Bundles(ctx context.Context) (*x509bundle.Set, error) {
+	if !o.federated {
+		set, err := workloadapi.FetchX509Bundles(ctx, o.clientOption())
+		if err != nil {
+			return nil, fmt.Errorf("bundle show from %s: %w", o.address(), err)
+		}
+		return set, nil
+	}
+	// The X509-SVID response says which bundles are foreign.
+	x, err := workloadapi.FetchX509Context(ctx, o.clientOption())
+	if err != nil {
+		return nil, fmt.Errorf("bundle show from %s: %w", o.address(), err)
+	}
+	own := x.DefaultSVID().ID.TrustDomain()
+	foreign := x509bundle.NewSet()
+	for _, b := range x.Bundles.Bundles() {
+		if b.TrustDomain() != own {
+			foreign.Add(b)
+		}
+	}
+	return foreign, nil
+}
+
+func (o *bundleOptions) jwtBundles(ctx context.Context) (*jwtbundle.Set, error) {
+	set, err := workloadapi.FetchJWTBundles(ctx, o.clientOption())
+	if err != nil {
+		return nil, fmt.Errorf("bundle show from %s: %w", o.address(), err)
+	}
+	return set, nil
+}
+
+// bundleView is one trust domain in `bundle show -o json`; the shape is
+// documented in the command's help.
+type bundleView struct {
+	TrustDomain     string         `json:"trust_domain"`
+	X509Authorities []string       `json:"x509_authorities"`
+	JWTAuthorities  []jwtAuthority `json:"jwt_authorities"`
+}
+
+type jwtAuthority struct {
+	KeyID string          `json:"kid"`
+	JWK   jose.JSONWebKey `json:"jwk"`
+}
+
+// showJSON prints every X.509 bundle with the JWT keys of its trust
+// domain. A trust domain with JWT keys but no X.509 bundle is not shown:
+// a workload could not authenticate it over mTLS either.
+func (o *bundleOptions) showJSON(ctx context.Context, w io.Writer) error {
+	x, err := o.x509Bundles(ctx)
+	if err != nil {
+		return err
+	}
+	j, err := o.jwtBundles(ctx)
+	if err != nil {
+		return err
+	}
+	views := []bundleView{}
+	for _, b := range x.Bundles() {
+		v := bundleView{TrustDomain: b.TrustDomain().Name(), X509Authorities: []string{}, JWTAuthorities: []jwtAuthority{}}
+		for _, c := range b.X509Authorities() {
+			v.X509Authorities = append(v.X509Authorities, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
+		}
+		if jb, ok := j.Get(b.TrustDomain()); ok {
+			keys := jb.JWTAuthorities()
+			for _, kid := range slices.Sorted(maps.Keys(keys)) {
+				v.JWTAuthorities = append(v.JWTAuthorities, jwtAuthority{KeyID: kid, JWK: jose.JSONWebKey{Key: keys[kid], KeyID: kid, Use: "jwt-svid"}})
+			}
+		}
+		views = append(views, v)
+	}
+	slices.SortFunc(views, func(a, b bundleView) int { return strings.Compare(a.TrustDomain, b.TrustDomain) })
+	return writeJSON(w, views)
+}
+
+// printBundles prints each bundle's X.509 authorities as PEM under a
+// "# spiffe://<trust domain>" line.
+func printBundles(w io.Writer, set *x509bundle.Set) error {
+	for _, b := range set.Bundles() {
 		fmt.Fprintf(w, "# %s\n", b.TrustDomain().IDString())
 		for _, c := range b.X509Authorities() {
 			if err := pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}); err != nil {
