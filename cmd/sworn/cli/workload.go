@@ -62,7 +62,9 @@ func newSVIDCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := &svidWatcher{opts: wo, out: cmd.OutOrStdout(), errs: make(chan error, 1)}
 			err := workloadapi.WatchX509Context(cmd.Context(), w, wo.clientOption())
-			if errors.Is(err, context.Canceled) {
+			if cmd.Context().Err() != nil {
+				// SIGINT or SIGTERM: go-spiffe reports the cancelled stream
+				// as a gRPC Canceled status, which is a clean stop here.
 				return nil
 			}
 			return err
