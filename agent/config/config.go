@@ -210,13 +210,13 @@ func Load(path string) (*Config, error) {
 // line), so the same file always gets the same message.
 func Parse(name string, data []byte) (*Config, error) {
 	var c Config
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, decodeError(name, &root, err)
 	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root)
 	c.SetDefaults()
 	if errs := withEmptyBundleFiles(c.validate(), &root); len(errs) > 0 {
 		return nil, fmt.Errorf("config: %s", strings.Join(atLines(name, &root, errs), "\n  "))

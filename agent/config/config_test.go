@@ -22,17 +22,53 @@ var loadErrorTests = []struct {
 	{
 		name: "unknown key",
 		yaml: "trust_domain: example.org\nsvid:\n  tll: 1h\n",
-		want: []string{"line 3: field tll not found"},
+		want: []string{":3: svid.tll: unknown field; check its spelling"},
+		not:  []string{"config.", "not found in type"},
 	},
 	{
 		name: "wrong type",
 		yaml: "trust_domain: example.org\nrotation:\n  max_concurrent: many\n",
-		want: []string{"line 3: cannot unmarshal !!str `many` into int"},
+		want: []string{`:3: rotation.max_concurrent: want a number, got the string "many"`},
+		not:  []string{"unmarshal", "!!str"},
 	},
 	{
 		name: "bad duration",
 		yaml: "trust_domain: example.org\nsvid:\n  ttl: fast\n",
-		want: []string{"line 3: cannot unmarshal !!str `fast` into time.Duration"},
+		want: []string{`:3: svid.ttl: want a duration such as 90s, 30m or 1h, got the string "fast"`},
+		not:  []string{"time.Duration"},
+	},
+	{
+		name: "a list where a mapping's field wants a duration",
+		yaml: "trust_domain: example.org\nsvid:\n  ttl: [1h]\n",
+		want: []string{":3: svid.ttl: want a duration such as 90s, 30m or 1h, got a list"},
+	},
+	{
+		name: "a number where the rules go",
+		yaml: "trust_domain: example.org\nrules: 5\n",
+		want: []string{`:2: rules: want a list, got the number "5"`},
+		not:  []string{"config.Rule"},
+	},
+	{
+		name: "a misspelt field in the second rule",
+		yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n  - spiffe_id: spiffe://example.org/b\n    selectorz: [unix:uid:0]\n",
+		want: []string{":5: rules[1].selectorz: unknown field"},
+	},
+	{
+		name: "a mapping where selectors are a list",
+		yaml: "trust_domain: example.org\nrules:\n  - spiffe_id: spiffe://example.org/a\n    selectors: {unix: uid}\n",
+		want: []string{":4: rules[0].selectors: want a list, got a mapping"},
+	},
+	{
+		name: "bad indentation",
+		yaml: "trust_domain: example.org\n  bad: indent\n",
+		want: []string{":2: mapping values are not allowed in this context"},
+		not:  []string{"yaml: line"},
+	},
+	{
+		name: "a port out of range",
+		yaml: "trust_domain: example.org\nhealth_addr: 127.0.0.1:99999\n",
+		want: []string{":2: health_addr: port 99999 is out of range: ports go from 0 to 65535"},
+		not:  []string{"not a number"},
 	},
 	{
 		name: "bad trust domain",
@@ -97,12 +133,12 @@ var loadErrorTests = []struct {
 	{
 		name: "a backend's runtime field is not a key of the file",
 		yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    trust_domain: other.org\n",
-		want: []string{"line 5: field trust_domain not found"},
+		want: []string{":5: ca.vault.trust_domain: unknown field"},
 	},
 	{
 		name: "the local CA's directory is not a key of the file",
 		yaml: "trust_domain: example.org\nca:\n  local:\n    dir: /tmp/ca\n",
-		want: []string{"line 4: field dir not found"},
+		want: []string{":4: ca.local.dir: unknown field"},
 	},
 	{
 		name: "trust domain as a rule's ID",

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 
 	"github.com/sworn-id/sworn/internal/field"
@@ -46,9 +45,7 @@ func (o OIDC) validate(c *Config) field.List {
 	case o.Listen != "" && o.Socket != "":
 		errs.Add(errors.New("set listen or socket, not both"), "socket")
 	case o.Listen != "":
-		if _, _, err := net.SplitHostPort(o.Listen); err != nil {
-			errs.Add(err, "listen")
-		}
+		errs.Add(field.HostPort(o.Listen), "listen")
 		if o.CertFile == "" {
 			errs.Add(errors.New("is required with listen"), "cert_file")
 		}

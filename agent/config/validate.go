@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -47,11 +46,7 @@ func (c *Config) validatePaths() field.List {
 		errs.Add(errors.New("must differ from socket_path"), "admin_socket_path")
 	}
 	errs.Add(field.Absolute(c.DataDir), "data_dir")
-	if _, port, err := net.SplitHostPort(c.HealthAddr); err != nil {
-		errs.Add(err, "health_addr")
-	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		errs.Add(fmt.Errorf("port %q is not a number", port), "health_addr")
-	}
+	errs.Add(field.HostPort(c.HealthAddr), "health_addr")
 	errs.Add(field.OneOf(c.Log.Level, "debug", "info", "warn", "error"), "log", "level")
 	errs.Add(field.OneOf(c.Log.Format, "text", "json"), "log", "format")
 	return errs
@@ -122,9 +117,7 @@ func (k Kubernetes) validate() field.List {
 func (f *Federation) validate() field.List {
 	var errs field.List
 	if e := f.BundleEndpoint; e.Listen != "" {
-		if _, _, err := net.SplitHostPort(e.Listen); err != nil {
-			errs.Add(err, "bundle_endpoint", "listen")
-		}
+		errs.Add(field.HostPort(e.Listen), "bundle_endpoint", "listen")
 		errs.Add(field.OneOf(e.Profile, "https_spiffe", "https_web"), "bundle_endpoint", "profile")
 		if e.Profile == "https_web" && (e.CertFile == "" || e.KeyFile == "") {
 			errs.Add(errors.New("https_web needs cert_file and key_file"), "bundle_endpoint", "profile")

@@ -2,6 +2,7 @@ package field
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -139,4 +140,21 @@ func HTTP(s string) error {
 func isURL(s string, schemes ...string) bool {
 	u, err := url.Parse(s)
 	return err == nil && slices.Contains(schemes, u.Scheme) && u.Host != ""
+}
+
+// HostPort requires host:port with a port from 0 to 65535 (0: any free
+// port); the host may be empty (every address).
+func HostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err // "address nohost: missing port in address"
+	}
+	n, err := strconv.ParseUint(port, 10, 64)
+	switch {
+	case err != nil:
+		return fmt.Errorf("port %q is not a number", port)
+	case n > 65535:
+		return fmt.Errorf("port %d is out of range: ports go from 0 to 65535", n)
+	}
+	return nil
 }
