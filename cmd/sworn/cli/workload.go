@@ -176,7 +176,9 @@ federated ones' (only those with --federated).
   --format spiffe         one SPIFFE bundle JSON document per line per trust
                           domain (sorted by name): X.509 and JWT authorities,
                           spiffe_sequence and spiffe_refresh_hint, the document
-                          the agent's bundle endpoint serves. The Workload API
+                          the agent's bundle endpoint serves (a federated
+                          domain's carries this agent's sequence and hint,
+                          not its own endpoint's). The Workload API
                           carries no sequence, so this reads the admin socket
                           (--admin-socket) and needs root, the agent's uid or
                           admin_uid.
