@@ -44,6 +44,7 @@ type Config struct {
 	DataDir         string     `yaml:"data_dir"`
 	HealthAddr      string     `yaml:"health_addr"`
 	Log             Log        `yaml:"log"`
+	Debug           Debug      `yaml:"debug"`
 	SVID            SVID       `yaml:"svid"`
 	Rotation        Rotation   `yaml:"rotation"`
 	CA              CA         `yaml:"ca"`
@@ -138,6 +139,15 @@ func (k Kubernetes) WantsDefaultIdentity() bool {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text, json
+}
+
+// Debug turns on what helps diagnose the agent and is off by default.
+type Debug struct {
+	// PProf serves Go's profiles at /debug/pprof/ on health_addr. They
+	// show where the agent spends time and memory, never key material,
+	// but a CPU profile costs CPU while it runs: keep health_addr on
+	// loopback.
+	PProf bool `yaml:"pprof"`
 }
 
 // SVID configures issued X.509-SVIDs.

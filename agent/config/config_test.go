@@ -349,3 +349,24 @@ func TestSDSNames(t *testing.T) {
 		})
 	}
 }
+
+func TestPProfNeedsALoopbackHealthAddress(t *testing.T) {
+	tests := []struct {
+		name, addr string
+		wantErr    bool
+	}{
+		{name: "IPv4 loopback", addr: "127.0.0.1:8088"},
+		{name: "IPv6 loopback", addr: "[::1]:8088"},
+		{name: "localhost", addr: "localhost:8088"},
+		{name: "every address", addr: ":8088", wantErr: true},
+		{name: "a node address", addr: "10.0.0.5:8088", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("agent.yaml", []byte("trust_domain: example.org\nhealth_addr: \""+tt.addr+"\"\ndebug:\n  pprof: true\n"))
+			if tt.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "agent.yaml:4: debug.pprof: needs health_addr on loopback")) {
+				t.Fatalf("health_addr %s with pprof: %v", tt.addr, err)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,9 @@ func (c *Config) validatePaths() field.List {
 	}
 	errs.Add(field.Absolute(c.DataDir), "data_dir")
 	errs.Add(field.HostPort(c.HealthAddr), "health_addr")
+	if c.Debug.PProf && !loopback(c.HealthAddr) {
+		errs.Add(errors.New("needs health_addr on loopback (127.0.0.1, ::1 or localhost): profiles are for whoever can log in to the node"), "debug", "pprof")
+	}
 	errs.Add(field.OneOf(c.Log.Level, "debug", "info", "warn", "error"), "log", "level")
 	errs.Add(field.OneOf(c.Log.Format, "text", "json"), "log", "format")
 	return errs
@@ -219,4 +223,17 @@ func (s SDS) validate() field.List {
 		}
 	}
 	return errs
+}
+
+// loopback reports whether addr's host is a loopback address or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

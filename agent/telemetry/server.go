@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,6 +29,9 @@ type Server struct {
 	// IdleTimeout closes a kept-alive connection that sends no new
 	// request; 0 means 30 s.
 	IdleTimeout time.Duration
+	// PProf serves Go's profiles at /debug/pprof/ (debug.pprof). A CPU
+	// profile must ask for fewer seconds than the 30 s write timeout.
+	PProf bool
 }
 
 // DefaultMaxConns is enough for probes and scrapes many times over.
@@ -47,6 +51,13 @@ func (s *Server) Handler() http.Handler {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{Registry: s.Metrics.Registry}))
+	if s.PProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -28,6 +28,7 @@ type agentOptions struct {
 	dataDir     string
 	healthAddr  string
 	logLevel    string
+	logFormat   string
 }
 
 func newAgentCommand() *cobra.Command {
@@ -54,6 +55,38 @@ SIGHUP reloads the rules from the config file; SIGTERM drains and exits 0.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "directory for the CA and other state (default "+config.DefaultDataDir+")")
 	f.StringVar(&o.healthAddr, "health-addr", "", "localhost address for /live, /ready and /metrics (default "+config.DefaultHealthAddr+")")
 	f.StringVar(&o.logLevel, "log-level", "", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "", "text or json (default: the config's log.format, else text)")
+	cmd.AddCommand(newAgentValidateCommand())
+	return cmd
+}
+
+func newAgentValidateCommand() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "validate --config FILE",
+		Short: "Check a configuration file without starting the agent",
+		Long: `Read and check the agent's configuration as the agent would at start and on
+SIGHUP, without starting anything, as spire-agent validate does: every problem
+is reported with file:line: field. Warnings (what the file allows but almost
+surely does not mean) are printed too; they do not fail the check.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return errors.New("--config FILE is required")
+			}
+			cfg, err := config.Load(file)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for _, warn := range cfg.Warnings() {
+				fmt.Fprintln(w, "warning:", warn)
+			}
+			_, err = fmt.Fprintf(w, "%s is valid: trust domain %s, CA %s, %d rule(s)\n", file, cfg.TrustDomain, cfg.CA.Type, len(cfg.Rules))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&file, "config", "", "the configuration file to check")
 	return cmd
 }
 
@@ -97,6 +130,7 @@ func (o *agentOptions) load() (*config.Config, error) {
 	}
 	override(&cfg.HealthAddr, o.healthAddr)
 	override(&cfg.Log.Level, o.logLevel)
+	override(&cfg.Log.Format, o.logFormat)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,7 @@ func NewCommand(ctx context.Context) *cobra.Command {
 		newOIDCCommand(),
 		newVersionCommand(),
 	)
+	addHints(root)
 	return root
 }
 
