@@ -104,13 +104,14 @@ func (p *Proxy) httpHandler(transport http.RoundTripper) http.Handler {
 	return p.authorizeHTTP(rp)
 }
 
-// targetTransport is the transport HTTP mode forwards over: the default
-// one for a TCP target, one that dials the socket for a unix: target.
+// targetTransport is the transport HTTP mode forwards over: every request
+// goes to the configured target and nowhere else. It never takes a proxy
+// from HTTP_PROXY/HTTPS_PROXY (the default transport does, for any target
+// but loopback), which would hand each request, its verified
+// X-Forwarded-Client-Cert included, to whoever set the environment.
 func (p *Proxy) targetTransport() http.RoundTripper {
-	if p.network != "unix" {
-		return nil
-	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
 	t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return p.dialTarget(ctx) }
 	return t
 }
