@@ -19,7 +19,7 @@ run: ## run the agent on the embedded CA (--dev)
 	$(GO) run ./cmd/sworn agent --dev
 
 KUBE_BINS := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kubectl
-TEST_BINS := $(BIN)/vault $(KUBE_BINS) $(BIN)/step-ca $(BIN)/nginx-ok
+TEST_BINS := $(BIN)/vault $(KUBE_BINS) $(BIN)/step-ca $(BIN)/nginx-ok $(BIN)/helm-render
 
 .PHONY: test
 test: $(TEST_BINS) ## run every test with the race detector (builds Vault and the Kubernetes control plane once)
@@ -121,6 +121,15 @@ $(BIN)/kube-apiserver $(BIN)/kubectl: $(BIN)/%: $(KUBE_MOD)/apiserver/go.mod $(K
 	@mkdir -p $(BIN)
 	cd $(KUBE_MOD)/apiserver && $(GO) build -o ../../../../$(BIN)/$*.tmp k8s.io/kubernetes/cmd/$*
 	mv $(BIN)/$*.tmp $@
+
+# The Helm chart's tests render it with the Helm SDK; helm-render is its own
+# module so Helm's dependency graph never enters ours.
+HELM_RENDER := deploy/helm/render
+
+$(BIN)/helm-render: $(HELM_RENDER)/go.mod $(HELM_RENDER)/go.sum $(HELM_RENDER)/main.go
+	@mkdir -p $(BIN)
+	cd $(HELM_RENDER) && $(GO) build -o ../../../$(BIN)/helm-render.tmp .
+	mv $(BIN)/helm-render.tmp $@
 
 .PHONY: stepca
 stepca: $(BIN)/step-ca ## build the pinned smallstep step-ca used by the step-ca tests

@@ -43,15 +43,29 @@ func kustomize(t *testing.T, c *k8stest.Cluster, dir string) string {
 	return kubectl(t, c, "", "kustomize", filepath.Join("..", "deploy", "kubernetes", dir))
 }
 
+// TestManifestsPassServerSideDryRun builds the kustomize base and every
+// overlay, loads each one's agent config as the agent would, checks the
+// agent tolerates every taint and the CSI overlays carry the driver, and
+// has the API server accept every object.
 func TestManifestsPassServerSideDryRun(t *testing.T) {
 	c := k8stest.Start(t)
 	kubectl(t, c, "", "create", "namespace", "sworn")
-	for _, dir := range []string{"base", "overlays/vault", "overlays/istio"} {
-		t.Run(dir, func(t *testing.T) {
-			out := kubectl(t, c, kustomize(t, c, dir), "apply", "--dry-run=server", "-f", "-")
-			if !strings.Contains(out, "daemonset.apps/sworn-agent created (server dry run)") {
-				t.Fatalf("dry run:\n%s", out)
+	for _, tc := range []struct {
+		dir string
+		csi bool
+	}{{"base", false}, {"overlays/vault", false}, {"overlays/csi", true}, {"overlays/istio", true}} {
+		t.Run(tc.dir, func(t *testing.T) {
+			out := kustomize(t, c, tc.dir)
+			objs := manifests(t, out)
+			checkAgentConfig(t, objs)
+			ds := find(t, objs, "DaemonSet", "sworn-agent").Spec.Template.Spec
+			if len(ds.Tolerations) != 1 || len(ds.Tolerations[0]) != 1 || ds.Tolerations[0]["operator"] != "Exists" {
+				t.Errorf("tolerations %v, want [{operator: Exists}]", ds.Tolerations)
 			}
+			if tc.csi {
+				checkCSIDriver(t, objs, "spiffe-csi-driver", "/run/sworn")
+			}
+			dryRun(t, c, out, objs)
 		})
 	}
 	workload, err := os.ReadFile("../deploy/kubernetes/examples/workload.yaml")
