@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -151,7 +152,10 @@ func (a *Agent) runBundleEndpoint(ctx context.Context, run func(string, func() e
 	if err != nil {
 		return fmt.Errorf("agent: bundle endpoint: %w", err)
 	}
-	srv := &http.Server{Handler: handler, TLSConfig: tlsCfg, ReadHeaderTimeout: 5 * time.Second}
+	// Failed handshakes (scanners, peers with the wrong roots) go to the
+	// structured log at debug, not to the standard logger's stderr.
+	srv := &http.Server{Handler: handler, TLSConfig: tlsCfg, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.log.With("component", "bundle-endpoint").Handler(), slog.LevelDebug)}
 	run("bundle endpoint", func() error {
 		go func() {
 			<-ctx.Done()

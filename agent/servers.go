@@ -94,7 +94,7 @@ type servers struct {
 }
 
 func (a *Agent) newServers() *servers {
-	s := &servers{done: make(chan struct{}), tel: &telemetry.Server{Metrics: a.metrics, Ready: a.readiness, PProf: a.cfg.Debug.PProf}}
+	s := &servers{done: make(chan struct{}), tel: &telemetry.Server{Metrics: a.metrics, Ready: a.readiness, PProf: a.cfg.Debug.PProf, Log: a.log.With("component", "health")}}
 	s.workload, s.health = a.newWorkloadServer(s.done)
 	s.admin = a.newAdminServer()
 	return s

@@ -62,11 +62,11 @@ func Start(tb testing.TB, cfg *config.Config) *Agent {
 	return StartLogging(tb, cfg, io.Discard)
 }
 
-// StartLogging is Start with the agent's log (text, info and above)
+// StartLogging is Start with the agent's log (text, debug and above)
 // written to w, for tests of what the agent logs.
 func StartLogging(tb testing.TB, cfg *config.Config, w io.Writer) *Agent {
 	tb.Helper()
-	a, err := agent.New(cfg, slog.New(slog.NewTextHandler(w, nil)))
+	a, err := agent.New(cfg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		tb.Fatalf("agent.New: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -32,6 +33,9 @@ type Server struct {
 	// PProf serves Go's profiles at /debug/pprof/ (debug.pprof). A CPU
 	// profile must ask for fewer seconds than the 30 s write timeout.
 	PProf bool
+	// Log receives net/http's errors (a client that hangs up, a bad
+	// request line) at debug; nil discards them.
+	Log *slog.Logger
 }
 
 // DefaultMaxConns is enough for probes and scrapes many times over.
@@ -72,7 +76,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	l = netutil.LimitListener(l, maxConns)
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: idle, MaxHeaderBytes: 16 << 10}
+		WriteTimeout: 30 * time.Second, IdleTimeout: idle, MaxHeaderBytes: 16 << 10,
+		ErrorLog: slog.NewLogLogger(s.logHandler(), slog.LevelDebug)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -86,4 +91,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	<-done
 	return nil
+}
+
+func (s *Server) logHandler() slog.Handler {
+	if s.Log == nil {
+		return slog.DiscardHandler
+	}
+	return s.Log.Handler()
 }
