@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -15,7 +16,8 @@ import (
 // good, for the readiness probe: ready means every configured file was
 // written and what it holds has not expired.
 type writeStatus struct {
-	now func() time.Time
+	now                     func() time.Time
+	svidName, jwtBundleName string // for naming them when they are not ready
 
 	mu        sync.Mutex
 	x509      *time.Time           // nil: not configured; zero: not yet written
@@ -24,7 +26,7 @@ type writeStatus struct {
 }
 
 func newWriteStatus(p *writePlan, now func() time.Time) *writeStatus {
-	s := &writeStatus{now: now, jwtSVIDs: map[string]time.Time{}}
+	s := &writeStatus{now: now, svidName: p.svidName, jwtBundleName: p.jwtBundleName, jwtSVIDs: map[string]time.Time{}}
 	if p.x509() {
 		s.x509 = &time.Time{}
 	}
@@ -55,44 +57,50 @@ func (s *writeStatus) jwtSVIDWritten(file string, until time.Time) {
 	s.jwtSVIDs[file] = until
 }
 
-// healthView is the probes' JSON body.
+// healthView is the probes' JSON body. NotReady names each file that keeps
+// /ready at 503 and why, so an operator reading a failed probe knows which
+// file to look at.
 type healthView struct {
 	Status    string            `json:"status"`
 	X509      string            `json:"x509,omitempty"`
 	JWTBundle string            `json:"jwt_bundle,omitempty"`
 	JWTSVIDs  map[string]string `json:"jwt_svids,omitempty"`
+	NotReady  []string          `json:"not_ready,omitempty"`
 }
 
-// view says, per file, "current", "unwritten" or "expired".
+// view says, per file, "current", "unwritten" or "expired"; ready is
+// NotReady being empty.
 func (s *writeStatus) view() (healthView, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now, ready := s.now(), true
-	state := func(until time.Time) string {
+	now := s.now()
+	v := healthView{JWTSVIDs: map[string]string{}}
+	state := func(file string, until time.Time) string {
 		switch {
 		case until.IsZero():
-			ready = false
+			v.NotReady = append(v.NotReady, file+": not written yet")
 			return "unwritten"
 		case !now.Before(until):
-			ready = false
+			v.NotReady = append(v.NotReady, fmt.Sprintf("%s: expired at %s", file, until.UTC().Format(time.RFC3339)))
 			return "expired"
 		}
 		return "current"
 	}
-	v := healthView{JWTSVIDs: map[string]string{}}
 	if s.x509 != nil {
-		v.X509 = state(*s.x509)
+		v.X509 = state(s.svidName, *s.x509)
 	}
 	if s.jwtBundle != nil {
 		v.JWTBundle = "current"
 		if !*s.jwtBundle {
-			v.JWTBundle, ready = "unwritten", false
+			v.JWTBundle = "unwritten"
+			v.NotReady = append(v.NotReady, s.jwtBundleName+": not written yet")
 		}
 	}
 	for f, until := range s.jwtSVIDs {
-		v.JWTSVIDs[f] = state(until)
+		v.JWTSVIDs[f] = state(f, until)
 	}
-	return v, ready
+	slices.Sort(v.NotReady)
+	return v, len(v.NotReady) == 0
 }
 
 // serveHealth answers liveness (the process is up) at live and readiness
