@@ -1,15 +1,12 @@
 package cli_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/sworn-id/sworn/cmd/sworn/cli"
 	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
@@ -43,27 +40,13 @@ func TestAgentValidateChecksAFileWithoutStarting(t *testing.T) {
 
 func TestAgentLogFormatFlag(t *testing.T) {
 	dir := testutil.ShortTempDir(t, "logf")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := cli.NewCommand(ctx)
-	var out testutil.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs([]string{"agent", "--dev", "--log-format", "json", "--health-addr", "127.0.0.1:0",
-		"--socket", filepath.Join(dir, "w.sock"), "--admin-socket", filepath.Join(dir, "a.sock"), "--data-dir", filepath.Join(dir, "data")})
-	done := make(chan error, 1)
-	go func() { done <- cmd.Execute() }()
-	testutil.Eventually(t, "the agent to log that it serves", func() bool { return strings.Contains(out.String(), "serving") })
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("agent: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("agent did not stop")
+	agent := clitest.Start(t, "agent", "--dev", "--log-format", "json", "--health-addr", "127.0.0.1:0",
+		"--socket", filepath.Join(dir, "w.sock"), "--admin-socket", filepath.Join(dir, "a.sock"), "--data-dir", filepath.Join(dir, "data"))
+	testutil.Eventually(t, "the agent to log that it serves", func() bool { return strings.Contains(agent.Output(), "serving") })
+	if err := agent.Stop(t); err != nil {
+		t.Fatalf("agent: %v", err)
 	}
-	for line := range strings.Lines(strings.TrimSpace(out.String())) {
+	for line := range strings.Lines(strings.TrimSpace(agent.Output())) {
 		var v map[string]any
 		if err := json.Unmarshal([]byte(line), &v); err != nil || v["msg"] == nil {
 			t.Fatalf("--log-format json wrote a line that is not a JSON record: %q", line)

@@ -18,7 +18,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
 	"github.com/sworn-id/sworn/agent/agenttest"
-	"github.com/sworn-id/sworn/cmd/sworn/cli"
 	"github.com/sworn-id/sworn/cmd/sworn/cli/clitest"
 	"github.com/sworn-id/sworn/internal/testutil"
 )
@@ -83,16 +82,8 @@ func TestOIDCCommandServesTheAgentsJWTBundleAndKeepsItWhileTheAgentIsAway(t *tes
 	td := cfg.TrustDomainID()
 	sock := filepath.Join(testutil.ShortTempDir(t, "oidc"), "oidc.sock")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := cli.NewCommand(ctx)
-	var out testutil.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs([]string{"oidc", "--issuer", "https://oidc.example.org", "--trust-domain", td.Name(),
-		"--listen-socket", sock, "--socket", cfg.SocketPath})
-	done := make(chan error, 1)
-	go func() { done <- cmd.Execute() }()
+	oidcCmd := clitest.Start(t, "oidc", "--issuer", "https://oidc.example.org", "--trust-domain", td.Name(),
+		"--listen-socket", sock, "--socket", cfg.SocketPath)
 
 	// Before the agent runs: retry later, never an empty key set.
 	testutil.Eventually(t, "sworn oidc to listen", func() bool { code, _ := unixGet(t, sock, "/keys"); return code != 0 })
@@ -121,19 +112,13 @@ func TestOIDCCommandServesTheAgentsJWTBundleAndKeepsItWhileTheAgentIsAway(t *tes
 	if err := a.Stop(t); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, "sworn oidc to see the agent gone", func() bool { return strings.Contains(out.String(), "serving the last bundles received") })
+	testutil.Eventually(t, "sworn oidc to see the agent gone", func() bool { return strings.Contains(oidcCmd.Output(), "serving the last bundles received") })
 	if got := servedKIDs(t, sock); !slices.Equal(got, rotated) {
 		t.Fatalf("with the agent away /keys serves %v, want the last keys %v", got, rotated)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("sworn oidc on SIGTERM: %v, want a clean exit", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("sworn oidc did not stop")
+	if err := oidcCmd.Stop(t); err != nil {
+		t.Fatalf("sworn oidc on SIGTERM: %v, want a clean exit", err)
 	}
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left behind: %v", err)

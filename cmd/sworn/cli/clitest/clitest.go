@@ -8,8 +8,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sworn-id/sworn/cmd/sworn/cli"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // Run runs `sworn args...` and returns what it printed; a command that
@@ -43,4 +45,47 @@ func execute(args []string) (string, error) {
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	return out.String(), err
+}
+
+// Running is a long-running command (agent, oidc, proxy, svid watch)
+// started by Start.
+type Running struct {
+	out    testutil.Buffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs `sworn args...` in the background until Stop or the end of
+// the test, as SIGINT would end it.
+func Start(tb testing.TB, args ...string) *Running {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Running{cancel: cancel, done: make(chan error, 1)}
+	cmd := cli.NewCommand(ctx)
+	cmd.SetOut(&r.out)
+	cmd.SetErr(&r.out)
+	cmd.SetArgs(args)
+	go func() { r.done <- cmd.Execute() }()
+	tb.Cleanup(func() { _ = r.Stop(tb) })
+	return r
+}
+
+// Output is what the command printed so far, stdout and stderr together.
+func (r *Running) Output() string { return r.out.String() }
+
+// Stop ends the command as SIGINT would and returns its error; a command
+// that does not stop within 30 s fails the test.
+func (r *Running) Stop(tb testing.TB) error {
+	tb.Helper()
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if ok {
+			close(r.done)
+		}
+		return err
+	case <-time.After(30 * time.Second):
+		tb.Fatal("the command did not stop within 30s of its context's end")
+		return nil
+	}
 }
