@@ -10,4 +10,8 @@
 //   - The socket has exactly the requested mode (and owner, if asked)
 //     before Listen returns, and closing the listener does not unlink it:
 //     the caller removes it when it is done, after a clean stop.
+//   - The mode and owner are set on the socket Listen created, never
+//     through a link: if the path was replaced after bind (by someone who
+//     can write the directory), Listen fails and leaves what is there as it
+//     is, so a root process is never made to chmod or chown another file.
 package unixsock

@@ -25,18 +25,16 @@ func Listen(path string, mode fs.FileMode, owner *uint32) (*net.UnixListener, er
 		return nil, fmt.Errorf("unixsock: listen on %s: %w", path, err)
 	}
 	l.SetUnlinkOnClose(false)
-	if err := os.Chmod(path, mode); err != nil {
+	afterBind(path)
+	if err := setModeOwner(path, mode, owner); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("unixsock: chmod %s: %w", path, err)
-	}
-	if owner != nil {
-		if err := os.Chown(path, int(*owner), -1); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("unixsock: chown %s to uid %d: %w", path, *owner, err)
-		}
+		return nil, err
 	}
 	return l, nil
 }
+
+// afterBind lets a test act between bind and chmod, where a swap would land.
+var afterBind = func(string) {}
 
 // removeStale removes a socket left at path by a process that is gone; it
 // refuses a file that is not a socket, and a socket someone still serves.
