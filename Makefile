@@ -140,6 +140,26 @@ $(BIN)/step-ca: deploy/stepca/server/go.mod deploy/stepca/server/go.sum
 	cd deploy/stepca/server && CGO_ENABLED=0 $(GO) build -o ../../../$(BIN)/step-ca.tmp github.com/smallstep/certificates/cmd/step-ca
 	mv $(BIN)/step-ca.tmp $@
 
+# The release image: built by deploy/image (its own module, so
+# go-containerregistry stays out of go.mod) without a Docker daemon, as one
+# OCI image index for linux/amd64 and linux/arm64 written as an OCI layout.
+# VERSION stamps a release; left empty it is the tag at HEAD, else a Go
+# pseudo-version of HEAD. The CA certificates in the image are the build
+# machine's, from Debian's ca-certificates. docs/install.md says how to push it.
+VERSION   ?=
+IMAGE_DIR ?= dist/image
+
+.PHONY: image
+image: ## build the container image (linux/amd64 and linux/arm64, static, non-root) as an OCI layout in dist/image, without Docker
+	@[ -s /etc/ssl/certs/ca-certificates.crt ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates)
+	cd deploy/image && $(GO) run . -out $(abspath $(IMAGE_DIR)) $(if $(VERSION),-version $(VERSION))
+
+.PHONY: release-check
+release-check: ## build the image into a temporary directory and test it: both platforms, entrypoint, user, labels, the binary's version
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	$(MAKE) --no-print-directory image IMAGE_DIR="$$d/image" && \
+	cd deploy/image && SWORN_IMAGE_LAYOUT="$$d/image" $(GO) test -count=1 ./...
+
 .PHONY: tidy
 tidy: ## go mod tidy
 	$(GO) mod tidy
