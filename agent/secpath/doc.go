@@ -23,5 +23,7 @@
 //
 // Unreachable reports a directory on a path that other users cannot
 // traverse, which makes a socket in it unusable to them; MkdirAll creates
-// directories with the exact mode asked for, whatever the umask.
+// directories with the exact mode asked for, whatever the umask, setting
+// it on the directory it made: a link put in its place meanwhile makes it
+// fail, its target untouched.
 package secpath

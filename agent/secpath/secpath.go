@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // CheckTree checks root, the directories above it and everything beneath
@@ -178,11 +179,23 @@ func MkdirAll(path string, perm fs.FileMode) error {
 		}
 		return fmt.Errorf("secpath: %w", err)
 	}
-	if err := os.Chmod(path, perm); err != nil {
+	afterMkdir(path)
+	// Chmod the directory made, not what path names now: whoever can write
+	// the parent may have put a link there since, and chmod by path (as
+	// root) would change the link's target.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("secpath: %s changed after it was created: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("secpath: %w", err)
 	}
 	return nil
 }
+
+// afterMkdir lets a test act between mkdir and chmod, where a swap would land.
+var afterMkdir = func(string) {}
 
 // PrivateDir makes sure path is a directory that only uid can use, for
 // sockets that must not be replaced by anyone else: it creates it 0700
