@@ -255,7 +255,14 @@ func (w *svidWriter) OnX509ContextUpdate(c *workloadapi.X509Context) {
 }
 
 func (w *svidWriter) OnX509ContextWatchError(err error) {
-	if !errors.Is(err, context.Canceled) && status.Code(err) != codes.Canceled {
+	if !streamCancelled(err) {
 		fmt.Fprintln(w.out, "watch error (retrying):", err)
 	}
+}
+
+// streamCancelled says err is the end of a stream we cancelled (SIGINT,
+// SIGTERM, or another watch giving up): go-spiffe hands it to the watcher
+// as a gRPC Canceled status before it returns, and nothing is retried.
+func streamCancelled(err error) bool {
+	return errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -91,7 +90,7 @@ func (b jwtBundleWatcher) OnJWTBundlesUpdate(set *jwtbundle.Set) {
 }
 
 func (b jwtBundleWatcher) OnJWTBundlesWatchError(err error) {
-	if !errors.Is(err, context.Canceled) {
+	if !streamCancelled(err) {
 		fmt.Fprintln(b.w.out, "JWT bundle watch error (retrying):", err)
 	}
 }

@@ -60,7 +60,7 @@ func newSVIDCommand() *cobra.Command {
 		Short: "Print the X.509-SVIDs every time the agent pushes new ones, until interrupted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w := &svidWatcher{opts: wo, out: cmd.OutOrStdout(), errs: make(chan error, 1)}
+			w := &svidWatcher{ctx: cmd.Context(), opts: wo, out: cmd.OutOrStdout(), errs: make(chan error, 1)}
 			err := workloadapi.WatchX509Context(cmd.Context(), w, wo.clientOption())
 			if cmd.Context().Err() != nil {
 				// SIGINT or SIGTERM: go-spiffe reports the cancelled stream
@@ -79,6 +79,7 @@ func newSVIDCommand() *cobra.Command {
 }
 
 type svidWatcher struct {
+	ctx  context.Context // the command's: once done, a stream error is our own cancel
 	opts *svidOptions
 	out  io.Writer
 	errs chan error
@@ -91,6 +92,11 @@ func (w *svidWatcher) OnX509ContextUpdate(c *workloadapi.X509Context) {
 }
 
 func (w *svidWatcher) OnX509ContextWatchError(err error) {
+	if w.ctx.Err() != nil {
+		// SIGINT or SIGTERM: go-spiffe reports the stream it cancelled
+		// here before WatchX509Context returns; nothing is retried.
+		return
+	}
 	fmt.Fprintln(w.out, "watch error (retrying):", err)
 }
 
