@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
@@ -73,6 +74,11 @@ func prepareDir(dir string) error {
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
 		return fmt.Errorf("svid write: directory %s is writable by group or others (mode %#o); use one only its owner can write, e.g. a subdirectory sworn creates (%s)",
 			dir, perm, filepath.Join(dir, "svid"))
+	}
+	// Its owner may write it whatever the mode: a directory someone else
+	// made first (a cert_dir in /tmp) lets them swap the bundle for theirs.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("svid write: directory %s is owned by uid %d, who could replace what is written there; use one owned by uid %d or root", dir, st.Uid, os.Geteuid())
 	}
 	return nil
 }
