@@ -89,6 +89,10 @@ func TestOutputFlagRefusesUnknownFormats(t *testing.T) {
 		{"rotate", "svids", "--all", "-o", "xml"},
 		{"jwt", "fetch", "--audience", "a", "-o", "tsv"},
 		{"debug", "attest", "--pid", "1", "-o", "Json"},
+		{"svid", "fetch", "-o", "yaml"},
+		{"svid", "watch", "-o", "yaml"},
+		{"bundle", "show", "-o", "yaml"},
+		{"version", "-o", "yaml"},
 	} {
 		err := clitest.Fail(t, args...)
 		if !strings.Contains(err.Error(), "want text or json") {

@@ -29,7 +29,7 @@ import (
 type svidOptions struct {
 	workloadFlags
 	write  string
-	output string
+	output outputFormat
 }
 
 func newSVIDCommand() *cobra.Command {
@@ -52,7 +52,7 @@ func newSVIDCommand() *cobra.Command {
 	}
 	fo.add(fetch)
 	fetch.Flags().StringVar(&fo.write, "write", "", "also write svid.pem, svid_key.pem (0600) and bundle.pem into this directory")
-	fetch.Flags().StringVarP(&fo.output, "output", "o", "text", "text or json (never includes the private key)")
+	addOutputFlag(fetch, &fo.output) // json never includes the private key
 
 	wo := &svidOptions{}
 	watch := &cobra.Command{
@@ -72,7 +72,7 @@ func newSVIDCommand() *cobra.Command {
 	}
 	wo.add(watch)
 	watch.Flags().StringVar(&wo.write, "write", "", "also write svid.pem, svid_key.pem (0600) and bundle.pem into this directory on every update")
-	watch.Flags().StringVarP(&wo.output, "output", "o", "text", "text or json (never includes the private key)")
+	addOutputFlag(watch, &wo.output)
 
 	cmd.AddCommand(fetch, watch, newSVIDWriteCommand())
 	return cmd
@@ -133,7 +133,7 @@ func (o *svidOptions) emit(w io.Writer, c *workloadapi.X509Context) error {
 			NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, DNSNames: leaf.DNSNames, Issuer: leaf.Issuer.String(),
 		}
 	}
-	if o.output == "json" {
+	if o.output == jsonOutput {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(views)
