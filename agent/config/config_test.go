@@ -121,6 +121,11 @@ var loadErrorTests = []struct {
 		want: []string{":5: ca.vault.address: \"vault:8200\" is not an http(s) URL", ":7: ca.vault.auth.token_file: \"token\" is not an absolute path"},
 	},
 	{
+		name: "vault HA addresses, one not a URL",
+		yaml: "trust_domain: example.org\nca:\n  type: vault\n  vault:\n    addresses:\n      - https://vault-0:8200\n      - vault-1:8200\n    auth:\n      token_file: /t\n",
+		want: []string{":7: ca.vault.addresses[1]: \"vault-1:8200\" is not an http(s) URL"},
+	},
+	{
 		name: "stepca plain http, no root pin, relative password file",
 		yaml: "trust_domain: example.org\nca:\n  type: stepca\n  stepca:\n    url: http://ca\n    provisioner: p\n    provisioner_password_file: p\n",
 		want: []string{":4: ca.stepca.root_fingerprint: give exactly one of root_fingerprint and root_file", ":5: ca.stepca.url: \"http://ca\" is not an https URL", ":7: ca.stepca.provisioner_password_file: \"p\" is not an absolute path"},

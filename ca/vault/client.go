@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -21,7 +22,12 @@ type client struct {
 	cfg *Config
 	api *api.Client
 
+	// addrs are the configured nodes (none: api's address, VAULT_ADDR);
+	// at indexes the one calls go to.
+	addrs []string
+
 	mu     sync.Mutex
+	at     int
 	secret *api.Secret // of the last login; nil for a plain token
 	logins int
 	// relogged is closed when a new login replaces the token.
@@ -33,8 +39,12 @@ func newClient(cfg *Config) (*client, error) {
 	if vc.Error != nil {
 		return nil, fmt.Errorf("vault ca: %w", vc.Error)
 	}
+	addrs := cfg.Addresses
 	if cfg.Address != "" {
-		vc.Address = cfg.Address
+		addrs = []string{cfg.Address}
+	}
+	if len(addrs) > 0 {
+		vc.Address = addrs[0]
 	}
 	// The agent has its own backoff; the client's retries would only hide
 	// an outage and multiply load when Vault comes back.
@@ -54,14 +64,33 @@ func newClient(cfg *Config) (*client, error) {
 	if cfg.Namespace != "" {
 		c.SetNamespace(cfg.Namespace)
 	}
-	return &client{cfg: cfg, api: c, relogged: make(chan struct{})}, nil
+	return &client{cfg: cfg, api: c, addrs: addrs, relogged: make(chan struct{})}, nil
 }
 
 // login obtains a token with the configured method.
 func (c *client) login(ctx context.Context) error {
 	a := c.cfg.Auth
 	var secret *api.Secret
-	var err error
+	err := c.failover(func() (err error) {
+		secret, err = c.authenticate(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("vault ca: login (%s): %w", a.Method, classifyLogin(err))
+	}
+	c.mu.Lock()
+	c.secret = secret
+	c.logins++
+	close(c.relogged)
+	c.relogged = make(chan struct{})
+	c.mu.Unlock()
+	c.cfg.Logger.Info("logged in to Vault", "method", a.Method)
+	return nil
+}
+
+// authenticate logs in once, at the current address.
+func (c *client) authenticate(ctx context.Context) (secret *api.Secret, err error) {
+	a := c.cfg.Auth
 	switch a.Method {
 	case AuthToken:
 		token := os.Getenv("VAULT_TOKEN")
@@ -76,8 +105,14 @@ func (c *client) login(ctx context.Context) error {
 		if err == nil {
 			c.api.SetToken(token)
 			// A renewable token comes back as a Secret the LifetimeWatcher
-			// can keep alive; a root or non-renewable one does not.
-			secret, _ = c.api.Auth().Token().RenewSelfWithContext(ctx, 0)
+			// can keep alive; a root or non-renewable one does not. Only a
+			// node that cannot be reached fails the login, so that the
+			// next address gets the renewal.
+			var rerr error
+			secret, rerr = c.api.Auth().Token().RenewSelfWithContext(ctx, 0)
+			if unreachable(rerr) {
+				err = rerr
+			}
 		}
 	case AuthAppRole:
 		var m *approle.AppRoleAuth
@@ -96,17 +131,7 @@ func (c *client) login(ctx context.Context) error {
 	default:
 		err = fmt.Errorf("unknown auth method %q", a.Method)
 	}
-	if err != nil {
-		return fmt.Errorf("vault ca: login (%s): %w", a.Method, classifyLogin(err))
-	}
-	c.mu.Lock()
-	c.secret = secret
-	c.logins++
-	close(c.relogged)
-	c.relogged = make(chan struct{})
-	c.mu.Unlock()
-	c.cfg.Logger.Info("logged in to Vault", "method", a.Method)
-	return nil
+	return secret, err
 }
 
 func (c *client) loginJWT(ctx context.Context) (*api.Secret, error) {
@@ -148,12 +173,17 @@ func (c *client) Logins() int {
 // retried call, is a refusal (ca.ErrRefused): a single 403 is the normal
 // sign of an expired token.
 func (c *client) do(ctx context.Context, call func(*api.Logical) (*api.Secret, error)) (*api.Secret, error) {
-	s, err := call(c.api.Logical())
+	var s *api.Secret
+	once := func() (err error) {
+		s, err = call(c.api.Logical())
+		return err
+	}
+	err := c.failover(once)
 	if statusOf(err) == http.StatusForbidden {
 		if lerr := c.login(ctx); lerr != nil {
 			return nil, lerr
 		}
-		s, err = call(c.api.Logical())
+		err = c.failover(once)
 	}
 	if err != nil {
 		return nil, classify(err)
@@ -171,6 +201,46 @@ func (c *client) list(ctx context.Context, path string) (*api.Secret, error) {
 
 func (c *client) write(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {
 	return c.do(ctx, func(l *api.Logical) (*api.Secret, error) { return l.WriteWithContext(ctx, path, data) })
+}
+
+// failover runs call at the current address and, each time it cannot
+// connect, moves on to the next configured address and runs it again,
+// trying each address at most once. The address that answered stays
+// current for later calls. Only a failed connection moves on: a request
+// that reached a node may have been carried out, and a node's own error
+// (sealed, no leader yet) is an outage for the caller's backoff.
+func (c *client) failover(call func() error) error {
+	for tried := 1; ; tried++ {
+		c.mu.Lock()
+		at := c.at
+		c.mu.Unlock()
+		err := call()
+		if tried >= len(c.addrs) || !unreachable(err) {
+			return err
+		}
+		c.moveOn(at, err)
+	}
+}
+
+// moveOn makes the address after addrs[from] current, unless a concurrent
+// call has already moved away from it.
+func (c *client) moveOn(from int, cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at != from {
+		return
+	}
+	c.at = (from + 1) % len(c.addrs)
+	// Validate has checked every address, so SetAddress cannot fail.
+	_ = c.api.SetAddress(c.addrs[c.at])
+	c.cfg.Logger.Warn("cannot connect to Vault; trying the next address", "failed", c.addrs[from], "next", c.addrs[c.at], "error", cause)
+}
+
+// unreachable reports whether err is a failure to connect: the request
+// never reached Vault.
+func unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func statusOf(err error) int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -56,6 +57,11 @@ const (
 type Config struct {
 	// Address of Vault; empty means VAULT_ADDR.
 	Address string `yaml:"address"`
+	// Addresses, instead of Address, lists the nodes of a Vault HA
+	// cluster. Calls go to one node; when it cannot be connected to they
+	// go to the next, and stay there. Any unsealed node will do: a standby
+	// forwards requests to the active node.
+	Addresses []string `yaml:"addresses"`
 	// CACertFile verifies Vault's TLS certificate; empty means VAULT_CACERT
 	// or the system roots.
 	CACertFile string `yaml:"ca_cert_file"`
@@ -122,15 +128,23 @@ func (c *Config) setDefaults() {
 
 // Validate reports every problem with the configuration as New would use
 // it (unset fields take their defaults), as a field.List whose paths are
-// the YAML keys under ca.vault, in a fixed order. An empty Address or
-// token file is accepted only if VAULT_ADDR or VAULT_TOKEN is set.
+// the YAML keys under ca.vault, in a fixed order. An empty Address (with
+// no Addresses) or token file is accepted only if VAULT_ADDR or
+// VAULT_TOKEN is set.
 func (c *Config) Validate() error {
 	d := *c
 	d.ApplyDefaults()
 	var errs field.List
-	if d.Address == "" && os.Getenv("VAULT_ADDR") == "" {
+	switch {
+	case d.Address != "" && len(d.Addresses) > 0:
+		errs.Add(errors.New("set address or addresses, not both"), "addresses")
+	case len(d.Addresses) > 0:
+		for i, a := range d.Addresses {
+			errs.Add(field.HTTP(a), "addresses", strconv.Itoa(i))
+		}
+	case d.Address == "" && os.Getenv("VAULT_ADDR") == "":
 		errs.Add(errors.New("is required (or set VAULT_ADDR)"), "address")
-	} else if d.Address != "" {
+	case d.Address != "":
 		errs.Add(field.HTTP(d.Address), "address")
 	}
 	errs.Add(field.OneOf(d.Mode, ModeSign, ModeIntermediate), "mode")

@@ -31,6 +31,16 @@ var configErrorTests = []struct {
 			"intermediate_ttl: 30m0s is out of range [1h0m0s, 168h0m0s]"},
 	},
 	{
+		name: "address and addresses",
+		cfg:  vault.Config{Address: "https://v", Addresses: []string{"https://v0"}, Auth: vault.Auth{TokenFile: "/t"}},
+		want: []string{"addresses: set address or addresses, not both"},
+	},
+	{
+		name: "one of the addresses not a URL",
+		cfg:  vault.Config{Addresses: []string{"https://v0:8200", "v1:8200"}, Auth: vault.Auth{TokenFile: "/t"}},
+		want: []string{`addresses[1]: "v1:8200" is not an http(s) URL`},
+	},
+	{
 		name: "approle without its credentials",
 		cfg:  vault.Config{Address: "http://v:8200", Auth: vault.Auth{Method: vault.AuthAppRole}},
 		want: []string{"auth.role_id: is required for approle auth", "auth.secret_id_file: is required for approle auth"},

@@ -53,6 +53,14 @@
 // does not allow the call). A single 403 is not a refusal: it is how an
 // expired or revoked token shows, and it triggers the re-login.
 //
+// An HA cluster is reached through a load balancer (address) or through
+// its nodes (addresses): calls go to one node, and a failed connection
+// moves them to the next, where they stay. Only a failed connection moves
+// on, never a request that reached a node: that may have been carried
+// out. A standby forwards requests to the active node; one that has lost
+// the active node answers with an error (ca.ErrUnavailable) or redirects
+// to it, until Raft elects a new leader.
+//
 // Config is also the agent's ca.vault section: its YAML keys, its defaults
 // (ApplyDefaults) and its one Validate, which New calls too and which names
 // each bad field by its key, live here and nowhere else.

@@ -2,6 +2,10 @@
 // on loopback for tests, and a TCP proxy in front of it that a test can cut
 // to simulate Vault becoming unreachable while it keeps its state.
 //
+// StartCluster runs a Vault HA cluster instead: n `vault server` processes
+// with integrated storage (Raft), initialised with one unseal key, joined
+// and unsealed, whose nodes a test can kill (SIGKILL) and restart.
+//
 // The Vault binary is the one `make vault` builds into .bin/vault (pinned
 // in deploy/vault/server/go.mod); SWORN_VAULT_BIN overrides it. A missing
 // binary fails the test rather than skipping it.
