@@ -57,7 +57,7 @@ func Listen(addr string, mode fs.FileMode) (net.Listener, error) {
 		return l, nil
 	}
 	if address == "" {
-		return nil, fmt.Errorf("proxy: %q: no socket path after unix:", addr)
+		return nil, fmt.Errorf("proxy: %q: no socket path after the unix: prefix", addr)
 	}
 	l, err := unixsock.Listen(address, mode, nil)
 	if err != nil {
