@@ -113,7 +113,8 @@ func TestSigningRidesThroughAVaultLeaderFailover(t *testing.T) {
 	addrs := cl.Addrs()
 	// The active node first: the agent's calls go to it until it dies.
 	addrs[0], addrs[active] = addrs[active], addrs[0]
-	c := newCA(t, vault.Config{Addresses: addrs, Auth: vault.Auth{TokenFile: tokenFile(t, agentToken(t, standby))}})
+	token := agentToken(t, standby)
+	c := newCA(t, vault.Config{Addresses: addrs, Auth: vault.Auth{TokenFile: tokenFile(t, token)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = c.Run(ctx) }()
@@ -140,6 +141,13 @@ func TestSigningRidesThroughAVaultLeaderFailover(t *testing.T) {
 	}
 	if n := c.Logins(); n != 1 {
 		t.Errorf("%d logins, want 1: the agent's token should keep working on the new active node", n)
+	}
+	// The killed node comes back from its own data, rejoins as a standby
+	// and serves the same token.
+	cl.Restart(t, active)
+	back := newCA(t, vault.Config{Address: cl.Nodes[active].Addr, Auth: vault.Auth{TokenFile: tokenFile(t, token)}})
+	if err := signWithin(t, back, 5*time.Second); err != nil {
+		t.Errorf("sign through the restarted node: %v", err)
 	}
 	t.Logf("failover gap (SIGKILL of the active node to the first SVID signed after it): %v; %d of %d calls (4 loops without backoff) failed as outages; new active node: %s",
 		resumed.Sub(killed).Round(time.Millisecond), failed, len(calls), cl.Nodes[cl.Active(t)].ID)

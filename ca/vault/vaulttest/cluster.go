@@ -238,9 +238,8 @@ func (c *Cluster) Logs() string {
 	return s
 }
 
-// WaitReady waits until every running node is unsealed, the raft
-// configuration lists every node as a voter, and one running node is
-// active.
+// WaitReady waits until every running node is unsealed and knows the
+// active node, and the raft configuration lists every node as a voter.
 func (c *Cluster) WaitReady(tb testing.TB) {
 	tb.Helper()
 	var why error
@@ -266,6 +265,12 @@ func (c *Cluster) ready() error {
 		h, err := c.health(i)
 		if err != nil || h.Sealed {
 			return fmt.Errorf("%s: sealed or not answering: %v", n.ID, err)
+		}
+		// A standby that does not know the active node yet answers 500
+		// "active cluster node not found" instead of forwarding.
+		l, err := c.client(i, "").Sys().Leader()
+		if err != nil || l.LeaderAddress != c.Nodes[active].Addr {
+			return fmt.Errorf("%s: does not know the active node %s yet: %v, %v", n.ID, c.Nodes[active].ID, l, err)
 		}
 	}
 	s, err := c.Client(active).Logical().Read("sys/storage/raft/configuration")
