@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/vault"
 	"github.com/sworn-id/sworn/ca/vault/vaulttest"
+	"github.com/sworn-id/sworn/internal/testutil"
 )
 
 // signWithin signs with a deadline, so that a call stuck on a node that
@@ -64,4 +66,24 @@ func TestAddressesFailOverToTheNextNodeAndStayThere(t *testing.T) {
 	if n := c.Logins(); n != 1 {
 		t.Fatalf("%d logins, want 1: a failed connection is not a reason to log in again", n)
 	}
+}
+
+// A renewable token's login renewal goes to the next node too: without
+// it the agent would hold a token nobody renews, and lose it at its TTL.
+func TestTokenIsKeptAliveThroughTheNextAddress(t *testing.T) {
+	srv, _ := setup(t, vault.SetupOptions{})
+	down := vaulttest.NewProxy(t, srv.Addr)
+	down.Down()
+	s, err := srv.Client.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{vault.DefaultPolicy}, TTL: "3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	c := newCA(t, vault.Config{Addresses: []string{down.Addr, srv.Addr}, Auth: vault.Auth{TokenFile: tokenFile(t, s.Auth.ClientToken)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = c.Run(ctx) }()
+	testutil.EventuallyWithin(t, 15*time.Second, "a signed SVID twice the token's TTL after it was created", func() bool {
+		return signWithin(t, c, 2*time.Second) == nil && time.Since(created) > 6*time.Second
+	})
 }
