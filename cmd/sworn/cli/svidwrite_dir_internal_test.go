@@ -32,3 +32,26 @@ func TestPrepareDirRefusesADirectoryAnotherUserOwns(t *testing.T) {
 		t.Fatalf("prepareDir(a directory it creates) = %v", err)
 	}
 }
+
+// renameio.WriteFile copies the mode of the file it replaces over the one
+// asked for: a key file left 0644 (by an older run with --unsafe-key-mode,
+// or by hand) made every new key 0644 too, though svid write checked 0600.
+func TestWriteFileGivesExactlyTheModeAskedWhateverTheOldFileHad(t *testing.T) {
+	dir := testutil.ShortTempDir(t, "wf")
+	if err := os.WriteFile(filepath.Join(dir, "svid_key.pem"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "svid_key.pem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(dir, "svid_key.pem", []byte("new key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "svid_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the new key file is %v, want 0600 (the old file was 0644)", fi.Mode().Perm())
+	}
+}

@@ -84,9 +84,21 @@ func prepareDir(dir string) error {
 }
 
 // writeFile replaces dir/name by atomic rename with exactly mode (no umask:
-// the mode is what was asked for, and it was checked), staged in dir.
+// the mode is what was asked for, and it was checked), staged in dir. Not
+// renameio.WriteFile: it gives the new file the mode of the one it
+// replaces, so a key file once 0644 would stay 0644 with every new key.
 func writeFile(dir, name string, data []byte, mode fs.FileMode) error {
-	err := renameio.WriteFile(filepath.Join(dir, name), data, mode, renameio.WithTempDir(dir), renameio.WithStaticPermissions(mode))
+	err := func() error {
+		f, err := renameio.NewPendingFile(filepath.Join(dir, name), renameio.WithTempDir(dir), renameio.WithPermissions(mode), renameio.WithStaticPermissions(mode))
+		if err != nil {
+			return err
+		}
+		defer f.Cleanup()
+		if _, err := f.Write(data); err != nil {
+			return err
+		}
+		return f.CloseAtomicallyReplace()
+	}()
 	if err != nil {
 		return fmt.Errorf("svid write: write %s: %w", name, err)
 	}
