@@ -7,7 +7,7 @@
 // workloadapi.X509Source and a Guard, so a rotated SVID or bundle, or a new
 // policy, applies from the next handshake without touching open
 // connections. WriteSVIDFiles writes an SVID and bundle to disk
-// atomically.
+// atomically, the key exactly 0600 whatever the file it replaces was.
 //
 // HTTP rules are matched against CanonicalPath of the request target, never
 // the raw path: a target with dot segments (raw, escaped or as "..;"),
