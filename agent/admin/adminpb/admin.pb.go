@@ -825,7 +825,9 @@ func (x *GetBundlesResponse) GetBundles() []*TrustDomainBundle {
 type TrustDomainBundle struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	TrustDomain string                 `protobuf:"bytes,1,opt,name=trust_domain,json=trustDomain,proto3" json:"trust_domain,omitempty"`
-	// SPIFFE bundle JSON, byte for byte what the bundle endpoint would serve.
+	// SPIFFE bundle JSON, the document the bundle endpoint would serve for
+	// this trust domain at this moment (go-spiffe writes JWT keys in map
+	// order, so with several the order may differ between two answers).
 	SpiffeBundle  []byte `protobuf:"bytes,2,opt,name=spiffe_bundle,json=spiffeBundle,proto3" json:"spiffe_bundle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
