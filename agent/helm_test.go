@@ -304,6 +304,13 @@ func helmCases(t *testing.T) []helmCase {
 					t.Errorf("vault config %+v", c.CA.Vault)
 				}
 			}},
+		{name: "vault HA nodes", caType: "vault",
+			args: []string{"--set", "ca.backend=vault,ca.vault.addresses={https://vault-0.vault:8200,https://vault-1.vault:8200,https://vault-2.vault:8200}"},
+			check: func(t *testing.T, _ []manifest, c *config.Config) {
+				if a := c.CA.Vault.Addresses; len(a) != 3 || a[2] != "https://vault-2.vault:8200" || c.CA.Vault.Address != "" {
+					t.Errorf("vault addresses %v, address %q; want the three nodes and no address", a, c.CA.Vault.Address)
+				}
+			}},
 		{name: "stepca", caType: "stepca",
 			args: []string{"--set", "ca.backend=stepca,ca.stepca.url=https://ca.example.org:9000,ca.stepca.rootFingerprint=" + fingerprint +
 				",ca.stepca.provisioner=sworn,ca.stepca.passwordSecret=sworn-stepca"},
@@ -409,6 +416,7 @@ func TestHelmChartRefusesBadValues(t *testing.T) {
 	}{
 		{name: "unknown backend", set: "ca.backend=nosuch", want: []string{"ca/backend", "local", "vault", "stepca"}},
 		{name: "vault without address", set: "ca.backend=vault", want: []string{"ca/vault", "address"}},
+		{name: "vault with address and addresses", set: "ca.backend=vault,ca.vault.address=https://lb:8200,ca.vault.addresses={https://n1:8200}", want: []string{"ca/vault"}},
 		{name: "stepca with two roots", set: "ca.backend=stepca,ca.stepca.url=https://ca:9000,ca.stepca.provisioner=p,ca.stepca.passwordSecret=s," +
 			"ca.stepca.rootFingerprint=" + strings.Repeat("0", 64) + ",ca.stepca.rootCert=-----BEGIN CERTIFICATE-----",
 			want: []string{"give exactly one of rootFingerprint and rootCert"}},

@@ -49,7 +49,14 @@ type: {{ $b }}
 {{- if eq $b "vault" }}
 {{- $v := .Values.ca.vault }}
 vault:
-  address: {{ required "ca.vault.address is required with backend vault" $v.address | quote }}
+  {{- if $v.addresses }}
+  addresses:
+    {{- range $v.addresses }}
+    - {{ . | quote }}
+    {{- end }}
+  {{- else }}
+  address: {{ required "ca.vault.address (or ca.vault.addresses) is required with backend vault" $v.address | quote }}
+  {{- end }}
   {{- if $v.caCert }}
   ca_cert_file: /etc/sworn/vault-ca.pem
   {{- end }}
