@@ -18,7 +18,12 @@
 //     now, most urgent first: keys due at the same instant go in order of
 //     their credential's expiry;
 //   - a key is never renewed twice concurrently; Force on a key that is
-//     being renewed renews it once more afterwards.
+//     being renewed renews it once more afterwards;
+//   - Spread (Force paced over a window, for a re-issue of every key after a
+//     CA change) renews the keys most urgent first, evenly window/n apart
+//     from a random phase, so agents that re-issue together interleave; no
+//     key waits past half its credential's remaining life, and one with
+//     little left goes at once.
 //
 // Time comes from an injected clock so tests drive it deterministically. The
 // package imports nothing else of sworn's.

@@ -79,3 +79,19 @@ func (b Backoff) Delay(attempt int, remaining time.Duration, r float64) time.Dur
 	}
 	return d/2 + time.Duration(r*float64(d/2))
 }
+
+// SpreadDelay is how long after now the i-th (from 0) of n forced renewals
+// waits when they are spread over window instead of sent at once: slot
+// (i+phase)/n of the window, so the n renewals come evenly paced, window/n
+// apart, and agents that draw different phases interleave rather than
+// collide. The window is cut, for this credential, to half of left (what
+// remains of its life), so a spread renewal always leaves the credential
+// at least half its remaining life for retries; one with little left goes
+// at once. phase is uniform in [0,1); window <= 0 means no spread.
+func SpreadDelay(window, left time.Duration, i, n int, phase float64) time.Duration {
+	window = min(window, left/2)
+	if window <= 0 || n <= 0 {
+		return 0
+	}
+	return time.Duration((float64(i) + phase) / float64(n) * float64(window))
+}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,30 +106,53 @@ func (s *Scheduler) Untrack(key string) {
 
 // Force renews the given keys now, or all tracked keys if none are given.
 // Unknown keys are ignored; the number of keys scheduled is returned.
-func (s *Scheduler) Force(keys ...string) int {
+func (s *Scheduler) Force(keys ...string) int { return s.Spread(0, keys...) }
+
+// Spread is Force paced over window: the keys are taken most urgent first
+// (earliest expiry, then key) and the i-th of n is renewed SpreadDelay
+// after now, with one phase drawn from Rand for the whole call, so that a
+// re-issue of every key after a CA change reaches the CA evenly over the
+// window, not in one burst, and no credential waits past half its
+// remaining life. A key already due earlier keeps its due time; a key
+// being renewed is renewed once more as soon as that renewal returns.
+// window <= 0 renews every key now.
+func (s *Scheduler) Spread(window time.Duration, keys ...string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.cfg.Clock.Now()
-	n := 0
-	force := func(it *item) {
-		n++
-		if it.running {
-			it.again = true
-			return
-		}
-		s.setDue(it, now)
-	}
+	var its []*item
 	if len(keys) == 0 {
 		for _, it := range s.items {
-			force(it)
+			its = append(its, it)
 		}
 	}
 	for _, k := range keys {
 		if it, ok := s.items[k]; ok {
-			force(it)
+			its = append(its, it)
 		}
 	}
-	return n
+	slices.SortFunc(its, func(a, b *item) int {
+		if c := a.validity.NotAfter.Compare(b.validity.NotAfter); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	now := s.cfg.Clock.Now()
+	phase := 0.0
+	if window > 0 {
+		phase = s.cfg.Rand()
+	}
+	for i, it := range its {
+		if it.running {
+			it.again = true
+			continue
+		}
+		at := now.Add(SpreadDelay(window, it.validity.NotAfter.Sub(now), i, len(its), phase))
+		if it.index >= 0 && it.due.Before(at) {
+			at = it.due
+		}
+		s.setDue(it, at)
+	}
+	return len(its)
 }
 
 // RetryFailed renews now every key whose last renewal failed, and returns

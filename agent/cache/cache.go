@@ -46,6 +46,11 @@ const (
 	// The embedded CA (and Vault's intermediate mode, which signs in the
 	// agent) have no default cap: their calls never leave the process.
 	DefaultRemoteMaxPerSecond = 20
+	// DefaultReissueSpread is the agent file's default of
+	// rotation.reissue_spread: after a CA change, 100 SVIDs are re-issued
+	// over 5 s, 20 a second, the pace DefaultRemoteMaxPerSecond allows, so
+	// the spread, not the cap's burst, sets when each call goes.
+	DefaultReissueSpread = 5 * time.Second
 	// minSignTimeout is the least time a CA call is given, however little
 	// is left of the SVID being renewed.
 	minSignTimeout = time.Second
@@ -79,6 +84,14 @@ type Config struct {
 	OnCAResult func(err error)
 	// Dir, if set, is where issued SVIDs are persisted (see Restore).
 	Dir string
+	// ReissueSpread paces RotateAndWait, the re-issue of every SVID after
+	// a signing-CA change: its n renewals are spread over ReissueSpread ×
+	// n/100 (see rotation.Scheduler.Spread), so agents that see the change
+	// in the same second do not all ask the CA in it; 0 means all at once.
+	ReissueSpread time.Duration
+	// Rand returns uniform numbers in [0,1): renewal jitter and the
+	// spread's phase. nil means math/rand/v2.
+	Rand func() float64
 }
 
 // Requester says who caused an issuance, for the audit line.
@@ -208,6 +221,7 @@ func New(cfg Config) *Cache {
 		Backoff: cfg.Backoff,
 		Workers: cfg.MaxConcurrent,
 		Clock:   cfg.Clock,
+		Rand:    cfg.Rand,
 		OnFailure: func(key string, attempt int, next time.Time, err error) {
 			cfg.Metrics.RotationFailures.Inc()
 			cfg.Logger.Warn("SVID renewal failed; the current SVID is still served", "key", key, "attempt", attempt, "retry_at", next, "error", err)
@@ -528,9 +542,10 @@ func (c *Cache) Rotate(ids ...spiffeid.ID) int {
 	return c.sched.Force(keys...)
 }
 
-// RotateAndWait re-issues every cached SVID, as Rotate does, and returns
-// once each SVID cached at the call has been replaced or dropped, with how
-// many there were; or when ctx ends. Renewals that fail are retried with
+// RotateAndWait re-issues every cached SVID, as Rotate does but paced over
+// ReissueSpread per 100 SVIDs, and returns once each SVID cached at the
+// call has been replaced or dropped, with how many there were; or when ctx
+// ends. It takes up to that window. Renewals that fail are retried with
 // backoff meanwhile, so with the CA down it waits until the CA returns.
 func (c *Cache) RotateAndWait(ctx context.Context) (int, error) {
 	r := &reissue{left: map[*item]*SVID{}, done: make(chan struct{})}
@@ -550,7 +565,7 @@ func (c *Cache) RotateAndWait(ctx context.Context) (int, error) {
 	}
 	c.reissues[r] = struct{}{}
 	c.mu.Unlock()
-	c.sched.Force()
+	c.sched.Spread(reissueWindow(c.cfg.ReissueSpread, n))
 	select {
 	case <-r.done:
 		return n, nil
@@ -563,6 +578,15 @@ func (c *Cache) RotateAndWait(ctx context.Context) (int, error) {
 		delete(c.reissues, r)
 		return n, fmt.Errorf("cache: %d of %d SVIDs not re-issued yet: %w", len(r.left), n, ctx.Err())
 	}
+}
+
+// reissueWindow is the window over which n SVIDs are re-issued at spread
+// per 100.
+func reissueWindow(spread time.Duration, n int) time.Duration {
+	if spread <= 0 {
+		return 0
+	}
+	return spread * time.Duration(n) / 100
 }
 
 // Len returns how many SVIDs are cached.

@@ -35,6 +35,13 @@
 // own file instead, renews those at once, and removes nothing it could
 // not verify: only files that are expired, unparsable or misnamed go.
 //
+// RotateAndWait, the re-issue of every SVID after a signing-CA change, is
+// paced over ReissueSpread per 100 SVIDs (rotation.Scheduler.Spread): most
+// urgent first, evenly spaced from a random phase so agents that see the
+// change together interleave, never past half an SVID's remaining life,
+// and still within MaxConcurrent and Rate. It returns once every SVID
+// cached at the call has been replaced, so it takes up to that window.
+//
 // Subscribers are told of every new SVID they hold through a coalescing
 // channel and read the full current set; they never see a partial update.
 // Keys are generated here and never logged; each issuance writes one audit
