@@ -87,7 +87,7 @@ func (o *svidWriteOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.jwtBundleMode, "jwt-bundle-file-mode", "0600", "mode of the JWT bundle file (octal)")
 	f.StringVar(&o.hint, "hint", "", "write the SVID with this hint instead of the default one")
 	f.BoolVar(&o.addIntermediates, "add-intermediates-to-bundle", false, "write the leaf alone and put intermediates in the bundle")
-	f.BoolVar(&o.unsafeMode, "unsafe-key-mode", false, "allow a key or JWT-SVID file mode group or others can read")
+	f.BoolVar(&o.unsafeMode, "unsafe-key-mode", false, "allow a key or JWT-SVID file mode group or others can read, or a cert or JWT bundle file mode they can write")
 	f.StringVar(&o.healthAddr, "health-addr", "", "serve /live and /ready for probes on this address (e.g. :8081)")
 }
 

@@ -55,3 +55,37 @@ func TestWriteFileGivesExactlyTheModeAskedWhateverTheOldFileHad(t *testing.T) {
 		t.Fatalf("the new key file is %v, want 0600 (the old file was 0644)", fi.Mode().Perm())
 	}
 }
+
+// The bundle files are trust anchors: a cert or JWT bundle file mode that
+// lets group or others write would let any local user put their own CA or
+// keys in them between rotations, so it needs --unsafe-key-mode as a key
+// mode others can read does.
+func TestCheckModesRefusesABundleOthersCanWrite(t *testing.T) {
+	tests := []struct {
+		name    string
+		plan    writePlan
+		wantErr string
+	}{
+		{name: "defaults", plan: writePlan{svidName: "s", certMode: 0o644, keyMode: 0o600, jwtBundleName: "b", jwtBundleMode: 0o600}},
+		{name: "world-writable cert and bundle", plan: writePlan{svidName: "s", certMode: 0o666, keyMode: 0o600}, wantErr: "cert file mode 0666"},
+		{name: "group-writable JWT bundle", plan: writePlan{jwtBundleName: "b", jwtBundleMode: 0o620}, wantErr: "JWT bundle file mode 0620"},
+		{name: "no X.509 files: cert mode unused", plan: writePlan{certMode: 0o666}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.plan.checkModes(false)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("checkModes = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("checkModes = %v, want an error with %q", err, tt.wantErr)
+			}
+			if err := tt.plan.checkModes(true); err != nil {
+				t.Fatalf("with --unsafe-key-mode: %v, want nil", err)
+			}
+		})
+	}
+}

@@ -54,6 +54,17 @@ func (p *writePlan) checkModes(unsafe bool) error {
 			return fmt.Errorf("svid write: %s %#o lets group or others read a credential; use 0600 or stricter, or --unsafe-key-mode to allow it", m.what, m.mode)
 		}
 	}
+	// The bundles are trust anchors: whoever can write one between
+	// rotations chooses which CA (or JWT keys) the workload trusts.
+	for _, m := range []struct {
+		what string
+		mode fs.FileMode
+		on   bool
+	}{{"cert file mode", p.certMode, p.x509()}, {"JWT bundle file mode", p.jwtBundleMode, p.jwtBundleName != ""}} {
+		if m.on && m.mode&0o022 != 0 && !unsafe {
+			return fmt.Errorf("svid write: %s %#o lets group or others write a bundle, and so choose what the workload trusts; use 0644 or stricter, or --unsafe-key-mode to allow it", m.what, m.mode)
+		}
+	}
 	return nil
 }
 
