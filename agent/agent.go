@@ -146,6 +146,7 @@ func (a *Agent) newCache() *cache.Cache {
 		KeyType:       cfg.SVID.KeyType,
 		MaxConcurrent: cfg.Rotation.MaxConcurrent,
 		Rate:          cfg.Rotation.MaxPerSecond,
+		ReissueSpread: cfg.Rotation.Spread(),
 		IdleTimeout:   cfg.SVID.IdleTimeout,
 		Backoff:       rotation.Backoff{Initial: time.Second, Max: time.Minute},
 		Clock:         a.clock,

@@ -182,6 +182,18 @@ type Rotation struct {
 	// cache.DefaultRemoteMaxPerSecond for a shared CA and no cap for one
 	// that signs in the agent.
 	MaxPerSecond float64 `yaml:"max_per_second"`
+	// ReissueSpread paces the re-issue of every SVID after a signing-CA
+	// change: per 100 SVIDs held, so 200 at 5s go over 10s; unset, it is
+	// cache.DefaultReissueSpread; 0 re-issues all at once.
+	ReissueSpread *time.Duration `yaml:"reissue_spread"`
+}
+
+// Spread is rotation.reissue_spread with its default filled in.
+func (r Rotation) Spread() time.Duration {
+	if r.ReissueSpread == nil {
+		return cache.DefaultReissueSpread
+	}
+	return *r.ReissueSpread
 }
 
 // CA chooses and configures the upstream CA. Each backend's section is

@@ -177,6 +177,16 @@ var loadErrorTests = []struct {
 		not:  []string{"https_spiffe needs a bootstrap bundle"},
 	},
 	{
+		name: "negative reissue spread",
+		yaml: "trust_domain: example.org\nrotation:\n  reissue_spread: -1s\n",
+		want: []string{":3: rotation.reissue_spread: -1s is out of range [0s, 1m0s]"},
+	},
+	{
+		name: "reissue spread over a minute per 100",
+		yaml: "trust_domain: example.org\nrotation:\n  max_concurrent: 2\n  reissue_spread: 2m\n",
+		want: []string{":4: rotation.reissue_spread: 2m0s is out of range [0s, 1m0s]"},
+	},
+	{
 		name: "relative socket path",
 		yaml: "trust_domain: example.org\nsocket_path: run/w.sock\n",
 		want: []string{":2: socket_path: \"run/w.sock\" is not an absolute path"},
@@ -371,6 +381,32 @@ func TestPProfNeedsALoopbackHealthAddress(t *testing.T) {
 			_, err := config.Parse("agent.yaml", []byte("trust_domain: example.org\nhealth_addr: \""+tt.addr+"\"\ndebug:\n  pprof: true\n"))
 			if tt.wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "agent.yaml:4: debug.pprof: needs health_addr on loopback")) {
 				t.Fatalf("health_addr %s with pprof: %v", tt.addr, err)
+			}
+		})
+	}
+}
+
+// TestReissueSpread: unset, rotation.reissue_spread is the cache's
+// default; an explicit 0 turns the spread off rather than reading as
+// unset.
+func TestReissueSpread(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want time.Duration
+	}{
+		{name: "unset", yaml: "", want: cache.DefaultReissueSpread},
+		{name: "zero turns it off", yaml: "rotation:\n  reissue_spread: 0s\n", want: 0},
+		{name: "set", yaml: "rotation:\n  reissue_spread: 3s\n", want: 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse("agent.yaml", []byte("trust_domain: example.org\n"+tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Rotation.Spread(); got != tt.want {
+				t.Fatalf("rotation.reissue_spread = %v, want %v", got, tt.want)
 			}
 		})
 	}

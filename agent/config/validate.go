@@ -67,6 +67,7 @@ func (c *Config) validateSVID() field.List {
 	if c.Rotation.MaxPerSecond < 0 {
 		errs.Add(errors.New("must not be negative"), "rotation", "max_per_second")
 	}
+	errs.Add(field.Duration(c.Rotation.Spread(), 0, time.Minute), "rotation", "reissue_spread")
 	return errs
 }
 
