@@ -64,7 +64,10 @@ func (a *Agent) requestReissue(signing string) {
 }
 
 // reissueAll re-issues every cached SVID at each request and records the
-// request's CA once all are replaced. With the CA down it waits (renewals
+// request's CA once all are replaced, which takes up to the
+// rotation.reissue_spread window (the re-issues are paced over it, so
+// agents seeing the change together do not hit the CA in one second; a
+// crash meanwhile leaves the old record). With the CA down it waits (renewals
 // retry with backoff); a shutdown meanwhile leaves the old record, so the
 // next start carries the re-issue through.
 func (a *Agent) reissueAll(ctx context.Context) {
