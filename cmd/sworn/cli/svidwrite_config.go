@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -180,6 +181,17 @@ func (o *svidWriteOptions) plan() (*writePlan, error) {
 	}
 	if !p.x509() && p.jwtBundleName == "" && len(p.jwtSVIDs) == 0 {
 		return nil, errors.New("svid write: nothing to write")
+	}
+	// Only the directory's owner and mode are checked, so every file
+	// must be in it (or below it): "../x" or "/x" would not be.
+	names := []string{p.svidName, p.keyName, p.bundleName, p.jwtBundleName}
+	for _, t := range p.jwtSVIDs {
+		names = append(names, t.file)
+	}
+	for _, n := range names {
+		if n != "" && !filepath.IsLocal(n) {
+			return nil, fmt.Errorf("svid write: file name %q is outside %s; give names relative to it, without ..", n, p.dir)
+		}
 	}
 	return p, p.checkModes(o.unsafeMode)
 }

@@ -89,3 +89,32 @@ func TestCheckModesRefusesABundleOthersCanWrite(t *testing.T) {
 		})
 	}
 }
+
+// File names are inside the directory whose owner and mode were checked:
+// a helper.conf naming "../x" would put the key, or take the bundle, in a
+// directory nobody checked.
+func TestPlanRefusesFileNamesOutsideTheDirectory(t *testing.T) {
+	base := svidWriteOptions{dir: "/certs", svidName: "svid.pem", keyName: "svid_key.pem", bundleNm: "bundle.pem",
+		certMode: "0644", keyMode: "0600", jwtSVIDMode: "0600", jwtBundleMode: "0600"}
+	tests := []struct {
+		name string
+		edit func(o *svidWriteOptions)
+	}{
+		{name: "key up a level", edit: func(o *svidWriteOptions) { o.keyName = "../svid_key.pem" }},
+		{name: "bundle absolute", edit: func(o *svidWriteOptions) { o.bundleNm = "/etc/bundle.pem" }},
+		{name: "JWT bundle up a level", edit: func(o *svidWriteOptions) { o.jwtBundleName = "a/../../b.json" }},
+		{name: "JWT-SVID up a level", edit: func(o *svidWriteOptions) { o.jwtSVIDs = []string{"aud=../../tmp/t.jwt"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := base
+			tt.edit(&o)
+			if _, err := o.plan(); err == nil || !strings.Contains(err.Error(), "outside") {
+				t.Fatalf("plan() = %v, want a refusal of a name outside the directory", err)
+			}
+		})
+	}
+	if _, err := base.plan(); err != nil {
+		t.Fatalf("plan() with plain names = %v", err)
+	}
+}
