@@ -5,16 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
-
-	"github.com/smallstep/certificates/errs"
 
 	"github.com/sworn-id/sworn/ca"
 )
 
-// classify maps step-ca's answers, as its client returns them (*errs.Error,
-// wrapped), to the ca error classes: 401 and 403 are refusals, other 4xx
-// invalid requests, 5xx outages.
+// classify maps step-ca's answers, as the client returns them
+// (*statusError, wrapped), to the ca error classes: 401 and 403 are
+// refusals, other 4xx invalid requests, 5xx outages.
 func TestClassifyStepCAStatus(t *testing.T) {
 	for _, tc := range []struct {
 		status int
@@ -28,21 +27,22 @@ func TestClassifyStepCAStatus(t *testing.T) {
 		{status: http.StatusServiceUnavailable, want: ca.ErrUnavailable},
 	} {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
-			answer := &errs.Error{Status: tc.status, Err: errors.New("step-ca says no")}
+			answer := readError(http.MethodPost, "/sign", &http.Response{StatusCode: tc.status, Header: http.Header{},
+				Body: io.NopCloser(strings.NewReader(fmt.Sprintf(`{"status":%d,"message":"step-ca says no"}`, tc.status)))})
 			got := classify(fmt.Errorf("client POST failed: %w", answer))
 			for _, class := range []error{ca.ErrInvalidRequest, ca.ErrRefused, ca.ErrUnavailable} {
 				if errors.Is(got, class) != (class == tc.want) {
 					t.Fatalf("classify(%d) = %v; errors.Is(%v) = %v, want only %v", tc.status, got, class, errors.Is(got, class), tc.want)
 				}
 			}
-			if !errors.Is(got, answer) {
+			if !errors.Is(got, answer) || !strings.Contains(got.Error(), "step-ca says no") {
 				t.Fatalf("classify(%d) = %v, lost step-ca's answer", tc.status, got)
 			}
 		})
 	}
 }
 
-// A connection that dies mid-request reaches classify as step-ca's client
+// A connection that dies mid-request reaches classify as the client
 // returns it: the *url.Error unwrapped to a bare EOF. It is an outage.
 func TestClassifyADroppedConnectionAsAnOutage(t *testing.T) {
 	for _, cause := range []error{io.EOF, io.ErrUnexpectedEOF} {

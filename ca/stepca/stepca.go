@@ -1,5 +1,7 @@
 // Package stepca is sworn's backend for smallstep's step-ca, reached with
-// the client in github.com/smallstep/certificates/ca.
+// a small client of its own (client.go, provisioner.go) that speaks
+// step-ca's HTTP API as the one in github.com/smallstep/certificates/ca
+// does, without the step-ca server packages that one imports.
 //
 // The agent makes each SVID's key pair and sends a CSR (URI SAN = the
 // SPIFFE ID, plus any DNS names) to step-ca's sign API with a one-time token
@@ -8,11 +10,14 @@
 // (re)load). step-ca's certificate template decides the extensions, so
 // every leaf is checked against the X.509-SVID profile and the bundle
 // before it is served; deploy/stepca/spiffe-leaf.tpl is a template that
-// passes. The trust bundle is step-ca's roots (and federated roots), the
-// first connection pinned by the root's SHA-256 fingerprint or a root file,
-// refreshed on an interval and pushed on change. Unreachable step-ca wraps
-// ca.ErrUnavailable: cached SVIDs stay served and renewals back off, as
-// with Vault. A 401 or 403 (step-ca refused the token, e.g. one signed
+// passes. The trust bundle is step-ca's roots (and federated roots),
+// refreshed on an interval and pushed on change; every connection is
+// pinned to one root: the root file's, or the root step-ca serves under
+// the configured SHA-256 fingerprint (fetched, and checked against it, at
+// the first exchange, so a step-ca down at start is an outage like any
+// other; a root that does not match is an invalid request). Unreachable
+// step-ca wraps ca.ErrUnavailable: cached SVIDs stay served and renewals
+// back off, as with Vault. A 401 or 403 (step-ca refused the token, e.g. one signed
 // with a provisioner key it no longer holds) wraps ca.ErrRefused, and the
 // next sign loads the provisioner and its password file again. Every
 // exchange reports its class (outage, refusal or nil) to OnHealth, a
@@ -39,9 +44,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/smallstep/certificates/api"
-	stepclient "github.com/smallstep/certificates/ca"
-
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/internal/notify"
 )
@@ -49,10 +51,10 @@ import (
 // CA is the step-ca backend; it implements ca.Authority.
 type CA struct {
 	cfg    Config
-	client *stepclient.Client
+	client *client
 
 	mu      sync.RWMutex
-	prov    *stepclient.Provisioner
+	prov    *provisioner
 	auths   ca.Authorities
 	changed notify.Notifier // Notify under mu, after the state changes
 }
@@ -69,13 +71,7 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		return nil, fmt.Errorf("stepca: %w", err)
 	}
 	cfg.setDefaults()
-	var pin stepclient.ClientOption
-	if cfg.RootFile != "" {
-		pin = stepclient.WithRootFile(cfg.RootFile)
-	} else {
-		pin = stepclient.WithRootSHA256(cfg.RootFingerprint)
-	}
-	client, err := stepclient.NewClient(cfg.URL, pin)
+	client, err := newClient(cfg.URL, cfg.RootFile, cfg.RootFingerprint)
 	if err != nil {
 		return nil, fmt.Errorf("stepca: %w", err)
 	}
@@ -116,7 +112,7 @@ func (c *CA) Run(ctx context.Context) error {
 const refreshTimeout = 10 * time.Second
 
 func (c *CA) refresh(ctx context.Context) error {
-	roots, err := c.client.RootsWithContext(ctx)
+	certs, err := c.client.roots(ctx, "/roots")
 	if err != nil {
 		err = fmt.Errorf("stepca: roots: %w", classify(err))
 	}
@@ -124,14 +120,10 @@ func (c *CA) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var certs []*x509.Certificate
-	for _, r := range roots.Certificates {
-		certs = append(certs, r.Certificate)
-	}
-	if fed, err := c.client.FederationWithContext(ctx); err == nil {
-		for _, r := range fed.Certificates {
-			if !containsCert(certs, r.Certificate) {
-				certs = append(certs, r.Certificate)
+	if fed, err := c.client.roots(ctx, "/federation"); err == nil {
+		for _, r := range fed {
+			if !containsCert(certs, r) {
+				certs = append(certs, r)
 			}
 		}
 	}
@@ -150,7 +142,7 @@ func (c *CA) refresh(ctx context.Context) error {
 
 // provisioner returns the JWK provisioner, loading it (and the password)
 // when first needed or after a failure.
-func (c *CA) provisioner() (*stepclient.Provisioner, error) {
+func (c *CA) provisioner(ctx context.Context) (*provisioner, error) {
 	c.mu.RLock()
 	p := c.prov
 	c.mu.RUnlock()
@@ -161,13 +153,7 @@ func (c *CA) provisioner() (*stepclient.Provisioner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stepca: %w: password_file: %w", ca.ErrInvalidRequest, err)
 	}
-	var pin stepclient.ClientOption
-	if c.cfg.RootFile != "" {
-		pin = stepclient.WithRootFile(c.cfg.RootFile)
-	} else {
-		pin = stepclient.WithRootSHA256(c.cfg.RootFingerprint)
-	}
-	p, err = stepclient.NewProvisioner(c.cfg.Provisioner, "", c.cfg.URL, []byte(strings.TrimSpace(string(password))), pin)
+	p, err = c.client.loadProvisioner(ctx, c.cfg.Provisioner, []byte(strings.TrimSpace(string(password))))
 	if err != nil {
 		return nil, fmt.Errorf("stepca: provisioner %s: %w", c.cfg.Provisioner, classify(err))
 	}
@@ -196,12 +182,12 @@ func (c *CA) SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.
 }
 
 func (c *CA) sign(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
-	p, err := c.provisioner()
+	p, err := c.provisioner(ctx)
 	if err != nil {
 		return nil, err
 	}
 	sans := append([]string{req.ID.String()}, req.DNSNames...)
-	token, err := p.Token(req.ID.String(), sans...)
+	token, err := p.token(req.ID.String(), sans, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("stepca: token: %w", err)
 	}
@@ -209,15 +195,7 @@ func (c *CA) sign(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certific
 	if err != nil {
 		return nil, fmt.Errorf("stepca: csr: %w", err)
 	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return nil, err
-	}
-	notAfter, err := api.ParseTimeDuration(req.TTL.String())
-	if err != nil {
-		return nil, fmt.Errorf("stepca: ttl: %w", err)
-	}
-	resp, err := c.client.SignWithContext(ctx, &api.SignRequest{CsrPEM: api.CertificateRequest{CertificateRequest: csr}, OTT: token, NotAfter: notAfter})
+	leaf, sent, err := c.client.sign(ctx, der, token, req.TTL.String())
 	if err != nil {
 		err = classify(err)
 		if errors.Is(err, ca.ErrUnavailable) || errors.Is(err, ca.ErrRefused) {
@@ -230,10 +208,10 @@ func (c *CA) sign(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certific
 		}
 		return nil, fmt.Errorf("stepca: sign %s: %w", req.ID, err)
 	}
-	chain := []*x509.Certificate{resp.ServerPEM.Certificate}
-	for _, crt := range resp.CertChainPEM {
-		if crt.Certificate != nil && !crt.Certificate.Equal(chain[0]) && string(crt.RawIssuer) != string(crt.RawSubject) {
-			chain = append(chain, crt.Certificate)
+	chain := []*x509.Certificate{leaf}
+	for _, crt := range sent {
+		if !crt.Equal(leaf) && string(crt.RawIssuer) != string(crt.RawSubject) {
+			chain = append(chain, crt)
 		}
 	}
 	if !ca.SamePublicKey(chain[0].PublicKey, req.Key.Public()) {
@@ -287,9 +265,9 @@ func classify(err error) error {
 	case errors.As(err, &sc) && sc.StatusCode() < 500:
 		return fmt.Errorf("%w: %w", ca.ErrInvalidRequest, err)
 	case errors.As(err, &ne), errors.As(err, &ue), errors.As(err, &sc),
-		// step-ca's client unwraps a *url.Error down to its cause, so a
-		// connection that dies mid-request (a stopped step-ca) arrives as
-		// a bare EOF.
+		// The client unwraps a *url.Error down to its cause (as step's
+		// does), so a connection that dies mid-request (a stopped step-ca)
+		// arrives as a bare EOF.
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: %w", ca.ErrUnavailable, err)
 	}
