@@ -9,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/sworn-id/sworn/agent/bundle"
+	"github.com/sworn-id/sworn/internal/atomicfile"
 )
 
 // bootstrapBundle puts the CA's authorities in the bundle store and returns
@@ -95,7 +95,7 @@ func (a *Agent) saveBundle(certs []*x509.Certificate) {
 	if err == nil {
 		// The temp file stays in the data dir, where New removes it if a
 		// crash interrupts the write.
-		err = renameio.WriteFile(a.bundlePath(), data, 0o644, renameio.WithTempDir(a.cfg.DataDir))
+		err = atomicfile.Write(a.bundlePath(), data, 0o644)
 	}
 	if err != nil {
 		a.log.Warn("could not save the trust bundle", "error", err)

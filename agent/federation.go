@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/sworn-id/sworn/agent/cache"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/registry"
+	"github.com/sworn-id/sworn/internal/atomicfile"
 )
 
 // federatedPath is where `sworn bundle set` keeps a federated bundle.
@@ -56,7 +56,7 @@ func (a *Agent) setFederatedBundle(td spiffeid.TrustDomain, data []byte) (int, i
 	// Staged beside the file, never in $TMPDIR, so an interrupted write
 	// leaves its temp file in the data dir, where the start-up sweep
 	// removes it.
-	if err := renameio.WriteFile(path, data, 0o644, renameio.WithTempDir(filepath.Dir(path))); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return 0, 0, fmt.Errorf("agent: storing the bundle of %s: %w", td, err)
 	}
 	a.bundles.SetX509Authorities(td, b.X509Authorities())

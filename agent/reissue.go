@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/renameio/v2"
+	"github.com/sworn-id/sworn/internal/atomicfile"
 )
 
 // A change of the signing CA re-issues every cached SVID. That step must
@@ -40,7 +40,7 @@ func (a *Agent) readSigningRecord() string {
 func (a *Agent) writeSigningRecord(signing string) {
 	// The temp file stays in the data dir, where New removes it if a crash
 	// interrupts the write.
-	err := renameio.WriteFile(a.signingRecordPath(), []byte(signing+"\n"), 0o600, renameio.WithTempDir(a.cfg.DataDir))
+	err := atomicfile.Write(a.signingRecordPath(), []byte(signing+"\n"), 0o600)
 	if err != nil {
 		a.log.Warn("cannot record the CA the SVIDs were issued under; the next start re-issues them all again", "file", a.signingRecordPath(), "error", err)
 	}

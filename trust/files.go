@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/sworn-id/sworn/internal/atomicfile"
 )
 
 // File names written by WriteSVIDFiles, as spiffe-helper names them.
@@ -41,26 +42,11 @@ func WriteSVIDFiles(dir string, svid *x509svid.SVID, bundle *x509bundle.Bundle) 
 		{BundleFile, encodeCerts(bundle.X509Authorities()), 0o644},
 	}
 	for _, f := range files {
-		if err := writeAtomic(filepath.Join(dir, f.name), dir, f.data, f.mode); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return fmt.Errorf("trust: write %s: %w", f.name, err)
 		}
 	}
 	return nil
-}
-
-// writeAtomic replaces path by a file staged in dir with exactly mode.
-// Not renameio.WriteFile: it gives the new file the mode of the one it
-// replaces, so a key file once 0644 would stay 0644 with every new key.
-func writeAtomic(path, dir string, data []byte, mode os.FileMode) error {
-	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(dir), renameio.WithPermissions(mode), renameio.WithStaticPermissions(mode))
-	if err != nil {
-		return err
-	}
-	defer f.Cleanup()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	return f.CloseAtomicallyReplace()
 }
 
 func encodeCerts(certs []*x509.Certificate) []byte {
@@ -89,7 +75,7 @@ func WriteFederatedBundles(dir string, bundles []*x509bundle.Bundle) error {
 	for _, b := range bundles {
 		data = append(data, encodeCerts(b.X509Authorities())...)
 	}
-	if err := writeAtomic(path, dir, data, 0o644); err != nil {
+	if err := atomicfile.Write(path, data, 0o644); err != nil {
 		return fmt.Errorf("trust: write %s: %w", FederatedBundleFile, err)
 	}
 	return nil

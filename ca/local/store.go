@@ -15,9 +15,8 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/sworn-id/sworn/ca"
+	"github.com/sworn-id/sworn/internal/atomicfile"
 )
 
 // store persists CAs as one PEM file each (certificate and PKCS#8 key, mode
@@ -172,7 +171,7 @@ func (s *store) save(a *generation) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(s.path(a.id), data, 0o600, renameio.WithTempDir(s.dir)); err != nil {
+	if err := atomicfile.Write(s.path(a.id), data, 0o600); err != nil {
 		return fmt.Errorf("write CA: %w", err)
 	}
 	return nil
@@ -203,7 +202,7 @@ func (s *store) saveState(st stateFile) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(s.statePath(), append(data, '\n'), 0o600, renameio.WithTempDir(s.dir)); err != nil {
+	if err := atomicfile.Write(s.statePath(), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("record CA state: %w", err)
 	}
 	return nil

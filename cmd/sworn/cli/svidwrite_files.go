@@ -12,10 +12,11 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/google/renameio/v2"
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
+
+	"github.com/sworn-id/sworn/internal/atomicfile"
 )
 
 // writePlan is what `svid write` writes and how: names, modes and what
@@ -95,21 +96,9 @@ func prepareDir(dir string) error {
 }
 
 // writeFile replaces dir/name by atomic rename with exactly mode (no umask:
-// the mode is what was asked for, and it was checked), staged in dir. Not
-// renameio.WriteFile: it gives the new file the mode of the one it
-// replaces, so a key file once 0644 would stay 0644 with every new key.
+// the mode is what was asked for, and it was checked), staged in dir.
 func writeFile(dir, name string, data []byte, mode fs.FileMode) error {
-	err := func() error {
-		f, err := renameio.NewPendingFile(filepath.Join(dir, name), renameio.WithTempDir(dir), renameio.WithPermissions(mode), renameio.WithStaticPermissions(mode))
-		if err != nil {
-			return err
-		}
-		defer f.Cleanup()
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-		return f.CloseAtomicallyReplace()
-	}()
+	err := atomicfile.Write(filepath.Join(dir, name), data, mode)
 	if err != nil {
 		return fmt.Errorf("svid write: write %s: %w", name, err)
 	}
