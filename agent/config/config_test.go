@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -409,5 +410,21 @@ func TestReissueSpread(t *testing.T) {
 				t.Fatalf("rotation.reissue_spread = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestManyDecodingProblemsAreCountedNotAllListed(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("trust_domain: example.org\nrules:\n")
+	for i := 0; i < 500; i++ {
+		fmt.Fprintf(&b, "  - spiffe_id: spiffe://example.org/w%d\n    selectorz: [a]\n", i)
+	}
+	_, err := config.Parse("agent.yaml", []byte(b.String()))
+	if err == nil {
+		t.Fatal("accepted 500 unknown fields")
+	}
+	msg := err.Error()
+	if got := strings.Count(msg, "unknown field"); got != 20 || !strings.Contains(msg, "and 480 more problems like these") {
+		t.Fatalf("%d problems listed (want 20) and the rest counted: ...%s", got, msg[max(0, len(msg)-200):])
 	}
 }

@@ -22,6 +22,9 @@ var (
 	atLine       = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 )
 
+// maxDecodeErrors is how many decoding problems an error lists.
+const maxDecodeErrors = 20
+
 // decodeError rewrites a decoding error as file:line: field: problem, the
 // form of every other config error.
 func decodeError(name string, root *yaml.Node, err error) error {
@@ -33,9 +36,15 @@ func decodeError(name string, root *yaml.Node, err error) error {
 		}
 		return fmt.Errorf("config: %s: %s", name, msg)
 	}
-	msgs := make([]string, 0, len(te.Errors))
-	for _, e := range te.Errors {
+	// Each problem walks the tree to name its field: a file with thousands
+	// of wrong fields would take seconds and print megabytes. The first
+	// few say what is wrong; the count says how much.
+	msgs := make([]string, 0, min(len(te.Errors), maxDecodeErrors)+1)
+	for _, e := range te.Errors[:min(len(te.Errors), maxDecodeErrors)] {
 		msgs = append(msgs, typeProblem(name, root, e))
+	}
+	if n := len(te.Errors) - maxDecodeErrors; n > 0 {
+		msgs = append(msgs, fmt.Sprintf("%s: and %d more problems like these", name, n))
 	}
 	return fmt.Errorf("config: %s", strings.Join(msgs, "\n  "))
 }
