@@ -18,9 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sworn-id/sworn/ca"
 	"github.com/sworn-id/sworn/ca/stepca"
@@ -59,15 +56,14 @@ func TestStepCARootPinRefusesAnotherRoot(t *testing.T) {
 
 // With the root pinned by fingerprint, a step-ca that is down when the
 // agent starts is an outage like any other: New returns a CA (it fetches
-// the root at the first exchange, not in New), and once step-ca is up the
-// next refresh loads the roots and signing works.
+// the root at the first exchange, not in New), and once step-ca is up a
+// sign loads the roots it needs (without waiting for a refresh) and works.
 func TestStepCAFingerprintPinnedStartsWhileStepCAIsDown(t *testing.T) {
 	s := stepcatest.Start(t, "")
 	s.Stop()
-	clk := clocktesting.NewFakeClock(time.Now())
 	health := &testutil.ErrorLog{}
 	c, err := stepca.New(context.Background(), stepca.Config{TrustDomain: td, URL: s.URL, RootFingerprint: s.RootFingerprint,
-		Provisioner: s.Provisioner, PasswordFile: s.PasswordFile, BundleRefresh: time.Second, Clock: clk, OnHealth: health.Add})
+		Provisioner: s.Provisioner, PasswordFile: s.PasswordFile, OnHealth: health.Add})
 	if err != nil {
 		t.Fatalf("New while step-ca is down: %v, want a CA that keeps trying", err)
 	}
@@ -78,15 +74,14 @@ func TestStepCAFingerprintPinnedStartsWhileStepCAIsDown(t *testing.T) {
 		t.Fatalf("sign while step-ca is down: %v, want ca.ErrUnavailable", err)
 	}
 	s.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	testutil.Eventually(t, "the refresh timer", clk.HasWaiters)
-	clk.Step(time.Second)
-	testutil.Eventually(t, "the roots", func() bool { return len(c.Authorities().X509) == 1 })
 	if _, err := sign(c, "/web"); err != nil {
-		t.Fatalf("sign after step-ca came up: %v", err)
+		t.Fatalf("sign after step-ca came up, before any refresh: %v", err)
+	}
+	if got := len(c.Authorities().X509); got != 1 {
+		t.Fatalf("%d roots after the sign, want step-ca's one", got)
+	}
+	if got := health.Since(1); len(got) == 0 || got[len(got)-1] != nil {
+		t.Fatalf("OnHealth after step-ca came up heard %v, want nil last", got)
 	}
 }
 

@@ -15,7 +15,8 @@
 // pinned to one root: the root file's, or the root step-ca serves under
 // the configured SHA-256 fingerprint (fetched, and checked against it, at
 // the first exchange, so a step-ca down at start is an outage like any
-// other; a root that does not match is an invalid request). Unreachable
+// other, and the first sign after it answers loads the roots; a root that
+// does not match is an invalid request). Unreachable
 // step-ca wraps ca.ErrUnavailable: cached SVIDs stay served and renewals
 // back off, as with Vault. A 401 or 403 (step-ca refused the token, e.g. one signed
 // with a provisioner key it no longer holds) wraps ca.ErrRefused, and the
@@ -167,6 +168,13 @@ func (c *CA) provisioner(ctx context.Context) (*provisioner, error) {
 func (c *CA) SignX509SVID(ctx context.Context, req ca.X509SVIDRequest) ([]*x509.Certificate, error) {
 	if req.ID.IsZero() || req.ID.TrustDomain() != c.cfg.TrustDomain || req.TTL <= 0 || req.Key == nil {
 		return nil, fmt.Errorf("stepca: %w: a key, a positive ttl and an ID of %s are required", ca.ErrInvalidRequest, c.cfg.TrustDomain)
+	}
+	if len(c.Authorities().X509) == 0 {
+		// step-ca was down when New ran: without its roots no leaf could
+		// be checked, so load them now rather than at the next refresh.
+		if err := c.refresh(ctx); err != nil {
+			return nil, err
+		}
 	}
 	chain, err := c.sign(ctx, req)
 	c.health(err)
