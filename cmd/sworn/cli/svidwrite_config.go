@@ -190,7 +190,7 @@ func (o *svidWriteOptions) plan() (*writePlan, error) {
 	}
 	for _, n := range names {
 		if n != "" && !filepath.IsLocal(n) {
-			return nil, fmt.Errorf("svid write: file name %q is outside %s; give names relative to it, without ..", n, p.dir)
+			return nil, fmt.Errorf("svid write: file name %q is outside %s; give names relative to it, with no .. in them", n, p.dir)
 		}
 	}
 	return p, p.checkModes(o.unsafeMode)
