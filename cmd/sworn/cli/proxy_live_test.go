@@ -54,28 +54,6 @@ func startProxy(t *testing.T, args ...string) *testutil.Buffer {
 	return out
 }
 
-// unixEcho serves an echo on a Unix socket at path.
-func unixEcho(t *testing.T, path string) {
-	t.Helper()
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-}
-
 func statusOf(t *testing.T, addr string) (int, map[string]any) {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/_status")
@@ -97,7 +75,7 @@ func TestProxyServerAndClientOverUnixSockets(t *testing.T) {
 	a := agenttest.Start(t, agenttest.Config(t))
 	self := spiffeid.RequireFromPathf(spiffeid.RequireTrustDomainFromString("example.org"), "/uid/%d", os.Geteuid()).String()
 	dir := testutil.ShortTempDir(t, "pxc")
-	unixEcho(t, filepath.Join(dir, "app.sock"))
+	testutil.UnixEcho(t, filepath.Join(dir, "app.sock"))
 	serverAddr, status := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	startProxy(t, "proxy", "server", "--listen", serverAddr, "--target", "unix:"+filepath.Join(dir, "app.sock"),
 		"--allow-uri-san", self, "--use-workload-api", "--use-workload-api-addr", a.Addr(), "--status", status)

@@ -43,23 +43,7 @@ func serveOn(t *testing.T, p *proxy.Proxy, l net.Listener) string {
 func unixEcho(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "echo.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
+	testutil.UnixEcho(t, path)
 	return "unix:" + path
 }
 
