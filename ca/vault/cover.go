@@ -30,12 +30,7 @@ func earliest(certs ...*x509.Certificate) *x509.Certificate {
 // defaultIssuer returns the issuer Vault signs with (the role's issuer_ref
 // is "default"); false before the issuers were first read. Needs v.mu.
 func (v *CA) defaultIssuer() (Issuer, bool) {
-	for _, i := range v.issuers {
-		if i.Default {
-			return i, true
-		}
-	}
-	return Issuer{}, false
+	return Signing(v.issuers)
 }
 
 // issuerCovers returns a ca.ErrExpired error unless Vault's default issuer,
