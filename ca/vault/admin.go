@@ -550,34 +550,31 @@ const (
 
 // retiredMark returns the unix time Activate recorded in an issuer's name.
 func retiredMark(name string) string {
+	mark, _ := oldMarkAt(name)
+	return mark
+}
+
+// stripOldMark is name without the mark a previous Activate left.
+func stripOldMark(name string) string {
+	if _, at := oldMarkAt(name); at >= 0 {
+		return strings.TrimSuffix(name[:at], "-")
+	}
+	return name
+}
+
+// oldMarkAt returns the unix time Activate recorded in an issuer's name
+// and where its mark starts; -1 when the name has none.
+func oldMarkAt(name string) (mark string, at int) {
 	for _, m := range []string{oldMark, legacyOldMark} {
 		i := strings.LastIndex(name, m)
 		if i < 0 {
 			continue
 		}
-		mark := name[i+len(m):]
-		if _, err := strconv.ParseInt(mark, 10, 64); err == nil {
-			return mark
+		if _, err := strconv.ParseInt(name[i+len(m):], 10, 64); err == nil {
+			return name[i+len(m):], i
 		}
 	}
-	return ""
-}
-
-// stripOldMark is name without the mark a previous Activate left.
-func stripOldMark(name string) string {
-	mark := retiredMark(name)
-	if mark == "" {
-		return name
-	}
-	for _, m := range []string{oldMark, legacyOldMark} {
-		if t, ok := strings.CutSuffix(name, "-"+m+mark); ok {
-			return t
-		}
-		if t, ok := strings.CutSuffix(name, m+mark); ok {
-			return t
-		}
-	}
-	return name
+	return "", -1
 }
 
 // issuer returns every issuer and the one ref names (ID or name).
