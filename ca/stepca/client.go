@@ -174,11 +174,24 @@ func (c *client) do(ctx context.Context, hc *http.Client, method string, ref *ur
 	if resp.StatusCode >= 400 {
 		return readError(method, u.Path, resp)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	// Bounded: GET /root is read before the server is authenticated, and
+	// an endless body from whoever answers must not exhaust the agent.
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, u.Path, err)
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("%s %s: the answer is larger than %d bytes, more than step-ca ever sends", method, u.Path, maxAnswer)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s %s: reading the answer: %w", method, u.Path, err)
 	}
 	return nil
 }
+
+// maxAnswer bounds a step-ca answer; the largest, a page of 100
+// provisioners with their encrypted keys, is a few hundred KiB.
+const maxAnswer = 4 << 20
 
 // statusError is step-ca's (or a proxy's) answer with an error status.
 type statusError struct {

@@ -170,3 +170,25 @@ func TestStepCAFingerprintPinRefusesAnImpostor(t *testing.T) {
 		t.Fatalf("New against an impostor: %v, want ca.ErrInvalidRequest saying its root is not the pinned one", err)
 	}
 }
+
+// Whoever answers at the step-ca URL is read before it is authenticated
+// (GET /root/<fingerprint>): an endless answer is cut off and refused,
+// not read into memory.
+func TestStepCAEndlessAnswerBeforeThePinIsRefused(t *testing.T) {
+	endless := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"ca":"`))
+		chunk := []byte(strings.Repeat("A", 64<<10))
+		for r.Context().Err() == nil {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(endless.Close)
+	s := stepcatest.Start(t, "")
+	_, err := stepca.New(context.Background(), stepca.Config{TrustDomain: td, URL: endless.URL, RootFingerprint: s.RootFingerprint,
+		Provisioner: s.Provisioner, PasswordFile: s.PasswordFile})
+	if !errors.Is(err, ca.ErrInvalidRequest) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("New against an endless answer: %v, want ca.ErrInvalidRequest saying the answer is too large", err)
+	}
+}
