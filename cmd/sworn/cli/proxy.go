@@ -3,7 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"strconv"
+	"io/fs"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -190,12 +190,12 @@ func (o *proxyOptions) validate(cmd *cobra.Command) error {
 }
 
 // mode parses --socket-mode.
-func (o *proxyOptions) mode() (uint32, error) {
-	m, err := strconv.ParseUint(o.socketMode, 8, 32)
-	if err != nil || m > 0o777 {
+func (o *proxyOptions) mode() (fs.FileMode, error) {
+	m, err := parseFileMode(o.socketMode)
+	if err != nil {
 		return 0, fmt.Errorf("--socket-mode %q: want an octal permission such as 0660", o.socketMode)
 	}
-	return uint32(m), nil
+	return m, nil
 }
 
 // errAdmitsNobody says what to do about a policy that admits nobody.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
@@ -80,7 +79,7 @@ func (o *proxyOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	sockMode, _ := o.mode() // validated
-	l, err := proxy.Listen(o.listen, fs.FileMode(sockMode))
+	l, err := proxy.Listen(o.listen, sockMode)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
@@ -131,7 +130,7 @@ func (o *proxyOptions) serveSide(p *proxy.Proxy, reg *prometheus.Registry, log *
 	}
 	sockMode, _ := o.mode()
 	serve := func(flag, addr string, h http.Handler) error {
-		l, err := proxy.Listen(addr, fs.FileMode(sockMode))
+		l, err := proxy.Listen(addr, sockMode)
 		if err != nil {
 			return fmt.Errorf("%s: %w", flag, err)
 		}
