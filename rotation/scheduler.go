@@ -193,7 +193,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	timer := s.cfg.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		wait := s.dispatch(ctx, &wg)
+		next, ok := s.dispatch(ctx, &wg)
 		if !timer.Stop() {
 			select {
 			case <-timer.C():
@@ -201,7 +201,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			}
 		}
 		var fire <-chan time.Time
-		if wait >= 0 {
+		if ok {
+			// The wait is taken from the clock as the timer is set, not
+			// from the instant dispatch looked: time that passed in between
+			// (a GC pause, a test stepping its clock) must not make the
+			// timer fire late by that much.
+			wait := next.Sub(s.cfg.Clock.Now())
+			if wait <= 0 {
+				continue
+			}
 			timer.Reset(wait)
 			fire = timer.C()
 		}
@@ -214,9 +222,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// dispatch starts every due renewal the worker bound allows and returns how
-// long until the next one is due, or -1 if there is nothing to wait for.
-func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+// dispatch starts every due renewal the worker bound allows and returns when
+// the next one is due, or false if there is nothing to wait for.
+func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Clock.Now()
@@ -231,9 +239,9 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Durat
 		}()
 	}
 	if s.inflight >= s.cfg.Workers || s.queue.Len() == 0 {
-		return -1
+		return time.Time{}, false
 	}
-	return max(s.queue[0].due.Sub(now), 0)
+	return s.queue[0].due, true
 }
 
 func (s *Scheduler) renew(ctx context.Context, it *item) {
