@@ -39,6 +39,20 @@ SOAK_TIMEOUT  ?= 45m
 soak: ## run the agent SOAK_DURATION (20m) with SOAK_WATCHERS (150) watchers through CA rotation, SIGHUPs and a kill -9, and print the figures
 	SOAK_DURATION=$(SOAK_DURATION) SOAK_WATCHERS=$(SOAK_WATCHERS) $(GO) test -count=1 -v -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) ./internal/soak/
 
+# The reduced fleet (3 agents x 10 identities) runs inside make test as
+# TestFleet; this is the full one whose figures docs/benchmarks.md and
+# docs/scale.md report: FLEET_AGENTS agent processes, each holding
+# FLEET_IDENTITIES SVIDs of FLEET_TTL, against one Vault, in sign and then
+# intermediate mode.
+FLEET_AGENTS     ?= 50
+FLEET_IDENTITIES ?= 200
+FLEET_TTL        ?= 3m
+FLEET_TIMEOUT    ?= 60m
+
+.PHONY: bench-fleet
+bench-fleet: $(BIN)/vault ## run FLEET_AGENTS (50) agents x FLEET_IDENTITIES (200) SVIDs of FLEET_TTL (3m) against one Vault through a CA change, in both modes, and print the figures
+	FLEET_AGENTS=$(FLEET_AGENTS) FLEET_IDENTITIES=$(FLEET_IDENTITIES) FLEET_TTL=$(FLEET_TTL) $(GO) test -count=1 -v -run '^TestFleet$$' -timeout $(FLEET_TIMEOUT) ./internal/fleet/
+
 # Every package whose figures docs/benchmarks.md reports, each benchmark run
 # BENCHCOUNT times so benchstat can give a spread (its ±) and not one sample.
 BENCH_PKGS := ./ca/local/ ./ca/vault/ ./agent/ ./agent/cache/ ./cmd/sworn/proxy/

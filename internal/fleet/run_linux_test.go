@@ -1,0 +1,183 @@
+package fleet
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sworn-id/sworn/ca/vault"
+)
+
+// result is what one mode's run measured.
+type result struct {
+	mode               string
+	p                  params
+	loadStart, loadEnd string
+
+	served            time.Duration // watches started → every watch holds its M SVIDs
+	steady            window        // full runs only
+	steadyLoad        string
+	rssIdle, rssHeld  []int64 // before the watches, and holding M identities
+	bundleMedian      time.Duration
+	bundleMax         time.Duration // rotate → every watch's bundle holds the new issuer
+	moveFirst         time.Duration // activate → first SVID of the new issuer
+	noticedMax        time.Duration // activate → the last agent's first SVID of it
+	moveLast          time.Duration // activate → every SVID of the new issuer
+	agentSpreadMedian time.Duration // per agent: its first to its last re-issued SVID
+	agentSpreadMax    time.Duration
+	storm             window // activate → every SVID moved, plus a second
+	stormSeries       []int  // leaf signs per second over the storm
+	all               window // the whole run
+	intermediates     []*x509.Certificate
+	failures          []string
+	unverified        []string
+}
+
+// runMode runs one mode's fleet from start to the re-issued end.
+func runMode(t *testing.T, p params, bin, base, mode string) *result {
+	t.Helper()
+	r := &result{mode: mode, p: p, loadStart: loadavg()}
+	f := start(t, p, bin, base, mode)
+	r.rssIdle = f.rss()
+	ctx, cancel := context.WithCancel(context.Background())
+	for _, a := range f.agents {
+		f.ws = append(f.ws, startWatch(ctx, a))
+	}
+	t.Cleanup(func() { // before the agents stop: their end is no stream error
+		cancel()
+		for _, w := range f.ws {
+			<-w.done
+		}
+	})
+	bound := time.Duration(p.identities/p.rate)*time.Second + time.Duration(p.agents*p.identities)*10*time.Millisecond + 2*time.Minute
+	r.served = waitAll(t, f.ws, bound, "received all their SVIDs", (*watch).served)
+	if p.full {
+		r.steady, r.steadyLoad = f.steadyState(time.Now())
+	}
+	r.rssHeld = f.rss()
+	f.rollout(r)
+	r.failures = f.failures()
+	r.all = f.ctr.all()
+	r.loadEnd = loadavg()
+	return r
+}
+
+// steadyState waits until the first renewals are due (TTL/2 after every
+// SVID was served) and counts Vault's requests over the next TTL/2: one
+// renewal per identity, on average, in sign mode.
+func (f *fleet) steadyState(served time.Time) (window, string) {
+	time.Sleep(time.Until(served.Add(f.p.ttl / 2)))
+	from := f.ctr.second(time.Now())
+	time.Sleep(f.p.ttl / 2)
+	return f.ctr.window(from, f.ctr.second(time.Now())), loadavg()
+}
+
+func (f *fleet) rss() []int64 {
+	out := make([]int64, 0, len(f.agents))
+	for _, a := range f.agents {
+		n, err := a.rss()
+		if err != nil {
+			f.t.Fatalf("agent %d: %v", a.idx, err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// rollout runs `sworn ca rotate`, waits until every watch's bundle holds
+// the new issuer, runs `sworn ca activate` and waits until every SVID of
+// every watch chains to it.
+func (f *fleet) rollout(r *result) {
+	iss := f.rotate()
+	rotated := time.Now()
+	for _, w := range f.ws {
+		w.follow(iss.Anchor.SubjectKeyId)
+	}
+	waitAll(f.t, f.ws, 2*f.p.bundleRefresh+time.Minute, "received a bundle with the new issuer", (*watch).hasBundle)
+	var bundle []time.Duration
+	for _, w := range f.ws {
+		bundle = append(bundle, w.bundleAt.Sub(rotated))
+	}
+	r.bundleMedian, r.bundleMax = medianMax(bundle)
+
+	swornCmd(f.t, f.bin, f.srv, "ca", "activate", iss.ID, "--backend", "vault", "--min-age", "0s")
+	activated := time.Now()
+	bound := 2*f.p.bundleRefresh + time.Duration(f.p.identities/f.p.rate)*3*time.Second + 2*time.Minute
+	if !f.p.full {
+		// Before any SVID is due for renewal (at 0.4 TTL at the earliest):
+		// only the re-issue the activation forces can have moved them.
+		bound = min(bound, f.p.ttl*4/10-10*time.Second)
+	}
+	waitAll(f.t, f.ws, bound, "received SVIDs of the new issuer for every identity", (*watch).allMoved)
+	done := time.Now()
+	r.storm = f.ctr.window(f.ctr.second(activated), f.ctr.second(done)+2)
+	r.stormSeries = f.ctr.series(kindSign, f.ctr.second(activated), f.ctr.second(done)+2)
+	f.moveFigures(r, activated)
+	for _, w := range f.ws {
+		r.unverified = append(r.unverified, w.verifyAgainst(iss.Anchor)...)
+		if f.mode == string(vault.ModeIntermediate) {
+			r.intermediates = append(r.intermediates, w.intermediates()...)
+		}
+	}
+}
+
+// moveFigures sets when SVIDs moved to the new issuer, from activated.
+func (f *fleet) moveFigures(r *result, activated time.Time) {
+	var spreads []time.Duration
+	r.moveFirst = -1
+	for _, w := range f.ws {
+		w.mu.Lock()
+		var first, last time.Time
+		for _, at := range w.movedAt {
+			if first.IsZero() || at.Before(first) {
+				first = at
+			}
+			if at.After(last) {
+				last = at
+			}
+		}
+		w.mu.Unlock()
+		spreads = append(spreads, last.Sub(first))
+		if d := first.Sub(activated); r.moveFirst < 0 || d < r.moveFirst {
+			r.moveFirst = d
+		}
+		r.moveLast = max(r.moveLast, last.Sub(activated))
+		r.noticedMax = max(r.noticedMax, first.Sub(activated))
+	}
+	r.agentSpreadMedian, r.agentSpreadMax = medianMax(spreads)
+}
+
+// failures lists every stream error, bad update, non-2xx Vault answer and
+// agent error log line.
+func (f *fleet) failures() []string {
+	var out []string
+	for _, w := range f.ws {
+		w.mu.Lock()
+		for _, e := range w.streamErrs {
+			out = append(out, fmt.Sprintf("agent %d: stream error: %s", w.agent.idx, e))
+		}
+		for _, v := range w.violations {
+			out = append(out, fmt.Sprintf("agent %d: %s", w.agent.idx, v))
+		}
+		w.mu.Unlock()
+		for _, l := range w.agent.logLines("ERROR") {
+			out = append(out, fmt.Sprintf("agent %d logged: %s", w.agent.idx, l))
+		}
+	}
+	for _, b := range f.ctr.badAnswers() {
+		out = append(out, "Vault answered "+b)
+	}
+	return out
+}
+
+func medianMax(ds []time.Duration) (median, maximum time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2], s[len(s)-1]
+}
