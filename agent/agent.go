@@ -128,6 +128,11 @@ func (a *Agent) newAttestor() error {
 	if err != nil {
 		return err
 	}
+	if inf, ok := src.(*attest.InformerSource); ok && k.ClusterSPIFFEIDs.Enabled {
+		if run, synced, err = a.clusterSPIFFEIDs(k, inf, run, synced); err != nil {
+			return err
+		}
+	}
 	a.attestor = append(a.attestor.(attest.Multi), &attest.Kubernetes{Source: src, NodeName: k.NodeName, ProcRoot: k.ProcRoot})
 	a.runPods, a.podsReady = run, synced
 	return nil

@@ -165,3 +165,33 @@ func (s *KubeletSource) fetch(ctx context.Context, clk clock.Clock) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// Pods returns the node's pods as last seen. They are the watch's own
+// objects: callers must not change them.
+func (s *InformerSource) Pods() []*corev1.Pod {
+	objs := s.informer.GetStore().List()
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		if p, ok := o.(*corev1.Pod); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// OnChange calls f after every change to the node's pods, for whoever
+// derives state from them (the ClusterSPIFFEID controller).
+func (s *InformerSource) OnChange(f func()) error {
+	_, err := s.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { f() },
+		UpdateFunc: func(any, any) { f() },
+		DeleteFunc: func(any) { f() },
+	})
+	if err != nil {
+		return fmt.Errorf("attest: k8s: %w", err)
+	}
+	return nil
+}
+
+// HasSynced reports whether the first list of pods is in.
+func (s *InformerSource) HasSynced() bool { return s.informer.HasSynced() }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,6 +114,44 @@ type Kubernetes struct {
 	DefaultIdentity *bool `yaml:"default_identity"`
 	// ProcRoot is where the host's procfs is mounted; default /proc.
 	ProcRoot string `yaml:"proc_root"`
+	// ClusterSPIFFEIDs reads identities from the cluster's
+	// ClusterSPIFFEID objects, as SPIRE's controller manager does.
+	ClusterSPIFFEIDs ClusterSPIFFEIDs `yaml:"cluster_spiffeids"`
+}
+
+// ClusterSPIFFEIDs configures rules from ClusterSPIFFEID objects.
+type ClusterSPIFFEIDs struct {
+	Enabled bool `yaml:"enabled"`
+	// ClassName picks the objects whose spec.className is this; objects
+	// without one are read when ClassName is empty or WatchClassless is
+	// set, so several installations can share a cluster.
+	ClassName      string `yaml:"class_name"`
+	WatchClassless bool   `yaml:"watch_classless"`
+	// IgnoreNamespaces are regular expressions matched against the whole
+	// namespace name; their pods get nothing from objects. Default
+	// kube-system and kube-public; an empty list ignores none.
+	IgnoreNamespaces []string `yaml:"ignore_namespaces"`
+	// ClusterName and ClusterDomain are given to templates as
+	// .ClusterName and .ClusterDomain.
+	ClusterName   string `yaml:"cluster_name"`
+	ClusterDomain string `yaml:"cluster_domain"`
+	// StatusDelay bounds the random wait before an agent writes an
+	// object's status, so that one of many agents writes it; default 5s.
+	StatusDelay *time.Duration `yaml:"status_delay"`
+}
+
+// IgnoredNamespaces compiles IgnoreNamespaces, each anchored to the
+// whole name.
+func (c ClusterSPIFFEIDs) IgnoredNamespaces() ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, expr := range c.IgnoreNamespaces {
+		re, err := regexp.Compile("^(?:" + expr + ")$")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, re)
+	}
+	return out, nil
 }
 
 // Kubelet configures the kubelet pod source.
@@ -357,6 +396,15 @@ func (k *Kubernetes) setDefaults() {
 	field.Default(&k.Kubelet.CacheTTL, 5*time.Second)
 	if k.Kubelet.URL == "" && k.NodeName != "" {
 		k.Kubelet.URL = "https://" + net.JoinHostPort(k.NodeName, "10250")
+	}
+	if c := &k.ClusterSPIFFEIDs; c.Enabled {
+		if c.IgnoreNamespaces == nil {
+			c.IgnoreNamespaces = []string{"kube-system", "kube-public"}
+		}
+		if c.StatusDelay == nil {
+			d := 5 * time.Second
+			c.StatusDelay = &d
+		}
 	}
 }
 

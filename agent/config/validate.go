@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -105,8 +106,12 @@ func section(err error, prefix ...string) field.List {
 func (k Kubernetes) validate() field.List {
 	var errs field.List
 	if !k.Enabled {
-		return nil
+		if k.ClusterSPIFFEIDs.Enabled {
+			errs.Add(errors.New("needs kubernetes.enabled: true (identities from ClusterSPIFFEID objects are for pods)"), "cluster_spiffeids", "enabled")
+		}
+		return errs
 	}
+	errs = append(errs, k.ClusterSPIFFEIDs.validate(k.PodSource).Prefix("cluster_spiffeids")...)
 	if k.NodeName == "" {
 		errs.Add(errors.New("is required (or set NODE_NAME from the downward API)"), "node_name")
 	}
@@ -237,4 +242,23 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+func (c ClusterSPIFFEIDs) validate(podSource string) field.List {
+	var errs field.List
+	if !c.Enabled {
+		return nil
+	}
+	if podSource != "apiserver" {
+		errs.Add(errors.New("needs kubernetes.pod_source: apiserver (the agent watches the objects, namespaces and its pods there)"), "enabled")
+	}
+	for i, expr := range c.IgnoreNamespaces {
+		if _, err := regexp.Compile(expr); err != nil {
+			errs.Add(err, "ignore_namespaces", strconv.Itoa(i))
+		}
+	}
+	if c.StatusDelay != nil {
+		errs.Add(field.Duration(*c.StatusDelay, 0, 5*time.Minute), "status_delay")
+	}
+	return errs
 }

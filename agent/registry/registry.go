@@ -17,21 +17,39 @@ type Registry struct {
 	td spiffeid.TrustDomain
 
 	mu      sync.RWMutex
-	rules   []Compiled
+	config  []Compiled      // from the config file, see Set
+	cluster []Compiled      // from the cluster's objects, see SetCluster
+	rules   []Compiled      // config then cluster: what Match reads
 	kinds   map[string]bool // of every rule, see MayUse
 	changed notify.Notifier // Notify under mu, after the state changes
 }
 
 // New returns a Registry with the given rules.
 func New(td spiffeid.TrustDomain, rules []Compiled) *Registry {
-	return &Registry{td: td, rules: rules, kinds: kindsOf(rules)}
+	return &Registry{td: td, config: rules, rules: rules, kinds: kindsOf(rules)}
 }
 
-// Set replaces the rules and tells every watcher.
+// Set replaces the rules of the config file and tells every watcher.
 func (r *Registry) Set(rules []Compiled) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rules, r.kinds = rules, kindsOf(rules)
+	r.config = rules
+	r.swapLocked()
+}
+
+// SetCluster replaces the rules made from the cluster's ClusterSPIFFEID
+// objects and tells every watcher. They come after the config's rules,
+// so a config rule's hint wins over an object's for the same workload.
+func (r *Registry) SetCluster(rules []Compiled) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cluster = rules
+	r.swapLocked()
+}
+
+func (r *Registry) swapLocked() {
+	r.rules = append(slices.Clip(r.config), r.cluster...)
+	r.kinds = kindsOf(r.rules)
 	r.changed.Notify()
 }
 
@@ -74,11 +92,11 @@ func (r *Registry) MayUse(typ, name string, known attest.Set) bool {
 	return false
 }
 
-// Len is the number of rules.
+// Len is the number of rules from the config file.
 func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.rules)
+	return len(r.config)
 }
 
 // Match returns the entries of every rule that applies to sel (all its

@@ -274,3 +274,49 @@ func TestMayUseFollowsTheRules(t *testing.T) {
 		t.Fatal("a template placeholder {unix:sha256} applies to every caller, yet MayUse says it cannot")
 	}
 }
+
+// TestClusterRulesAndConfigRulesAreSetApart: a config reload keeps the
+// rules the cluster's objects made and the cluster's updates keep the
+// config's, each Set tells watchers, and config rules come first.
+func TestClusterRulesAndConfigRulesAreSetApart(t *testing.T) {
+	compile := func(id, sel string) registry.Compiled {
+		t.Helper()
+		c, err := registry.Compile(td, time.Hour, registry.Rule{SPIFFEID: id, Selectors: []string{sel}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	sel := attest.NewSet(attest.Selector{Type: "unix", Value: "uid:0"}, attest.Selector{Type: "k8s", Value: "pod-uid:p1"})
+	ids := func(r *registry.Registry) string {
+		entries, errs := r.Match(sel)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.ID.Path())
+		}
+		return strings.Join(out, " ")
+	}
+	r := registry.New(td, []registry.Compiled{compile("spiffe://example.org/config", "unix:uid:0")})
+	changed := r.Changed()
+	r.SetCluster([]registry.Compiled{compile("spiffe://example.org/cluster", "k8s:pod-uid:p1")})
+	<-changed
+	if got := ids(r); got != "/config /cluster" {
+		t.Fatalf("after SetCluster: %q, want the config's rule then the cluster's", got)
+	}
+	changed = r.Changed()
+	r.Set([]registry.Compiled{compile("spiffe://example.org/config2", "unix:uid:0")})
+	<-changed
+	if got := ids(r); got != "/config2 /cluster" {
+		t.Fatalf("after a config reload: %q, want the cluster's rule kept", got)
+	}
+	r.SetCluster(nil)
+	if got := ids(r); got != "/config2" {
+		t.Fatalf("after the cluster's rules went: %q, want the config's kept", got)
+	}
+	if r.Len() != 1 {
+		t.Fatalf("Len = %d, want 1 (the config's rules)", r.Len())
+	}
+}

@@ -34,6 +34,10 @@ type Metrics struct {
 	SDSStreams prometheus.Gauge
 	SDSPushes  prometheus.Counter
 	SDSNacks   prometheus.Counter
+
+	// ClusterSPIFFEIDs: objects by state (accepted, refused), rules made
+	// for this node's pods, and (object, pod) pairs that failed to render.
+	ClusterSPIFFEIDs *prometheus.GaugeVec
 }
 
 // New registers the agent's metrics in a fresh registry, with the Go and
@@ -99,7 +103,11 @@ func New() *Metrics {
 	m.SDSNacks = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sworn_sds_nacks_total", Help: "SDS requests in which Envoy rejected the secrets last sent (error_detail set); each is logged.",
 	})
+	m.ClusterSPIFFEIDs = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sworn_cluster_spiffeids", Help: "From ClusterSPIFFEID objects, by state: accepted and refused objects, rules in force for this node's pods, render_failures (object and pod pairs that rendered no identity; each is logged).",
+	}, []string{"state"})
 	m.CAReachable.Set(1)
+	r.MustRegister(m.ClusterSPIFFEIDs)
 	r.MustRegister(m.SDSStreams, m.SDSPushes, m.SDSNacks)
 	r.MustRegister(m.SVIDsIssued, m.IssueLatency, m.IssueFailures, m.RotationFailures, m.OpenStreams,
 		m.Requests, m.AttestationLatency, m.AttestationFailures, m.CAReachable, m.BadCertificates,
