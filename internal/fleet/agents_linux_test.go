@@ -77,8 +77,11 @@ func readRoleID(t *testing.T, srv *vaulttest.Server) string {
 type agentProc struct {
 	t       *testing.T
 	idx     int
+	bin     string
 	ids     []spiffeid.ID // the identities its rules give the test process
 	socket  string
+	config  string
+	body    string // the config but its health_addr
 	health  string
 	logPath string
 	cmd     *exec.Cmd
@@ -110,11 +113,11 @@ func identity(t *testing.T, a, i int) spiffeid.ID {
 func newAgent(t *testing.T, base string, idx int, s agentSpec, auth approle) *agentProc {
 	t.Helper()
 	dir := filepath.Join(base, "a"+strconv.Itoa(idx))
-	a := &agentProc{t: t, idx: idx, socket: filepath.Join(dir, "w.sock"), health: testutil.FreeAddr(t),
-		logPath: filepath.Join(dir, "agent.log"), exited: make(chan struct{})}
+	a := &agentProc{t: t, idx: idx, bin: s.bin, socket: filepath.Join(dir, "w.sock"),
+		config: filepath.Join(dir, "agent.yaml"), logPath: filepath.Join(dir, "agent.log")}
 	var b strings.Builder
-	fmt.Fprintf(&b, "trust_domain: %s\nsocket_path: %s\nadmin_socket_path: %s\ndata_dir: %s\nhealth_addr: %s\n",
-		trustDomain, a.socket, filepath.Join(dir, "admin.sock"), filepath.Join(dir, "data"), a.health)
+	fmt.Fprintf(&b, "trust_domain: %s\nsocket_path: %s\nadmin_socket_path: %s\ndata_dir: %s\n",
+		trustDomain, a.socket, filepath.Join(dir, "admin.sock"), filepath.Join(dir, "data"))
 	fmt.Fprintf(&b, "svid:\n  ttl: %s\n", s.ttl)
 	if s.rate > 0 { // else the agent's default: a cap for Vault's sign mode, none for intermediate
 		fmt.Fprintf(&b, "rotation:\n  max_per_second: %d\n", s.rate)
@@ -126,32 +129,48 @@ func newAgent(t *testing.T, base string, idx int, s agentSpec, auth approle) *ag
 		a.ids = append(a.ids, id)
 		fmt.Fprintf(&b, "  - spiffe_id: %s\n    selectors: [\"unix:uid:%d\"]\n", id, os.Getuid())
 	}
-	config := filepath.Join(dir, "agent.yaml")
-	if err := os.WriteFile(config, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
+	a.body = b.String()
+	a.start()
+	t.Cleanup(a.stop)
+	return a
+}
+
+// start runs the agent on a free health port.
+func (a *agentProc) start() {
+	a.t.Helper()
+	a.health = testutil.FreeAddr(a.t)
+	if err := os.WriteFile(a.config, []byte("health_addr: "+a.health+"\n"+a.body), 0o600); err != nil {
+		a.t.Fatal(err)
 	}
-	logf, err := os.Create(a.logPath)
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		a.t.Fatal(err)
 	}
 	defer logf.Close()
-	a.cmd = exec.Command(s.bin, "agent", "--config", config)
+	a.cmd = exec.Command(a.bin, "agent", "--config", a.config)
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
+		a.t.Fatal(err)
 	}
-	go func() { _ = a.cmd.Wait(); close(a.exited) }()
-	t.Cleanup(a.stop)
-	return a
+	exited, cmd := make(chan struct{}), a.cmd
+	a.exited = exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 }
 
 // waitReady waits until /ready answers 200.
 func (a *agentProc) waitReady(bound time.Duration) {
 	a.t.Helper()
+	tries := 0
 	testutil.EventuallyWithin(a.t, bound, fmt.Sprintf("agent %d's /ready to answer 200", a.idx), func() bool {
 		select {
 		case <-a.exited:
+			// FreeAddr's port can be taken (say as another connection's
+			// source port) before the agent binds it: try another.
+			if tries++; tries < 5 && strings.Contains(a.logTail(), a.health+": bind: address already in use") {
+				a.start()
+				return false
+			}
 			a.t.Fatalf("agent %d exited at start: %v%s", a.idx, a.cmd.ProcessState, a.logTail())
 		default:
 		}
