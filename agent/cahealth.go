@@ -87,7 +87,8 @@ func (a *Agent) observeCA(err error) {
 
 // retryWhenCAReturns renews, as soon as the CA answers again after an
 // outage, a refusal or an expiry, every SVID whose renewal failed meanwhile,
-// most urgent first (within rotation.max_concurrent and max_per_second):
+// most urgent first, paced as a re-issue (rotation.reissue_spread, within
+// rotation.max_concurrent and max_per_second; an expired SVID at once):
 // each would otherwise wait out its own backoff, up to a minute, even with
 // its SVID already expired.
 func (a *Agent) retryWhenCAReturns(ctx context.Context) {
@@ -100,7 +101,7 @@ func (a *Agent) retryWhenCAReturns(ctx context.Context) {
 		}
 		back = a.caBack.Changed()
 		if n := a.cache.RetryFailed(); n > 0 {
-			a.log.Info("CA answers again; renewing now the SVIDs whose renewal failed, most urgent first", "svids", n)
+			a.log.Info("CA answers again; renewing the SVIDs whose renewal failed, most urgent first, at the re-issue pace", "svids", n)
 		}
 	}
 }

@@ -14,9 +14,11 @@
 //     above that bound);
 //   - a failed renewal is retried with Backoff until it succeeds or the key
 //     is untracked, so a credential is never silently left to expire;
-//   - RetryFailed (the cause of failures is gone) renews every failed key
-//     now, most urgent first: keys due at the same instant go in order of
-//     their credential's expiry;
+//   - RetryFailed (the cause of failures is gone) renews every failed key,
+//     most urgent first, paced as Spread paces (n keys over n × each, none
+//     past half its remaining life): an outage ends for every agent at
+//     once, and their backlogs must not reach the CA in one burst; keys
+//     due at the same instant go in order of their credential's expiry;
 //   - a key is never renewed twice concurrently; Force on a key that is
 //     being renewed renews it once more afterwards;
 //   - Spread (Force paced over a window, for a re-issue of every key after a

@@ -130,6 +130,13 @@ func (s *Scheduler) Spread(window time.Duration, keys ...string) int {
 			its = append(its, it)
 		}
 	}
+	s.spreadLocked(its, window)
+	return len(its)
+}
+
+// spreadLocked makes its due over window from now, most urgent first (see
+// Spread); s.mu must be held.
+func (s *Scheduler) spreadLocked(its []*item, window time.Duration) {
 	slices.SortFunc(its, func(a, b *item) int {
 		if c := a.validity.NotAfter.Compare(b.validity.NotAfter); c != 0 {
 			return c
@@ -152,26 +159,31 @@ func (s *Scheduler) Spread(window time.Duration, keys ...string) int {
 		}
 		s.setDue(it, at)
 	}
-	return len(its)
 }
 
-// RetryFailed renews now every key whose last renewal failed, and returns
-// how many. Call it when the cause of the failures is known to be gone (the
-// CA answered again): each failed key would otherwise wait out its own
-// backoff, up to Backoff.Max, with its credential possibly already expired.
-// They are dispatched most urgent first, at most Workers at once.
-func (s *Scheduler) RetryFailed() int {
+// RetryFailed renews every key whose last renewal failed, paced each
+// apart, and returns how many. Call it when the cause of the failures is
+// known to be gone (the CA answered again): each failed key would otherwise
+// wait out its own backoff, up to Backoff.Max, with its credential possibly
+// already expired. They are spread as Spread spreads them, over n × each
+// from a random phase, most urgent first, none past half its credential's
+// remaining life and one with little left at once: an outage that ends
+// (a Vault leader elected) ends for every agent in the same second, and
+// their backlogs sent at once would land on the CA together, on top of
+// the renewals falling due anyway. each <= 0 renews them all now. A key
+// whose retry was already due earlier keeps that time.
+func (s *Scheduler) RetryFailed(each time.Duration) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Clock.Now()
-	n := 0
+	var its []*item
 	for _, it := range s.items {
 		if it.attempt > 0 && !it.running && it.due.After(now) {
-			s.setDue(it, now)
-			n++
+			its = append(its, it)
 		}
 	}
-	return n
+	s.spreadLocked(its, each*time.Duration(len(its)))
+	return len(its)
 }
 
 // Due reports when key is next renewed.

@@ -252,7 +252,7 @@ func TestSchedulerRetryFailedGoesMostUrgentFirst(t *testing.T) {
 	r.mu.Lock()
 	r.calls = nil
 	r.mu.Unlock()
-	if n := s.RetryFailed(); n != 5 {
+	if n := s.RetryFailed(0); n != 5 {
 		t.Fatalf("RetryFailed = %d, want 5", n)
 	}
 	for range expiries {
@@ -265,7 +265,7 @@ func TestSchedulerRetryFailedGoesMostUrgentFirst(t *testing.T) {
 	if want := "[a b c d e]"; got != want {
 		t.Fatalf("renewed in order %s, want most urgent first %s", got, want)
 	}
-	if n := s.RetryFailed(); n != 0 {
+	if n := s.RetryFailed(0); n != 0 {
 		t.Fatalf("RetryFailed after recovery = %d, want 0 (nothing is failing)", n)
 	}
 }

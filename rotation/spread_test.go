@@ -2,6 +2,7 @@ package rotation_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +157,47 @@ func TestSchedulerSpreadRenewsAsTheClockReachesEachSlot(t *testing.T) {
 
 	s.Spread(0)
 	testutil.Eventually(t, "every key renewed at once with no spread", func() bool { return r.count() == 40 })
+}
+
+// TestSchedulerRetryFailedIsPacedMostUrgentFirst: when the CA answers
+// again after an outage, the 20 keys whose renewals failed are not all made
+// due at once (they would reach the CA together, from every agent whose
+// outage ended in the same second) but paced 50 ms apart from the drawn
+// phase, most urgent first, over [0, 1s); a key with 200 ms left goes
+// within half of that, first.
+func TestSchedulerRetryFailedIsPacedMostUrgentFirst(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	r := &fakeRenewer{clock: clk, lifetime: time.Hour}
+	r.failing.Store(true)
+	var failures atomic.Int32
+	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half, Workers: 30,
+		Backoff:   rotation.Backoff{Initial: time.Minute, Max: time.Hour},
+		OnFailure: func(string, int, time.Time, error) { failures.Add(1) }})
+	// Overdue, so each is tried at once and fails; k19 expires first.
+	for i := range 20 {
+		s.Track(fmt.Sprintf("k%02d", i), rotation.Validity{NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Duration(40-i) * time.Minute)})
+	}
+	s.Track("urgent", rotation.Validity{NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(200 * time.Millisecond)})
+	testutil.Eventually(t, "every key failed once", func() bool { return failures.Load() == 21 })
+
+	r.failing.Store(false)
+	if n := s.RetryFailed(50 * time.Millisecond); n != 21 {
+		t.Fatalf("RetryFailed = %d, want the 21 failed keys", n)
+	}
+	urgent, _ := s.Due("urgent")
+	if d := urgent.Sub(t0); d < 0 || d > 100*time.Millisecond {
+		t.Fatalf("the key with 200ms left is due at +%v, want within half its remaining life", d)
+	}
+	prev := urgent
+	for i := 19; i >= 0; i-- { // most urgent (k19) first
+		due, _ := s.Due(fmt.Sprintf("k%02d", i))
+		// Slot (j+0.5)/21 of 21 × 50 ms, j = 20-i.
+		want := t0.Add(time.Duration((float64(20-i) + 0.5) * float64(50*time.Millisecond)))
+		if !due.Equal(want) || due.Before(prev) {
+			t.Fatalf("k%02d due at +%v, want +%v (50ms apart, most urgent first)", i, due.Sub(t0), want.Sub(t0))
+		}
+		prev = due
+	}
+	clk.Step(1100 * time.Millisecond)
+	testutil.Eventually(t, "every failed key renewed within the 1.05s window", func() bool { return r.count() == 42 })
 }

@@ -88,6 +88,7 @@ type Config struct {
 	// a signing-CA change: its n renewals are spread over ReissueSpread ×
 	// n/100 (see rotation.Scheduler.Spread), so agents that see the change
 	// in the same second do not all ask the CA in it; 0 means all at once.
+	// RetryFailed, the renewals owed after an outage, goes at the same pace.
 	ReissueSpread time.Duration
 	// Rand returns uniform numbers in [0,1): renewal jitter and the
 	// spread's phase. nil means math/rand/v2.
@@ -516,11 +517,15 @@ func (c *Cache) dropLocked(it *item) {
 	c.cfg.Logger.Debug("dropped idle SVID", "spiffe_id", it.entry.ID.String())
 }
 
-// RetryFailed renews now, most urgent first, every SVID whose renewal
-// failed, and returns how many. Call it when the CA is known to answer
-// again, so an SVID that expired during an outage does not wait out its
-// backoff.
-func (c *Cache) RetryFailed() int { return c.sched.RetryFailed() }
+// RetryFailed renews every SVID whose renewal failed, paced as a re-issue
+// is (ReissueSpread per 100, most urgent first, none past half its
+// remaining life, an expired one at once), and returns how many. Call it
+// when the CA is known to answer again, so an SVID that expired during an
+// outage does not wait out its backoff. The pace matters after a Vault
+// leader failover: every agent's renewals failed from the same instant and
+// every agent sees the new leader within the same second, so backlogs sent
+// at once would reach it together.
+func (c *Cache) RetryFailed() int { return c.sched.RetryFailed(c.cfg.ReissueSpread / 100) }
 
 // Rotate re-issues now every cached SVID for one of ids, or every cached
 // SVID if ids is empty, and returns how many were scheduled.

@@ -15,8 +15,10 @@
 // an outage (ca.ErrUnavailable), so a hung CA holds no worker longer than
 // that and is reported at once. A renewal that fails is retried with
 // backoff while the old SVID keeps being served; it is never replaced by
-// nothing; RetryFailed renews every failed one at once, most urgent first,
-// when the CA is back. A failed first issuance is remembered for its
+// nothing; RetryFailed renews every failed one when the CA is back, most
+// urgent first and paced as a re-issue is (below), so agents that see a new
+// Vault leader in the same second do not hand it their whole backlogs in
+// that second. A failed first issuance is remembered for its
 // backoff, so asking again meanwhile costs no CA call. An SVID the CA
 // returns already expired is refused, and an expired SVID is never handed
 // to a subscriber.

@@ -222,3 +222,51 @@ func TestReissueTakesTheSVIDWithLittleLeftFirst(t *testing.T) {
 		t.Fatalf("of %d re-issues, %s came at +%v (index %d), want it first (calls in one %v step come together), within %v", len(ids), short.ID, times[max(i, 0)], i, reissueStep, reissueStep)
 	}
 }
+
+// TestRetryFailedIsPacedAsAReissue: 40 renewals fail through an outage;
+// when the CA answers again, RetryFailed renews them at the re-issue's
+// pace (5 s per 100: 50 ms apart, over 2 s), not all in the first
+// instant, where every agent whose outage ended together would send them.
+func TestRetryFailedIsPacedAsAReissue(t *testing.T) {
+	const n = 40
+	r := newReissueRig(t, cache.Config{ReissueSpread: 5 * time.Second, MaxConcurrent: 4,
+		Backoff: rotation.Backoff{Initial: time.Minute, Max: time.Hour}}, entries(n))
+	r.signer.failing.Store(true)
+	for range 4 {
+		r.clk.Step(10 * time.Minute) // past every renewal point (30 m ± 6 m)
+	}
+	testutil.Eventually(t, "every renewal to fail and wait out a backoff", func() bool {
+		if r.signer.calls.Load() < 2*n || r.signer.inflight.Load() != 0 {
+			return false
+		}
+		for _, id := range r.c.Identities() {
+			if !id.NextRenewal.After(r.clk.Now()) {
+				return false
+			}
+		}
+		return true
+	})
+	r.signer.failing.Store(false)
+	r.signer.mu.Lock()
+	r.start = len(r.signer.times)
+	r.signer.mu.Unlock()
+	at := r.clk.Now()
+	if got := r.c.RetryFailed(); got != n {
+		t.Fatalf("RetryFailed = %d, want the %d failed renewals", got, n)
+	}
+	window := n * 5 * time.Second / 100
+	pace := slots(n, window)
+	for elapsed := time.Duration(0); elapsed <= window; elapsed += reissueStep {
+		testutil.Eventually(t, fmt.Sprintf("%d renewals by +%v", pace(elapsed), elapsed), func() bool {
+			times, _ := r.calls(at)
+			return len(times) >= pace(elapsed)
+		})
+		if times, _ := r.calls(at); len(times) > pace(elapsed)+1 {
+			t.Fatalf("%d of %d failed renewals retried by +%v, want about %d (50 ms apart over %v)", len(times), n, elapsed, pace(elapsed), window)
+		}
+		r.clk.Step(reissueStep)
+	}
+	if times, _ := r.calls(at); len(times) != n {
+		t.Fatalf("%d renewals after RetryFailed, want one for each of the %d failed", len(times), n)
+	}
+}
