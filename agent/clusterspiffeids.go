@@ -47,6 +47,7 @@ func (a *Agent) clusterSPIFFEIDs(k config.Kubernetes, pods *attest.InformerSourc
 			m.WithLabelValues("rules").Set(float64(s.Rules))
 			m.WithLabelValues("render_failures").Set(float64(s.RenderFailures))
 		},
+		OnStatus: func(result string) { a.metrics.ClusterSPIFFEIDStatus.WithLabelValues(result).Inc() },
 	})
 	if err != nil {
 		return nil, nil, err

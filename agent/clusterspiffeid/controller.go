@@ -64,6 +64,10 @@ type Config struct {
 	Clock       clock.Clock
 	Logger      *slog.Logger
 	Observe     func(Stats)
+	// OnStatus, if set, is told how each status write this agent
+	// considered ended: written, skipped (found written or the object
+	// changed), conflict (another agent wrote first) or error.
+	OnStatus func(result string)
 }
 
 // Controller keeps the Sink's cluster rules in step with the objects.

@@ -99,28 +99,31 @@ func (w *statusWriter) report(ctx context.Context, u *unstructured.Unstructured,
 	w.running.Add(1)
 	go func() {
 		defer w.running.Done()
-		w.write(ctx, u.GetName(), u.GetUID(), want)
+		result := w.write(ctx, u.GetName(), u.GetUID(), want)
+		if w.cfg.OnStatus != nil {
+			w.cfg.OnStatus(result)
+		}
 	}()
 }
 
-func (w *statusWriter) write(ctx context.Context, name string, uid types.UID, want metav1.Condition) {
+func (w *statusWriter) write(ctx context.Context, name string, uid types.UID, want metav1.Condition) string {
 	if d := w.cfg.StatusDelay; d > 0 && w.cfg.Rand != nil {
 		select {
 		case <-ctx.Done():
-			return
+			return "skipped"
 		case <-w.cfg.Clock.After(time.Duration(w.cfg.Rand() * float64(d))):
 		}
 	}
 	o, ok, err := w.objs.GetStore().GetByKey(name)
 	if err != nil || !ok {
-		return
+		return "skipped"
 	}
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok || u.GetUID() != uid || u.GetGeneration() != want.ObservedGeneration {
-		return // gone or changed: the next reconcile has its own verdict
+		return "skipped" // gone or changed: the next reconcile has its own verdict
 	}
 	if have, ok := current(u); ok && sameVerdict(have, want) {
-		return // another agent wrote it
+		return "skipped" // another agent wrote it
 	}
 	u = u.DeepCopy()
 	conds := conditions(u)
@@ -130,22 +133,25 @@ func (w *statusWriter) write(ctx context.Context, name string, uid types.UID, wa
 	for _, c := range conds {
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&c)
 		if err != nil {
-			return
+			return "error"
 		}
 		raw = append(raw, m)
 	}
 	if err := unstructured.SetNestedSlice(u.Object, raw, "status", "conditions"); err != nil {
-		return
+		return "error"
 	}
 	_, err = w.cfg.Dynamic.Resource(Resource).UpdateStatus(ctx, u, metav1.UpdateOptions{})
 	switch {
-	case err == nil, apierrors.IsConflict(err):
-		// A conflict means another agent wrote first; the watch brings
-		// what it wrote.
+	case err == nil:
+		return "written"
+	case apierrors.IsConflict(err):
+		// Another agent wrote first; the watch brings what it wrote.
+		return "conflict"
 	case ctx.Err() == nil:
 		w.cfg.Logger.Warn("cannot write a ClusterSPIFFEID's status; may the agent update clusterspiffeids/status (RBAC)?", "name", name, "err", err)
 		w.mu.Lock()
 		delete(w.tried, uid) // the next reconcile tries again
 		w.mu.Unlock()
 	}
+	return "error"
 }

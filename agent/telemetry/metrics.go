@@ -38,6 +38,8 @@ type Metrics struct {
 	// ClusterSPIFFEIDs: objects by state (accepted, refused), rules made
 	// for this node's pods, and (object, pod) pairs that failed to render.
 	ClusterSPIFFEIDs *prometheus.GaugeVec
+	// ClusterSPIFFEIDStatus counts status writes considered, by result.
+	ClusterSPIFFEIDStatus *prometheus.CounterVec
 }
 
 // New registers the agent's metrics in a fresh registry, with the Go and
@@ -106,8 +108,11 @@ func New() *Metrics {
 	m.ClusterSPIFFEIDs = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sworn_cluster_spiffeids", Help: "From ClusterSPIFFEID objects, by state: accepted and refused objects, rules in force for this node's pods, render_failures (object and pod pairs that rendered no identity; each is logged).",
 	}, []string{"state"})
+	m.ClusterSPIFFEIDStatus = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sworn_cluster_spiffeid_status_writes_total", Help: "ClusterSPIFFEID status writes this agent considered, by result: written, skipped (another agent had written it), conflict, error.",
+	}, []string{"result"})
 	m.CAReachable.Set(1)
-	r.MustRegister(m.ClusterSPIFFEIDs)
+	r.MustRegister(m.ClusterSPIFFEIDs, m.ClusterSPIFFEIDStatus)
 	r.MustRegister(m.SDSStreams, m.SDSPushes, m.SDSNacks)
 	r.MustRegister(m.SVIDsIssued, m.IssueLatency, m.IssueFailures, m.RotationFailures, m.OpenStreams,
 		m.Requests, m.AttestationLatency, m.AttestationFailures, m.CAReachable, m.BadCertificates,

@@ -1,0 +1,122 @@
+package clusterspiffeid_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sworn-id/sworn/agent/attest"
+	"github.com/sworn-id/sworn/agent/clusterspiffeid"
+	"github.com/sworn-id/sworn/agent/registry"
+)
+
+func testPod() *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "api-0", Namespace: "prod", UID: "0f1e", Labels: map[string]string{"app": "orders", "td": "evil.org"}},
+		Spec:       corev1.PodSpec{ServiceAccountName: "api", NodeName: "node-a", Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+	}
+}
+
+func testNode() *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"zone": "z1"}}, Spec: corev1.NodeSpec{PodCIDR: "10.0.0.0/24"}}
+}
+
+// matched is what a workload with sel gets from rule alone.
+func matched(t *testing.T, rule registry.Compiled, sel ...attest.Selector) []registry.Entry {
+	t.Helper()
+	r := registry.New(opts.TrustDomain, nil)
+	r.SetCluster([]registry.Compiled{rule})
+	entries, errs := r.Match(attest.NewSet(sel...))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return entries
+}
+
+var podUID = attest.Selector{Type: "k8s", Value: "pod-uid:0f1e"}
+
+func TestRenderGivesThePodItsIdentity(t *testing.T) {
+	p, err := clusterspiffeid.Parse(object(clusterspiffeid.Spec{
+		SPIFFEIDTemplate:          "spiffe://{{ .TrustDomain }}/{{ .ClusterName }}/{{ .NodeMeta.Name }}/ns/{{ .PodMeta.Namespace }}/sa/{{ .PodSpec.ServiceAccountName }}",
+		DNSNameTemplates:          []string{"{{ .PodMeta.Name }}.{{ .PodMeta.Namespace }}.svc.{{ .ClusterDomain }}", "{{ .PodMeta.Name }}.{{ .PodMeta.Namespace }}.svc.{{ .ClusterDomain }}", `{{ index .NodeMeta.Labels "zone" }}.example.org`},
+		WorkloadSelectorTemplates: []string{"k8s:container-name:{{ (index .PodSpec.Containers 0).Name }}"},
+		TTL:                       metav1.Duration{Duration: 30 * time.Minute},
+		FederatesWith:             []string{"partner.org"},
+		Hint:                      "internal",
+	}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := p.Render(testPod(), testNode(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := matched(t, rule, podUID); len(got) != 0 {
+		t.Fatalf("matched without the rendered workload selector: %v", got)
+	}
+	if got := matched(t, rule, attest.Selector{Type: "k8s", Value: "pod-uid:other"}, attest.Selector{Type: "k8s", Value: "container-name:app"}); len(got) != 0 {
+		t.Fatalf("matched another pod: %v", got)
+	}
+	got := matched(t, rule, podUID, attest.Selector{Type: "k8s", Value: "container-name:app"})
+	if len(got) != 1 {
+		t.Fatalf("entries = %v, want one", got)
+	}
+	e := got[0]
+	want := "spiffe://example.org/c1/node-a/ns/prod/sa/api ttl=30m0s dns=[api-0.prod.svc.cluster.local z1.example.org] hint=internal fed=[partner.org]"
+	if s := fmt.Sprintf("%s ttl=%v dns=%v hint=%s fed=%v", e.ID, e.TTL, e.DNSNames, e.Hint, e.FederatesWith); s != want {
+		t.Fatalf("entry\n got %s\nwant %s", s, want)
+	}
+}
+
+// TestRenderRefusesWhatPodDataMakesInvalid: pod labels and annotations
+// are written by whoever may create pods, so what they render is held to
+// the trust domain and to the SPIFFE ID, DNS name and selector grammars.
+func TestRenderRefusesWhatPodDataMakesInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		spec clusterspiffeid.Spec
+		pod  func(*corev1.Pod)
+		want string
+	}{
+		{name: "trust domain from a label", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ index .PodMeta.Labels "td" }}/x`}, want: "outside this agent's trust domain"},
+		{name: "dot segments from an annotation", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/{{ index .PodMeta.Annotations "p" }}`},
+			pod: func(p *corev1.Pod) { p.Annotations = map[string]string{"p": "a/../../admin"} }, want: "spec.spiffeIDTemplate: rendered"},
+		{name: "missing label", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/{{ .PodMeta.Labels.missing }}`}, want: "<no value>"},
+		{name: "empty segment", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/ns/{{ index .PodMeta.Labels "none" }}/x`}, want: "spec.spiffeIDTemplate: rendered"},
+		{name: "bad dns name", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, DNSNameTemplates: []string{`{{ index .PodMeta.Annotations "dns" }}`}},
+			pod: func(p *corev1.Pod) { p.Annotations = map[string]string{"dns": "a b.example.org"} }, want: "dns_names[0]"},
+		{name: "selector of an unknown type", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, WorkloadSelectorTemplates: []string{"docker:label:x"}}, want: "spec.workloadSelectorTemplates[0]:"},
+		{name: "selector that is not one", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, WorkloadSelectorTemplates: []string{`{{ .PodMeta.Name }}`}}, want: "spec.workloadSelectorTemplates[0]:"},
+		{name: "template that writes without end", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/{{ range .PodSpec.Containers }}{{ .Image }}{{ end }}`},
+			pod: func(p *corev1.Pod) {
+				for i := range 200 {
+					p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: fmt.Sprint(i), Image: strings.Repeat("x", 64)})
+				}
+			}, want: "renders more than 4096 bytes"},
+		{name: "template calling a setter", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/{{ .PodMeta.SetName "admin" }}x`}, want: "spec.spiffeIDTemplate:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := clusterspiffeid.Parse(object(tt.spec), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pod := testPod()
+			if tt.pod != nil {
+				tt.pod(pod)
+			}
+			before := pod.DeepCopy()
+			_, err = p.Render(pod, testNode(), time.Hour)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Render = %v, want an error with %q", err, tt.want)
+			}
+			if pod.Name != before.Name || len(pod.Labels) != len(before.Labels) {
+				t.Fatalf("rendering changed the watched pod: %v", pod.ObjectMeta)
+			}
+		})
+	}
+}
