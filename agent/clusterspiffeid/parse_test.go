@@ -86,7 +86,9 @@ func TestSelectsByNamespaceAndPodLabels(t *testing.T) {
 	ns := func(env string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"env": env}}}
 	}
-	pod := func(labels map[string]string) *corev1.Pod { return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: labels}} }
+	pod := func(labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: labels}}
+	}
 	tests := []struct {
 		name string
 		ns   *corev1.Namespace
