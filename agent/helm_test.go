@@ -272,15 +272,25 @@ func helmCases(t *testing.T) []helmCase {
 	fingerprint := strings.Repeat("ab", 32)
 	return []helmCase{
 		{name: "default", caType: "local",
-			want:   []string{"ServiceAccount sworn-agent", "ClusterRole sworn-agent", "ClusterRoleBinding sworn-agent", "DaemonSet sworn-agent"},
+			want:   []string{"ServiceAccount sworn-agent", "ClusterRole sworn-agent", "ClusterRoleBinding sworn-agent", "DaemonSet sworn-agent", "CustomResourceDefinition clusterspiffeids.spire.spiffe.io"},
 			absent: []string{"ServiceAccount sworn-vault-reviewer", "CSIDriver csi.spiffe.io", "PodMonitor sworn-agent"},
-			check: func(t *testing.T, objs []manifest, _ *config.Config) {
+			check: func(t *testing.T, objs []manifest, cfg *config.Config) {
+				if c := cfg.Kubernetes.ClusterSPIFFEIDs; !c.Enabled || strings.Join(c.IgnoreNamespaces, ",") != "kube-system,kube-public" {
+					t.Errorf("kubernetes.cluster_spiffeids = %+v, want enabled, ignoring kube-system and kube-public", c)
+				}
 				ds := find(t, objs, "DaemonSet", "sworn-agent").Spec.Template.Spec
 				if want := "ghcr.io/sworn-id/sworn:" + chartAppVersion(t); ds.Containers[0].Image != want {
 					t.Errorf("image %q, want %q (the appVersion)", ds.Containers[0].Image, want)
 				}
 				if len(ds.Tolerations) != 1 || len(ds.Tolerations[0]) != 1 || ds.Tolerations[0]["operator"] != "Exists" {
 					t.Errorf("tolerations %v, want [{operator: Exists}]", ds.Tolerations)
+				}
+			}},
+		{name: "cluster spiffeids of one class", caType: "local",
+			args: []string{"--set", "kubernetes.clusterSPIFFEIDs.className=team-a", "--set", "kubernetes.clusterSPIFFEIDs.clusterName=prod-1"},
+			check: func(t *testing.T, _ []manifest, cfg *config.Config) {
+				if c := cfg.Kubernetes.ClusterSPIFFEIDs; c.ClassName != "team-a" || c.WatchClassless || c.ClusterName != "prod-1" {
+					t.Errorf("kubernetes.cluster_spiffeids = %+v", c)
 				}
 			}},
 		{name: "vault kubernetes auth", caType: "vault",
@@ -458,5 +468,23 @@ func TestHelmChartNotes(t *testing.T) {
 		if !strings.Contains(notes, want) {
 			t.Errorf("NOTES.txt does not say %q:\n%s", want, notes)
 		}
+	}
+}
+
+// TestHelmChartShipsTheBasesCRD: Helm installs CRDs only from the chart's
+// crds/ and kustomize reads only inside its base, so the CRD is in both;
+// they must stay one CRD.
+func TestHelmChartShipsTheBasesCRD(t *testing.T) {
+	root := testutil.Root(t)
+	base, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", "base", "crd-clusterspiffeid.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart, err := os.ReadFile(filepath.Join(root, "deploy", "helm", "sworn", "crds", "clusterspiffeid.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(base) != string(chart) {
+		t.Fatal("deploy/helm/sworn/crds/clusterspiffeid.yaml differs from deploy/kubernetes/base/crd-clusterspiffeid.yaml; copy the base's over it")
 	}
 }

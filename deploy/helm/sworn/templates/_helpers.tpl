@@ -115,7 +115,9 @@ kubernetes:
   pod_source: apiserver
   default_identity: %t
 ` .Values.trustDomain (int .Values.healthPort) .Values.log.level .Values.log.format .Values.svid.ttl .Values.kubernetes.defaultIdentity | fromYaml -}}
-{{- $_ := set $base "ca" (include "sworn.caConfig" . | fromYaml) -}}
+{{- $c := .Values.kubernetes.clusterSPIFFEIDs -}}
+{{- $_ := set $base.kubernetes "cluster_spiffeids" (dict "enabled" $c.enabled "class_name" $c.className "watch_classless" $c.watchClassless "ignore_namespaces" $c.ignoreNamespaces "cluster_name" $c.clusterName "cluster_domain" $c.clusterDomain) -}}
+{{- $_ = set $base "ca" (include "sworn.caConfig" . | fromYaml) -}}
 {{- $_ = set $base "rules" .Values.rules -}}
 {{- mergeOverwrite $base (deepCopy .Values.agentConfig) | toYaml -}}
 {{- end -}}
