@@ -428,3 +428,34 @@ func TestManyDecodingProblemsAreCountedNotAllListed(t *testing.T) {
 		t.Fatalf("%d problems listed (want 20) and the rest counted: ...%s", got, msg[max(0, len(msg)-200):])
 	}
 }
+
+func TestClusterSPIFFEIDsConfigErrorsNameTheLine(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-a")
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{name: "without kubernetes", yaml: "trust_domain: example.org\nkubernetes:\n  cluster_spiffeids:\n    enabled: true\n",
+			want: "agent.yaml:4: kubernetes.cluster_spiffeids.enabled: needs kubernetes.enabled: true"},
+		{name: "with the kubelet pod source", yaml: "trust_domain: example.org\nkubernetes:\n  enabled: true\n  pod_source: kubelet\n  cluster_spiffeids:\n    enabled: true\n",
+			want: "agent.yaml:6: kubernetes.cluster_spiffeids.enabled: needs kubernetes.pod_source: apiserver"},
+		{name: "bad namespace pattern", yaml: "trust_domain: example.org\nkubernetes:\n  enabled: true\n  cluster_spiffeids:\n    enabled: true\n    ignore_namespaces: [kube-system, \"team-(\"]\n",
+			want: "kubernetes.cluster_spiffeids.ignore_namespaces[1]: error parsing regexp"},
+		{name: "status delay too long", yaml: "trust_domain: example.org\nkubernetes:\n  enabled: true\n  cluster_spiffeids:\n    enabled: true\n    status_delay: 1h\n",
+			want: "agent.yaml:6: kubernetes.cluster_spiffeids.status_delay:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("agent.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	c, err := config.Parse("agent.yaml", []byte("trust_domain: example.org\nkubernetes:\n  enabled: true\n  cluster_spiffeids:\n    enabled: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Kubernetes.ClusterSPIFFEIDs; strings.Join(got.IgnoreNamespaces, ",") != "kube-system,kube-public" || got.StatusDelay == nil || *got.StatusDelay != 5*time.Second {
+		t.Fatalf("defaults = %+v", got)
+	}
+}
