@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -38,11 +39,17 @@ func (r *Registry) Set(rules []Compiled) {
 }
 
 // SetCluster replaces the rules made from the cluster's ClusterSPIFFEID
-// objects and tells every watcher. They come after the config's rules,
-// so a config rule's hint wins over an object's for the same workload.
+// objects and tells every watcher, unless they are the rules already in
+// force: they are recomputed on every change to a pod of the node, and
+// each change told makes every stream of the node attest its caller again
+// and send its SVIDs. They come after the config's rules, so a config
+// rule's hint wins over an object's for the same workload.
 func (r *Registry) SetCluster(rules []Compiled) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if reflect.DeepEqual(r.cluster, rules) || len(r.cluster) == 0 && len(rules) == 0 {
+		return
+	}
 	r.cluster = rules
 	r.swapLocked()
 }

@@ -312,7 +312,16 @@ func TestClusterRulesAndConfigRulesAreSetApart(t *testing.T) {
 	if got := ids(r); got != "/config2 /cluster" {
 		t.Fatalf("after a config reload: %q, want the cluster's rule kept", got)
 	}
+	// The same rules again tell no one: nothing changed.
+	changed = r.Changed()
+	r.SetCluster([]registry.Compiled{compile("spiffe://example.org/cluster", "k8s:pod-uid:p1")})
+	select {
+	case <-changed:
+		t.Fatal("setting the same cluster rules told every watcher")
+	default:
+	}
 	r.SetCluster(nil)
+	<-changed
 	if got := ids(r); got != "/config2" {
 		t.Fatalf("after the cluster's rules went: %q, want the config's kept", got)
 	}
