@@ -120,3 +120,20 @@ func TestRenderRefusesWhatPodDataMakesInvalid(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRender is one object rendered for one pod: a node's reconcile
+// costs objects × pods of these.
+func BenchmarkRender(b *testing.B) {
+	p, err := clusterspiffeid.Parse(object(clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA,
+		DNSNameTemplates: []string{"{{ .PodMeta.Name }}.{{ .PodMeta.Namespace }}.svc"}}), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pod, node := testPod(), testNode()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Render(pod, node, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
