@@ -127,11 +127,22 @@ func (w *haWatcher) OnX509ContextUpdate(x *workloadapi.X509Context) {
 	w.readyOne.Do(func() { close(w.ready) })
 }
 
+// OnX509ContextWatchError records an error on a stream that had already
+// delivered SVIDs. One before the first update is the agent saying it has
+// nothing to serve yet (the first issuance failed: Vault was electing a
+// leader as the agent started, which a loaded machine can cause), and the
+// client retries: that is the Workload API's contract, not a failover
+// breaking a workload that holds SVIDs.
 func (w *haWatcher) OnX509ContextWatchError(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	select {
+	case <-w.ready:
+	default:
+		return
+	}
 	if !w.stopping {
-		w.errs = append(w.errs, err)
+		w.errs = append(w.errs, fmt.Errorf("at %s: %w", time.Now().Format(time.StampMilli), err))
 	}
 }
 
