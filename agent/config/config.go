@@ -222,8 +222,9 @@ type Rotation struct {
 	// that signs in the agent.
 	MaxPerSecond float64 `yaml:"max_per_second"`
 	// ReissueSpread paces the re-issue of every SVID after a signing-CA
-	// change: per 100 SVIDs held, so 200 at 5s go over 10s; unset, it is
-	// cache.DefaultReissueSpread; 0 re-issues all at once.
+	// change, and the renewals owed when the CA answers again after an
+	// outage: per 100 SVIDs, so 200 at 5s go over 10s; unset, it is
+	// cache.DefaultReissueSpread; 0 sends them all at once.
 	ReissueSpread *time.Duration `yaml:"reissue_spread"`
 }
 
