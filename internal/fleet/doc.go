@@ -33,8 +33,12 @@
 // them), rotation.max_per_second 2 (so the bound is one the re-issue
 // would break without the limiter), bundle_refresh 1s, no steady-state
 // window. make bench-fleet sets FLEET_AGENTS,
-// FLEET_IDENTITIES and FLEET_TTL (default 50, 200, 3m), which selects the
-// full run: the agents' default rate (20/s) and bundle_refresh (30s), a
-// steady-state window of TTL/2 after the first renewals, and the figures
-// printed. FLEET_MODES (sign,intermediate) narrows the modes.
+// FLEET_IDENTITIES and FLEET_TTL (default 50, 200, 5m), which selects the
+// full run: the agents' default rate (20/s in sign mode, no cap in
+// intermediate mode) and bundle_refresh (30s); the watches start spread
+// over one renewal period ((TTL+30s)/2 − 30s: Vault backdates NotBefore by
+// 30s and renewal is due at half of NotBefore→NotAfter), as a fleet's
+// workloads do, and Vault's requests are counted over the next period;
+// the figures are printed. FLEET_MODES (sign,intermediate) narrows the
+// modes.
 package fleet

@@ -31,7 +31,7 @@ func fleetParams(t *testing.T) params {
 	if os.Getenv("FLEET_AGENTS")+os.Getenv("FLEET_IDENTITIES")+os.Getenv("FLEET_TTL") != "" {
 		// The agents' defaults: cache.DefaultRemoteMaxPerSecond and
 		// vault.DefaultBundleRefresh.
-		p = params{agents: 50, identities: 200, ttl: 3 * time.Minute, rate: 20, bundleRefresh: vault.DefaultBundleRefresh, full: true, modes: p.modes}
+		p = params{agents: 50, identities: 200, ttl: 5 * time.Minute, rate: 20, bundleRefresh: vault.DefaultBundleRefresh, full: true, modes: p.modes}
 	}
 	p.agents = envInt(t, "FLEET_AGENTS", p.agents, 1, 500)
 	p.identities = envInt(t, "FLEET_IDENTITIES", p.identities, 1, 5000)

@@ -26,11 +26,14 @@ type result struct {
 	moveFirst         time.Duration // activate → first SVID of the new issuer
 	noticedMax        time.Duration // activate → the last agent's first SVID of it
 	moveLast          time.Duration // activate → every SVID of the new issuer
-	agentSpreadMedian time.Duration // per agent: its first to its last re-issued SVID
+	agentSpreadMedian time.Duration // per agent: its first to its last re-issued SVID, as the watch saw them
 	agentSpreadMax    time.Duration
-	storm             window // activate → every SVID moved, plus a second
-	stormSeries       []int  // leaf signs per second over the storm
-	all               window // the whole run
+	issueSpreadMedian time.Duration // the same by when they were signed (NotAfter − TTL, to the second)
+	issueSpreadMax    time.Duration
+	lagMedian, lagMax time.Duration // signed → seen by the watch, over every re-issued SVID
+	storm             window        // activate → every SVID moved, plus a second
+	stormSeries       []int         // leaf signs per second over the storm
+	all               window        // the whole run
 	intermediates     []*x509.Certificate
 	failures          []string
 	unverified        []string
@@ -43,8 +46,15 @@ func runMode(t *testing.T, p params, bin, base, mode string) *result {
 	f := start(t, p, bin, base, mode)
 	r.rssIdle = f.rss()
 	ctx, cancel := context.WithCancel(context.Background())
-	for _, a := range f.agents {
-		f.ws = append(f.ws, startWatch(ctx, a))
+	began := time.Now()
+	for i, a := range f.agents {
+		if p.full {
+			// Workloads start at any time in a fleet: spread the agents'
+			// first issuances over one renewal period, so their renewals
+			// are spread too and the steady state is steady.
+			time.Sleep(time.Until(began.Add(time.Duration(i) * p.period() / time.Duration(p.agents))))
+		}
+		f.ws = append(f.ws, startWatch(ctx, a, p.ttl))
 	}
 	t.Cleanup(func() { // before the agents stop: their end is no stream error
 		cancel()
@@ -65,13 +75,21 @@ func runMode(t *testing.T, p params, bin, base, mode string) *result {
 	return r
 }
 
-// steadyState waits until the first renewals are due (TTL/2 after every
-// SVID was served) and counts Vault's requests over the next TTL/2: one
-// renewal per identity, on average, in sign mode.
+// vaultBackdate is the not_before_duration of the role `sworn vault setup`
+// writes: Vault backdates every SVID's NotBefore by it.
+const vaultBackdate = 30 * time.Second
+
+// period is how long after issue an SVID is renewed, on average: half of
+// NotBefore→NotAfter (rotation.DefaultPolicy), which Vault's backdating
+// lengthens.
+func (p params) period() time.Duration { return (p.ttl+vaultBackdate)/2 - vaultBackdate }
+
+// steadyState counts Vault's requests over one renewal period from served,
+// once the first issuances (spread over the period before) are renewed:
+// one renewal per identity, on average, in sign mode.
 func (f *fleet) steadyState(served time.Time) (window, string) {
-	time.Sleep(time.Until(served.Add(f.p.ttl / 2)))
-	from := f.ctr.second(time.Now())
-	time.Sleep(f.p.ttl / 2)
+	from := f.ctr.second(served) + 1
+	time.Sleep(time.Until(served.Add(f.p.period() + time.Second)))
 	return f.ctr.window(from, f.ctr.second(time.Now())), loadavg()
 }
 
@@ -126,21 +144,17 @@ func (f *fleet) rollout(r *result) {
 
 // moveFigures sets when SVIDs moved to the new issuer, from activated.
 func (f *fleet) moveFigures(r *result, activated time.Time) {
-	var spreads []time.Duration
+	var spreads, issueSpreads, lags []time.Duration
 	r.moveFirst = -1
 	for _, w := range f.ws {
 		w.mu.Lock()
-		var first, last time.Time
-		for _, at := range w.movedAt {
-			if first.IsZero() || at.Before(first) {
-				first = at
-			}
-			if at.After(last) {
-				last = at
-			}
+		first, last := span(w.movedAt)
+		ifirst, ilast := span(w.issuedAt)
+		for id, at := range w.movedAt {
+			lags = append(lags, at.Sub(w.issuedAt[id]))
 		}
 		w.mu.Unlock()
-		spreads = append(spreads, last.Sub(first))
+		spreads, issueSpreads = append(spreads, last.Sub(first)), append(issueSpreads, ilast.Sub(ifirst))
 		if d := first.Sub(activated); r.moveFirst < 0 || d < r.moveFirst {
 			r.moveFirst = d
 		}
@@ -148,6 +162,21 @@ func (f *fleet) moveFigures(r *result, activated time.Time) {
 		r.noticedMax = max(r.noticedMax, first.Sub(activated))
 	}
 	r.agentSpreadMedian, r.agentSpreadMax = medianMax(spreads)
+	r.issueSpreadMedian, r.issueSpreadMax = medianMax(issueSpreads)
+	r.lagMedian, r.lagMax = medianMax(lags)
+}
+
+// span is the earliest and latest time in m.
+func span[K comparable](m map[K]time.Time) (first, last time.Time) {
+	for _, at := range m {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	return first, last
 }
 
 // failures lists every stream error, bad update, non-2xx Vault answer and

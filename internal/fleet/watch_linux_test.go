@@ -30,11 +30,14 @@ type watch struct {
 	target     string                    // hex SKI of the issuer being rolled out
 	bundleAt   time.Time                 // first update whose bundle held target
 	movedAt    map[spiffeid.ID]time.Time // first update where the ID chained to target
+	issuedAt   map[spiffeid.ID]time.Time // when that SVID was signed: NotAfter − ttl (to the second)
+	ttl        time.Duration
 	done       chan struct{}
 }
 
-func startWatch(ctx context.Context, a *agentProc) *watch {
-	w := &watch{agent: a, want: map[spiffeid.ID]bool{}, movedAt: map[spiffeid.ID]time.Time{}, done: make(chan struct{})}
+func startWatch(ctx context.Context, a *agentProc, ttl time.Duration) *watch {
+	w := &watch{agent: a, want: map[spiffeid.ID]bool{}, movedAt: map[spiffeid.ID]time.Time{},
+		issuedAt: map[spiffeid.ID]time.Time{}, ttl: ttl, done: make(chan struct{})}
 	for _, id := range a.ids {
 		w.want[id] = true
 	}
@@ -94,6 +97,7 @@ func (w *watch) observe(now time.Time) {
 	for _, s := range w.last.SVIDs {
 		if _, ok := w.movedAt[s.ID]; !ok && top(s) == w.target {
 			w.movedAt[s.ID] = now
+			w.issuedAt[s.ID] = s.Certificates[0].NotAfter.Add(-w.ttl)
 		}
 	}
 }
@@ -117,7 +121,7 @@ func (w *watch) follow(ski []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.target = hex.EncodeToString(ski)
-	w.bundleAt, w.movedAt = time.Time{}, map[spiffeid.ID]time.Time{}
+	w.bundleAt, w.movedAt, w.issuedAt = time.Time{}, map[spiffeid.ID]time.Time{}, map[spiffeid.ID]time.Time{}
 	w.observe(time.Now())
 }
 
