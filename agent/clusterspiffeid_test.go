@@ -157,6 +157,12 @@ func updateTemplate(t *testing.T, c *k8stest.Cluster, name, path string) time.Ti
 	return start
 }
 
+// csid is a ClusterSPIFFEID document (after a ---) with the given spec
+// lines.
+func csid(name string, spec ...string) string {
+	return "---\napiVersion: spire.spiffe.io/v1alpha1\nkind: ClusterSPIFFEID\nmetadata: {name: " + name + "}\nspec:\n  " + strings.Join(spec, "\n  ") + "\n"
+}
+
 // accepted is an object's Accepted condition as "status reason: message".
 func accepted(t *testing.T, c *k8stest.Cluster, name string) string {
 	t.Helper()
@@ -197,28 +203,10 @@ func TestClusterSPIFFEIDObjectsGivePodsTheirIdentities(t *testing.T) {
 	w := watchIDs(t, ta)
 	apply := func(y string) { t.Helper(); kubectl(t, c, y, "apply", "-f", "-") }
 
-	apply(fmt.Sprintf(orders, "") + `---
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata: {name: dev-only}
-spec:
-  spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/dev"
-  namespaceSelector: {matchLabels: {env: dev}}
----
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata: {name: other-class}
-spec:
-  spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/other-class"
-  className: someone-else
----
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata: {name: catch-all}
-spec:
-  spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/fallback"
-  fallback: true
-`)
+	apply(fmt.Sprintf(orders, "") +
+		csid("dev-only", `spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/dev"`, `namespaceSelector: {matchLabels: {env: dev}}`) +
+		csid("other-class", `spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/other-class"`, `className: someone-else`) +
+		csid("catch-all", `spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/fallback"`, `fallback: true`))
 	_, next := w.waitFor(t, 0, "/ns/prod/sa/api[api-0.prod.svc,z1.example.org]")
 	if got := waitAccepted(t, c, "orders", "True Valid"); !strings.Contains(got, "in force") {
 		t.Errorf("orders' status = %q", got)
@@ -251,41 +239,14 @@ spec:
 func TestClusterSPIFFEIDRefusals(t *testing.T) {
 	c, ta, logs := clusterSPIFFEIDCluster(t)
 	w := watchIDs(t, ta)
-	kubectl(t, c, fmt.Sprintf(orders, "")+`---
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata: {name: other-td}
-spec:
-  spiffeIDTemplate: "spiffe://evil.org/ns/{{ .PodMeta.Namespace }}"
----
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata: {name: td-from-label}
-spec:
-  spiffeIDTemplate: "spiffe://{{ index .PodMeta.Labels \"td\" }}/x"
----
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata: {name: bad-ttl}
-spec:
-  spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/bad"
-  ttl: 10s
----
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata: {name: bad-template}
-spec:
-  spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/{{ .PodMeta.Name"
----
-apiVersion: spire.spiffe.io/v1alpha1
-kind: ClusterSPIFFEID
-metadata: {name: admin}
-spec:
-  spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/admin/{{ .PodMeta.Name }}"
-  podSelector: {matchLabels: {app: orders}}
-  admin: true
-  autoPopulateDNSNames: true
-`, "apply", "-f", "-")
+	kubectl(t, c, fmt.Sprintf(orders, "")+
+		csid("other-td", `spiffeIDTemplate: "spiffe://evil.org/ns/{{ .PodMeta.Namespace }}"`)+
+		csid("td-from-label", `spiffeIDTemplate: "spiffe://{{ index .PodMeta.Labels \"td\" }}/x"`)+
+		csid("bad-ttl", `spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/bad"`, `ttl: 10s`)+
+		csid("bad-template", `spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/{{ .PodMeta.Name"`)+
+		csid("admin", `spiffeIDTemplate: "spiffe://{{ .TrustDomain }}/admin/{{ .PodMeta.Name }}"`, `podSelector: {matchLabels: {app: orders}}`,
+			`admin: true`, `autoPopulateDNSNames: true`),
+		"apply", "-f", "-")
 	w.waitFor(t, 0, "/admin/api-0[] /ns/prod/sa/api[api-0.prod.svc,z1.example.org]")
 	for name, want := range map[string]string{
 		"other-td":      `False InvalidSpec: refused, no pod gets an identity from this object: spec.spiffeIDTemplate: renders IDs in trust domain "evil.org"`,
