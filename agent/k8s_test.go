@@ -12,10 +12,14 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sworn-id/sworn/agent/clusterspiffeid"
 	"github.com/sworn-id/sworn/agent/config"
 	"github.com/sworn-id/sworn/agent/k8stest"
 	"github.com/sworn-id/sworn/ca"
@@ -95,7 +99,8 @@ func agentClient(t *testing.T, c *k8stest.Cluster) (kubernetes.Interface, string
 
 func TestAgentRBACIsLeastPrivilege(t *testing.T) {
 	c := k8stest.Start(t)
-	client, _ := agentClient(t, c)
+	client, kubeconfig := agentClient(t, c)
+	kubectl(t, c, "", "wait", "--for=condition=Established", "crd/clusterspiffeids.spire.spiffe.io", "--timeout=60s")
 	ctx := context.Background()
 	if _, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-a"}); err != nil {
 		t.Fatalf("the agent cannot list its node's pods: %v", err)
@@ -106,6 +111,26 @@ func TestAgentRBACIsLeastPrivilege(t *testing.T) {
 	if _, err := client.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{}); err == nil {
 		t.Fatal("the agent can create pods")
+	}
+	// ClusterSPIFFEIDs: read, and write the status; never the spec.
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(clusterspiffeid.Resource).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("the agent cannot list ClusterSPIFFEIDs: %v", err)
+	}
+	if _, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("the agent cannot list namespaces: %v", err)
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "spire.spiffe.io/v1alpha1", "kind": "ClusterSPIFFEID",
+		"metadata": map[string]any{"name": "x"}, "spec": map[string]any{"spiffeIDTemplate": "spiffe://example.org/x"}}}
+	if _, err := dyn.Resource(clusterspiffeid.Resource).Create(ctx, obj, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("the agent creating a ClusterSPIFFEID: %v, want Forbidden", err)
 	}
 }
 
