@@ -69,6 +69,11 @@ func TestFleet(t *testing.T) {
 	}
 	p := fleetParams(t)
 	base := testutil.ShortTempDir(t, "fleet")
+	// Traversable, as a socket's directories are in production (else
+	// each agent warns that other uids cannot reach its socket).
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	bin := buildSworn(t, base)
 	for _, mode := range p.modes {
 		t.Run(mode, func(t *testing.T) {
@@ -112,7 +117,7 @@ func start(t *testing.T, p params, bin, base, mode string) *fleet {
 	}
 	for i := range p.agents {
 		dir := filepath.Join(base, "a"+strconv.Itoa(i))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil { // the secret ID inside is 0600
 			t.Fatal(err)
 		}
 		f.agents = append(f.agents, newAgent(t, base, i, spec, newSecretID(t, f.srv, roleID, dir)))

@@ -95,6 +95,9 @@ func (r *result) print(t *testing.T) {
 	fmt.Fprintf(&b, "  whole run: Vault sign %d (peak %d/s), intermediate %d, read %d, auth %d, other %d, non-2xx %d; failures %d\n",
 		r.all.total[kindSign], r.all.peak[kindSign], r.all.total[kindIntermediate], r.all.total[kindRead], r.all.total[kindAuth],
 		r.all.total[kindOther], r.all.non2xx, len(r.failures))
+	for msg, n := range r.warnings {
+		fmt.Fprintf(&b, "  agent warnings: %d × %s\n", n, msg)
+	}
 	if len(r.intermediates) > 0 {
 		c := r.intermediates[0]
 		fmt.Fprintf(&b, "  intermediates held: %d; permitted URI domains %v, max path length %d, lifetime %v\n",

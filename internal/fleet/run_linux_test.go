@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ type result struct {
 	all               window        // the whole run
 	intermediates     []*x509.Certificate
 	failures          []string
+	warnings          map[string]int // agents' WARN lines by message, for the report
 	unverified        []string
 }
 
@@ -70,6 +72,7 @@ func runMode(t *testing.T, p params, bin, base, mode string) *result {
 	r.rssHeld = f.rss()
 	f.rollout(r)
 	r.failures = f.failures()
+	r.warnings = f.warnings()
 	r.all = f.ctr.all()
 	r.loadEnd = loadavg()
 	return r
@@ -198,6 +201,21 @@ func (f *fleet) failures() []string {
 	}
 	for _, b := range f.ctr.badAnswers() {
 		out = append(out, "Vault answered "+b)
+	}
+	return out
+}
+
+// warnings counts the agents' WARN log lines by message.
+func (f *fleet) warnings() map[string]int {
+	out := map[string]int{}
+	for _, a := range f.agents {
+		for _, l := range a.logLines("WARN") {
+			msg := l
+			if _, rest, ok := strings.Cut(l, "msg="); ok {
+				msg = rest[:min(len(rest), 90)]
+			}
+			out[msg]++
+		}
 	}
 	return out
 }
