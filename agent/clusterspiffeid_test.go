@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -211,6 +212,15 @@ func TestClusterSPIFFEIDObjectsGivePodsTheirIdentities(t *testing.T) {
 	if got := waitAccepted(t, c, "orders", "True Valid"); !strings.Contains(got, "in force") {
 		t.Errorf("orders' status = %q", got)
 	}
+	// The reconcile that counted other-class as another class's is the one
+	// that would have written its status.
+	testutil.Eventually(t, "other-class counted as another class's", func() bool {
+		var m dto.Metric
+		if err := ta.Agent.Metrics().ClusterSPIFFEIDs.WithLabelValues("other_class").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetGauge().GetValue() == 1
+	})
 	if got := accepted(t, c, "other-class"); got != " : " {
 		t.Errorf("an object of another class got a status from this agent: %q", got)
 	}
@@ -250,7 +260,7 @@ func TestClusterSPIFFEIDRefusals(t *testing.T) {
 	w.waitFor(t, 0, "/admin/api-0[] /ns/prod/sa/api[api-0.prod.svc,z1.example.org]")
 	for name, want := range map[string]string{
 		"other-td":      `False InvalidSpec: refused, no pod gets an identity from this object: spec.spiffeIDTemplate: renders IDs in trust domain "evil.org"`,
-		"bad-ttl":       "False InvalidSpec: refused, no pod gets an identity from this object: spec.ttl: 10s is out of range",
+		"bad-ttl":       "False InvalidSpec: refused, no pod gets an identity from this object: spec.ttl: 10s is shorter than sworn's shortest SVID lifetime",
 		"bad-template":  "False InvalidSpec: refused, no pod gets an identity from this object: spec.spiffeIDTemplate:",
 		"admin":         "True UnsupportedFields: in force without spec.admin, spec.autoPopulateDNSNames, which sworn does not honour",
 		"td-from-label": "True Valid",

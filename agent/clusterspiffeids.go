@@ -46,6 +46,8 @@ func (a *Agent) clusterSPIFFEIDs(k config.Kubernetes, pods *attest.InformerSourc
 			m.WithLabelValues("refused").Set(float64(s.Refused))
 			m.WithLabelValues("rules").Set(float64(s.Rules))
 			m.WithLabelValues("render_failures").Set(float64(s.RenderFailures))
+			m.WithLabelValues("other_class").Set(float64(s.OtherClass))
+			m.WithLabelValues("masked").Set(float64(s.Masked))
 		},
 		OnStatus: func(result string) { a.metrics.ClusterSPIFFEIDStatus.WithLabelValues(result).Inc() },
 	})

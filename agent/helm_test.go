@@ -275,8 +275,8 @@ func helmCases(t *testing.T) []helmCase {
 			want:   []string{"ServiceAccount sworn-agent", "ClusterRole sworn-agent", "ClusterRoleBinding sworn-agent", "DaemonSet sworn-agent", "CustomResourceDefinition clusterspiffeids.spire.spiffe.io"},
 			absent: []string{"ServiceAccount sworn-vault-reviewer", "CSIDriver csi.spiffe.io", "PodMonitor sworn-agent"},
 			check: func(t *testing.T, objs []manifest, cfg *config.Config) {
-				if c := cfg.Kubernetes.ClusterSPIFFEIDs; !c.Enabled || strings.Join(c.IgnoreNamespaces, ",") != "kube-system,kube-public" {
-					t.Errorf("kubernetes.cluster_spiffeids = %+v, want enabled, ignoring kube-system and kube-public", c)
+				if c := cfg.Kubernetes.ClusterSPIFFEIDs; !c.Enabled || strings.Join(c.IgnoreNamespaces, ",") != "kube-system,kube-public,spire-system" {
+					t.Errorf("kubernetes.cluster_spiffeids = %+v, want enabled, ignoring kube-system, kube-public and spire-system", c)
 				}
 				ds := find(t, objs, "DaemonSet", "sworn-agent").Spec.Template.Spec
 				if want := "ghcr.io/sworn-id/sworn:" + chartAppVersion(t); ds.Containers[0].Image != want {

@@ -61,6 +61,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		ls.close()
 		return err
 	}
+	a.waitForPods(ctx)
 	srv.serve(runCtx, ls, run)
 	a.listening.Store(true)
 	// Logged before Ready closes, so whoever waits on Ready finds it.
@@ -87,6 +88,31 @@ func (a *Agent) Run(ctx context.Context) error {
 	ls.close()
 	a.log.Info("sworn agent stopped")
 	return runErr
+}
+
+// podSyncWait bounds how long the agent waits, before it serves, for its
+// first view of the node's pods (and of the ClusterSPIFFEID objects):
+// served earlier, a pod's first call would be refused for want of rules
+// that are on their way. After it the agent serves anyway, since the
+// config's rules and the processes outside pods need no API server.
+const podSyncWait = 10 * time.Second
+
+func (a *Agent) waitForPods(ctx context.Context) {
+	if a.podsReady == nil {
+		return
+	}
+	deadline := time.Now().Add(podSyncWait)
+	for !a.podsReady() {
+		if time.Now().After(deadline) {
+			a.log.Warn("serving before the first view of the node's pods and ClusterSPIFFEID objects; pods are refused identities that need them until it comes (see /ready and the log above)", "waited", podSyncWait)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // runBackground starts the tasks that serve nothing themselves: the CA

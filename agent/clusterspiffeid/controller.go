@@ -37,6 +37,9 @@ type Sink interface{ SetCluster([]registry.Compiled) }
 // Stats is what one reconcile found, for metrics.
 type Stats struct {
 	Accepted, Refused, Rules, RenderFailures int
+	// OtherClass counts objects skipped for their className; Masked the
+	// rules dropped because an older object gave the pod the same ID.
+	OtherClass, Masked int
 }
 
 // Config configures a Controller.
@@ -82,6 +85,8 @@ type Controller struct {
 	poke    chan struct{}
 	parsed  map[types.UID]parsedAt
 	failing map[string]string // object/pod → render error last logged
+	noNode  bool              // the node was missing at the last reconcile (logged)
+	classes int               // objects of other classes at the last reconcile (logged)
 	status  *statusWriter
 }
 
@@ -169,43 +174,34 @@ func (c *Controller) Run(ctx context.Context) {
 }
 
 // reconcile renders every object in force for every pod of the node and
-// hands the Sink the result.
+// hands the Sink the result, in a fixed order (pods by namespace and
+// name), so that an event that changes nothing hands it the same rules.
 func (c *Controller) reconcile(ctx context.Context) {
 	objs, stats := c.objects(ctx)
 	node := c.thisNode()
 	if node == nil {
 		// As in SPIRE: without its node a pod's templates cannot be
 		// rendered; the node's watch brings it and wakes us again.
-		c.cfg.Logger.Warn("this node is not in the API server yet; no ClusterSPIFFEID identities until it is", "node", c.cfg.NodeName)
+		if !c.noNode {
+			c.cfg.Logger.Warn("this node is not in the API server yet; no ClusterSPIFFEID identities until it is", "node", c.cfg.NodeName)
+		}
 		objs = nil
 	}
+	c.noNode = node == nil
+	pods := c.cfg.Pods.Pods()
+	slices.SortFunc(pods, func(a, b *corev1.Pod) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
 	var rules []registry.Compiled
 	failing := map[string]string{}
-	for _, pod := range c.cfg.Pods.Pods() {
+	for _, pod := range pods {
 		ns := c.namespace(pod.Namespace)
 		if ns == nil || c.ignored(pod.Namespace) {
 			continue
 		}
-		var normal, fallback []registry.Compiled
-		for _, p := range objs {
-			if !p.Selects(ns, pod) {
-				continue
-			}
-			rule, err := p.Render(pod, node, c.cfg.DefaultTTL)
-			if err != nil {
-				failing[p.Name+" "+pod.Namespace+"/"+pod.Name] = err.Error()
-				continue
-			}
-			if p.Fallback {
-				fallback = append(fallback, rule)
-			} else {
-				normal = append(normal, rule)
-			}
-		}
-		if len(normal) == 0 {
-			normal = fallback
-		}
-		rules = append(rules, normal...)
+		r, masked := c.rulesFor(objs, ns, pod, node, failing)
+		rules = append(rules, r...)
+		stats.Masked += masked
 	}
 	c.logFailures(failing)
 	c.cfg.Sink.SetCluster(rules)
@@ -213,6 +209,47 @@ func (c *Controller) reconcile(ctx context.Context) {
 	if c.cfg.Observe != nil {
 		c.cfg.Observe(stats)
 	}
+}
+
+// rulesFor renders, oldest object first, the objects selecting pod: a
+// fallback object only if no other gives it an identity, and an ID an
+// older object already gave it is masked, as SPIRE masks entries of the
+// same pod and ID (so one pod never holds two SVIDs of one ID).
+func (c *Controller) rulesFor(objs []*Parsed, ns *corev1.Namespace, pod *corev1.Pod, node *corev1.Node, failing map[string]string) (rules []registry.Compiled, masked int) {
+	var target *Target
+	var normal, fallback []registry.Compiled
+	for _, p := range objs {
+		if !p.Selects(ns, pod) {
+			continue
+		}
+		if target == nil {
+			target = NewTarget(pod, node)
+		}
+		rule, err := p.RenderFor(target, c.cfg.DefaultTTL)
+		if err != nil {
+			failing[p.Name+" "+pod.Namespace+"/"+pod.Name] = err.Error()
+			continue
+		}
+		if p.Fallback {
+			fallback = append(fallback, rule)
+		} else {
+			normal = append(normal, rule)
+		}
+	}
+	if len(normal) == 0 {
+		normal = fallback
+	}
+	seen := map[string]bool{}
+	for _, r := range normal {
+		id, _ := r.StaticID()
+		if seen[id.String()] {
+			masked++
+			continue
+		}
+		seen[id.String()] = true
+		rules = append(rules, r)
+	}
+	return rules, masked
 }
 
 // objects parses the objects of this agent's class, newest parse kept per
@@ -224,7 +261,11 @@ func (c *Controller) objects(ctx context.Context) ([]*Parsed, Stats) {
 	seen := map[types.UID]bool{}
 	for _, o := range c.objs.GetStore().List() {
 		u, ok := o.(*unstructured.Unstructured)
-		if !ok || !c.inClass(u) {
+		if !ok {
+			continue
+		}
+		if !c.inClass(u) {
+			stats.OtherClass++
 			continue
 		}
 		seen[u.GetUID()] = true
@@ -245,6 +286,13 @@ func (c *Controller) objects(ctx context.Context) ([]*Parsed, Stats) {
 		if !seen[uid] {
 			delete(c.parsed, uid)
 		}
+	}
+	c.status.forget(seen)
+	if stats.OtherClass != c.classes {
+		// A SPIRE install's objects often carry a className; say so
+		// rather than skip them without a word.
+		c.cfg.Logger.Info("ClusterSPIFFEID objects of another className are not read by this agent", "objects", stats.OtherClass, "class_name", c.cfg.ClassName, "watch_classless", c.cfg.WatchClassless)
+		c.classes = stats.OtherClass
 	}
 	slices.SortFunc(out, func(a, b *Parsed) int {
 		if c := a.Created.Compare(b.Created); c != 0 {

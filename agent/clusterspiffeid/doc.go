@@ -18,8 +18,17 @@
 //     only ever apply to a process the kubernetes attestor placed in that
 //     pod on this node, plus any selectors the object's
 //     workloadSelectorTemplates add.
-//   - Templates run on copies of the watched objects: a template that
-//     calls a setter cannot change what other templates or the attestor see.
+//   - Templates get a subset of text/template (see template.go) and plain
+//     data built from the pod's and node's metadata and spec: no methods
+//     to call (so no template can rebind its rule to another pod), no
+//     define or template, no print functions, range only over data at
+//     most two deep, at most 4 KiB written. An object author cannot make
+//     every node's agent spin or run out of memory.
+//   - Rules are handed to the registry in a fixed order and only when
+//     they changed, so a pod event that changes nothing wakes no stream.
+//     Of two objects giving one pod the same ID the older wins (SPIRE's
+//     masking); a fallback object applies only to pods no other object
+//     renders an identity for.
 //   - A malformed object is refused whole with the reason in its status
 //     (condition Accepted=False) and the log, and leaves every other
 //     object's rules alone. Fields sworn cannot honour (admin, downstream,
@@ -28,5 +37,6 @@
 //     otherwise hand out JWT-SVIDs living longer than the object allows.
 //   - Only objects of this agent's class are read (className; objects with
 //     none only when watch_classless or no class is configured), and pods
-//     in ignored namespaces (default kube-system, kube-public) get nothing.
+//     in ignored namespaces (default kube-system, kube-public,
+//     spire-system) get nothing.
 package clusterspiffeid

@@ -17,6 +17,8 @@ func FuzzRender(f *testing.F) {
 	f.Add(`spiffe://{{ index .PodMeta.Labels "app" }}/x`, "evil.org", "")
 	f.Add(`spiffe://{{ .TrustDomain }}/{{ index .PodMeta.Annotations "a" }}`, "", "../admin")
 	f.Add(`spiffe://{{ .TrustDomain }}/{{ range .PodSpec.Containers }}{{ .Name }}{{ end }}`, "", "")
+	// ObjectMeta.Unmarshal would rebind the rule to another pod's UID.
+	f.Add("spiffe://{{ .TrustDomain }}/x{{ if .PodMeta.Unmarshal (.PodMeta.CreationTimestamp.AppendFormat nil \"*\\x06victim\") }}{{ end }}", "orders", "")
 	f.Fuzz(func(t *testing.T, tmpl, label, annotation string) {
 		p, err := clusterspiffeid.Parse(object(clusterspiffeid.Spec{SPIFFEIDTemplate: tmpl, DNSNameTemplates: []string{`{{ index .PodMeta.Labels "app" }}.svc`}}), opts)
 		if err != nil {

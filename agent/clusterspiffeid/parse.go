@@ -45,6 +45,9 @@ type Parsed struct {
 	// Unsupported names the fields set on the object that sworn does not
 	// honour; the object is in force without them.
 	Unsupported []string
+	// Notes say how sworn reads a field differently from what it says
+	// (a ttl cut to sworn's longest).
+	Notes []string
 }
 
 // Parse validates o for an agent with opts. The error names the field.
@@ -84,6 +87,9 @@ func Parse(o *ClusterSPIFFEID, opts Options) (*Parsed, error) {
 	if err := p.checkLifetimes(s); err != nil {
 		return nil, err
 	}
+	if err := p.checkClusterFields(); err != nil {
+		return nil, err
+	}
 	for i, name := range s.FederatesWith {
 		td, err := spiffeid.TrustDomainFromString(name)
 		if err == nil && td == opts.TrustDomain {
@@ -103,15 +109,20 @@ func Parse(o *ClusterSPIFFEID, opts Options) (*Parsed, error) {
 	return p, nil
 }
 
-// checkLifetimes takes ttl, which sworn honours per rule, and refuses a
+// checkLifetimes takes ttl, an upper bound as in SPIRE (one above
+// sworn's longest SVID lifetime is cut to it, and said), and refuses a
 // jwtTtl shorter than the agent's: JWT-SVIDs have one lifetime per agent,
 // and handing out tokens that outlive what the object allows would be
 // worse than not serving it.
 func (p *Parsed) checkLifetimes(s *Spec) error {
-	if ttl := s.TTL.Duration; ttl != 0 {
-		if ttl < registry.MinTTL || ttl > registry.MaxTTL {
-			return fmt.Errorf("spec.ttl: %v is out of range [%v, %v]", ttl, registry.MinTTL, registry.MaxTTL)
-		}
+	switch ttl := s.TTL.Duration; {
+	case ttl == 0:
+	case ttl < registry.MinTTL:
+		return fmt.Errorf("spec.ttl: %v is shorter than sworn's shortest SVID lifetime %v", ttl, registry.MinTTL)
+	case ttl > registry.MaxTTL:
+		p.TTL = registry.MaxTTL
+		p.Notes = append(p.Notes, fmt.Sprintf("spec.ttl %v is cut to sworn's longest SVID lifetime %v", ttl, registry.MaxTTL))
+	default:
 		p.TTL = ttl
 	}
 	if jwt := s.JWTTTL.Duration; jwt != 0 && jwt < p.opts.JWTTTL {
@@ -128,9 +139,8 @@ func (p *Parsed) checkLifetimes(s *Spec) error {
 // than the agent's refuses the whole object now rather than every pod
 // later. A trust domain taken from pod data is checked per pod.
 func (p *Parsed) checkTrustDomain() error {
-	probe := data{TrustDomain: p.opts.TrustDomain.Name(), ClusterName: p.opts.ClusterName, ClusterDomain: p.opts.ClusterDomain,
-		PodMeta: &metav1.ObjectMeta{}, PodSpec: &corev1.PodSpec{}, NodeMeta: &metav1.ObjectMeta{}, NodeSpec: &corev1.NodeSpec{}}
-	out, err := execute(p.id, &probe)
+	probe := p.data(newTarget(&corev1.Pod{}, &corev1.Node{}))
+	out, err := execute(p.id, probe)
 	if err != nil {
 		return nil // depends on pod data; checked per pod
 	}
@@ -142,14 +152,6 @@ func (p *Parsed) checkTrustDomain() error {
 		return fmt.Errorf("spec.spiffeIDTemplate: renders IDs in trust domain %q; this agent issues only in %q (write spiffe://{{ .TrustDomain }}/...)", u.Host, p.opts.TrustDomain.Name())
 	}
 	return nil
-}
-
-func parseTemplate(field, text string) (*template.Template, error) {
-	t, err := template.New(field).Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", field, err)
-	}
-	return t, nil
 }
 
 // labelSelector converts a label selector; nil selects everything, as in
@@ -164,3 +166,27 @@ func labelSelector(field string, ls *metav1.LabelSelector) (labels.Selector, err
 	}
 	return sel, nil
 }
+
+// checkClusterFields refuses a template that reads .ClusterName or
+// .ClusterDomain while the agent has none configured: every pod would
+// render an empty segment or a name ending in a dot and lose the identity,
+// while the object looked accepted.
+func (p *Parsed) checkClusterFields() error {
+	all := append([]*template.Template{p.id}, append(p.dns, p.selectors...)...)
+	for _, f := range []struct{ name, value, key string }{
+		{"ClusterName", p.opts.ClusterName, "cluster_name"},
+		{"ClusterDomain", p.opts.ClusterDomain, "cluster_domain"},
+	} {
+		if f.value != "" {
+			continue
+		}
+		for _, t := range all {
+			if usesField(t, f.name) {
+				return fmt.Errorf("%s: uses .%s, and this agent has no kubernetes.cluster_spiffeids.%s (the Helm value kubernetes.clusterSPIFFEIDs.%s)", t.Name(), f.name, f.key, lowerFirst(f.name))
+			}
+		}
+	}
+	return nil
+}
+
+func lowerFirst(s string) string { return strings.ToLower(s[:1]) + s[1:] }

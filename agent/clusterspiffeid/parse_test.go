@@ -21,21 +21,32 @@ func object(spec clusterspiffeid.Spec) *clusterspiffeid.ClusterSPIFFEID {
 }
 
 func TestParseRefusesWithTheField(t *testing.T) {
+	noCluster := opts
+	noCluster.ClusterName = ""
 	tests := []struct {
 		name string
 		spec clusterspiffeid.Spec
 		want string
+		opts *clusterspiffeid.Options // default: no cluster name
 	}{
 		{name: "no template", spec: clusterspiffeid.Spec{}, want: "spec.spiffeIDTemplate: empty; give a template"},
 		{name: "template does not parse", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: "spiffe://{{ .TrustDomain }/x"}, want: "spec.spiffeIDTemplate: template:"},
 		{name: "another trust domain for every pod", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: "spiffe://evil.org/ns/{{ .PodMeta.Namespace }}"}, want: `spec.spiffeIDTemplate: renders IDs in trust domain "evil.org"`},
-		{name: "trust domain from cluster name", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: "spiffe://{{ .ClusterName }}.org/x"}, want: `trust domain "c1.org"`},
+		{name: "trust domain from cluster name", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: "spiffe://{{ .ClusterName }}.org/x"}, want: `trust domain "c1.org"`, opts: &opts},
 		{name: "dns template does not parse", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, DNSNameTemplates: []string{"ok", "{{ .PodMeta.Name"}}, want: "spec.dnsNameTemplates[1]:"},
 		{name: "selector template does not parse", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, WorkloadSelectorTemplates: []string{"{{"}}, want: "spec.workloadSelectorTemplates[0]:"},
 		{name: "bad namespace selector", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: "Near"}}}}, want: "spec.namespaceSelector:"},
 		{name: "bad pod selector", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "not valid!"}}}, want: "spec.podSelector:"},
-		{name: "ttl too short", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, TTL: metav1.Duration{Duration: 10 * time.Second}}, want: "spec.ttl: 10s is out of range"},
-		{name: "ttl too long", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, TTL: metav1.Duration{Duration: 100 * time.Hour}}, want: "spec.ttl: 100h0m0s is out of range"},
+		{name: "ttl too short", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, TTL: metav1.Duration{Duration: 10 * time.Second}}, want: "spec.ttl: 10s is shorter than sworn's shortest SVID lifetime 1m0s"},
+		{name: "define", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `{{ define "x" }}{{ template "x" }}{{ end }}spiffe://{{ .TrustDomain }}/x`}, want: "spec.spiffeIDTemplate: define and block are not allowed"},
+		{name: "template call", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/{{ template "spec.spiffeIDTemplate" }}`}, want: "calling templates is not allowed"},
+		{name: "printf", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/{{ printf "%0999999999d" 1 }}`}, want: "function printf is not allowed"},
+		{name: "print growing a variable", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `{{ $x := "a" }}{{ range .PodSpec.Containers }}{{ $x = print $x $x }}{{ end }}spiffe://{{ .TrustDomain }}/x`}, want: "function print is not allowed"},
+		{name: "urlquery", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/{{ urlquery .PodMeta.Name }}`}, want: "function urlquery is not allowed"},
+		{name: "range over a number", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `{{ range 20000000000 }}{{ end }}spiffe://{{ .TrustDomain }}/x`}, want: "only over a field of the data"},
+		{name: "range over a variable number", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `{{ $n := 20000000000 }}{{ range $n }}{{ end }}spiffe://{{ .TrustDomain }}/x`}, want: "only over a field of the data"},
+		{name: "range three deep", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `{{ range .PodSpec.Containers }}{{ range .Ports }}{{ range $.PodSpec.Volumes }}{{ end }}{{ end }}{{ end }}spiffe://{{ .TrustDomain }}/x`}, want: "range is nested more than 2 deep"},
+		{name: "cluster name unset", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, DNSNameTemplates: []string{"{{ .PodMeta.Name }}.{{ $.ClusterName }}.example"}}, want: "spec.dnsNameTemplates[0]: uses .ClusterName, and this agent has no kubernetes.cluster_spiffeids.cluster_name"},
 		{name: "jwt ttl below the agent's", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, JWTTTL: metav1.Duration{Duration: time.Minute}}, want: "spec.jwtTtl: 1m0s is shorter than this agent's JWT-SVID lifetime (svid.jwt_ttl 5m0s)"},
 		{name: "negative jwt ttl", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, JWTTTL: metav1.Duration{Duration: -time.Hour}}, want: "spec.jwtTtl:"},
 		{name: "bad federated trust domain", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, FederatesWith: []string{"ok.org", "Not A TD"}}, want: `spec.federatesWith[1]: "Not A TD"`},
@@ -43,7 +54,11 @@ func TestParseRefusesWithTheField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := clusterspiffeid.Parse(object(tt.spec), opts)
+			o := noCluster
+			if tt.opts != nil {
+				o = *tt.opts
+			}
+			_, err := clusterspiffeid.Parse(object(tt.spec), o)
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) && !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Parse = %v, want %q", err, tt.want)
 			}
@@ -56,11 +71,14 @@ func TestParseAcceptsSPIREsObjects(t *testing.T) {
 		name        string
 		spec        clusterspiffeid.Spec
 		unsupported string
+		notes       string
 	}{
 		{name: "SPIRE's default", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA}},
 		{name: "jwt ttl at or above the agent's", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, JWTTTL: metav1.Duration{Duration: 5 * time.Minute}}},
 		{name: "trust domain from pod data is checked per pod", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ index .PodMeta.Labels "td" }}/x`}},
 		{name: "SPIRE-only fields", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, Admin: true, Downstream: true, AutoPopulateDNSNames: true}, unsupported: "spec.admin spec.autoPopulateDNSNames spec.downstream"},
+		{name: "ttl above sworn's longest is cut", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: nsSA, TTL: metav1.Duration{Duration: 100 * time.Hour}}, notes: "spec.ttl 100h0m0s is cut to sworn's longest SVID lifetime 72h0m0s"},
+		{name: "the subset SPIRE's examples use", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/{{ with index .PodMeta.Labels "app" }}{{ . }}{{ else }}{{ .PodSpec.ServiceAccountName }}{{ end }}{{ range $i, $c := .PodSpec.Containers }}{{ if eq $i 0 }}/{{ $c.Name }}{{ end }}{{ end }}`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +88,9 @@ func TestParseAcceptsSPIREsObjects(t *testing.T) {
 			}
 			if got := strings.Join(p.Unsupported, " "); got != tt.unsupported {
 				t.Fatalf("Unsupported = %q, want %q", got, tt.unsupported)
+			}
+			if got := strings.Join(p.Notes, "; "); got != tt.notes {
+				t.Fatalf("Notes = %q, want %q", got, tt.notes)
 			}
 		})
 	}

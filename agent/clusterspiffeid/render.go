@@ -9,21 +9,48 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/registry"
 )
 
-// data is what templates see, named as in SPIRE's controller manager.
+// data is what templates see, named as in SPIRE's controller manager;
+// the objects are plain values (see plain).
 type data struct {
 	TrustDomain   string
 	ClusterName   string
 	ClusterDomain string
-	PodMeta       *metav1.ObjectMeta
-	PodSpec       *corev1.PodSpec
-	NodeMeta      *metav1.ObjectMeta
-	NodeSpec      *corev1.NodeSpec
+	PodMeta       any
+	PodSpec       any
+	NodeMeta      any
+	NodeSpec      any
+}
+
+// Target is a pod on a node as templates see it, built once per pod for
+// every object rendered for it.
+type Target struct {
+	namespace, name                      string
+	uid                                  types.UID
+	podMeta, podSpec, nodeMeta, nodeSpec any
+}
+
+// NewTarget takes what templates may read of pod and node. The pod's UID,
+// which the rule is bound to, is taken here, before any template runs.
+func NewTarget(pod *corev1.Pod, node *corev1.Node) *Target {
+	return newTarget(pod, node)
+}
+
+func newTarget(pod *corev1.Pod, node *corev1.Node) *Target {
+	t := &Target{namespace: pod.Namespace, name: pod.Name, uid: pod.UID}
+	t.podMeta, t.podSpec = podData(pod)
+	t.nodeMeta, t.nodeSpec = nodeData(node)
+	return t
+}
+
+func (p *Parsed) data(t *Target) *data {
+	return &data{TrustDomain: p.opts.TrustDomain.Name(), ClusterName: p.opts.ClusterName, ClusterDomain: p.opts.ClusterDomain,
+		PodMeta: t.podMeta, PodSpec: t.podSpec, NodeMeta: t.nodeMeta, NodeSpec: t.nodeSpec}
 }
 
 // maxRendered bounds what one template may write: a SPIFFE ID is at most
@@ -63,21 +90,23 @@ func (l labelsOf) Lookup(k string) (string, bool) { v, ok := l[k]; return v, ok 
 
 // Render makes the rule the object gives pod on node: the pod's UID as a
 // selector (plus any workloadSelectorTemplates), the rendered SPIFFE ID,
-// DNS names, TTL, hint and federated trust domains. Templates run on
-// copies of pod and node.
+// DNS names, TTL, hint and federated trust domains.
 func (p *Parsed) Render(pod *corev1.Pod, node *corev1.Node, defaultTTL time.Duration) (registry.Compiled, error) {
-	pod, node = pod.DeepCopy(), node.DeepCopy()
-	d := &data{TrustDomain: p.opts.TrustDomain.Name(), ClusterName: p.opts.ClusterName, ClusterDomain: p.opts.ClusterDomain,
-		PodMeta: &pod.ObjectMeta, PodSpec: &pod.Spec, NodeMeta: &node.ObjectMeta, NodeSpec: &node.Spec}
+	return p.RenderFor(newTarget(pod, node), defaultTTL)
+}
+
+// RenderFor is Render for a Target.
+func (p *Parsed) RenderFor(t *Target, defaultTTL time.Duration) (registry.Compiled, error) {
+	d := p.data(t)
 	rule := registry.Rule{TTL: p.TTL, Hint: p.Hint, FederatesWith: p.Federates}
 	id, err := p.renderID(d)
 	if err != nil {
 		return registry.Compiled{}, err
 	}
 	rule.SPIFFEID = id.String()
-	uid, err := attest.ParseSelector("k8s:pod-uid:" + string(pod.UID))
-	if err != nil || pod.UID == "" {
-		return registry.Compiled{}, fmt.Errorf("pod %s/%s has no usable uid %q", pod.Namespace, pod.Name, pod.UID)
+	uid, err := attest.ParseSelector("k8s:pod-uid:" + string(t.uid))
+	if err != nil || t.uid == "" {
+		return registry.Compiled{}, fmt.Errorf("pod %s/%s has no usable uid %q", t.namespace, t.name, t.uid)
 	}
 	rule.Selectors = []string{uid.String()}
 	for i, t := range p.selectors {

@@ -98,6 +98,11 @@ func TestRenderRefusesWhatPodDataMakesInvalid(t *testing.T) {
 				}
 			}, want: "renders more than 4096 bytes"},
 		{name: "template calling a setter", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `spiffe://{{ .TrustDomain }}/{{ .PodMeta.SetName "admin" }}x`}, want: "spec.spiffeIDTemplate:"},
+		// ObjectMeta.Unmarshal on the pod being rendered would rewrite its
+		// UID and so bind the rule to another pod: the data have no methods.
+		{name: "template rewriting the pod's uid", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: "spiffe://{{ .TrustDomain }}/x{{ if .PodMeta.Unmarshal (.PodMeta.CreationTimestamp.AppendFormat nil \"*\\x06victim\") }}{{ end }}"}, want: "spec.spiffeIDTemplate:"},
+		{name: "number from the pod ranged over", spec: clusterspiffeid.Spec{SPIFFEIDTemplate: `{{ range .PodSpec.TerminationGracePeriodSeconds }}{{ end }}spiffe://{{ .TrustDomain }}/x`},
+			pod: func(p *corev1.Pod) { n := int64(1e13); p.Spec.TerminationGracePeriodSeconds = &n }, want: "range can't iterate over 10000000000000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,5 +140,39 @@ func BenchmarkRender(b *testing.B) {
 		if _, err := p.Render(pod, node, time.Hour); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTemplatesSeePlainData: field names are Go's, as in SPIRE's
+// templates; numbers and times are strings; managedFields and status are
+// not there.
+func TestTemplatesSeePlainData(t *testing.T) {
+	pod := testPod()
+	n := int64(30)
+	pod.Spec.TerminationGracePeriodSeconds = &n
+	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	pod.Status.PodIP = "10.0.0.9"
+	pod.CreationTimestamp = metav1.NewTime(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	p, err := clusterspiffeid.Parse(object(clusterspiffeid.Spec{SPIFFEIDTemplate: "spiffe://{{ .TrustDomain }}/{{ .PodSpec.TerminationGracePeriodSeconds }}/{{ len .PodMeta.ManagedFields }}{{ .PodMeta.Status }}",
+		DNSNameTemplates: []string{"t{{ slice .PodMeta.CreationTimestamp 0 4 }}.{{ .NodeSpec.PodCIDR | len }}.example"}}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Render(pod, testNode(), time.Hour)
+	if err == nil || !strings.Contains(err.Error(), "len of nil") && !strings.Contains(err.Error(), "len of untyped nil") && !strings.Contains(err.Error(), "error calling len") {
+		t.Fatalf("Render = %v, want len of the missing managedFields to fail", err)
+	}
+	p, err = clusterspiffeid.Parse(object(clusterspiffeid.Spec{SPIFFEIDTemplate: "spiffe://{{ .TrustDomain }}/{{ .PodSpec.TerminationGracePeriodSeconds }}",
+		DNSNameTemplates: []string{"t{{ slice .PodMeta.CreationTimestamp 0 4 }}.{{ .NodeSpec.PodCIDR }}.example"}}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Render(pod, testNode(), time.Hour)
+	if err == nil || !strings.Contains(err.Error(), `"t2026.10.0.0.0/24.example"`) {
+		t.Fatalf("Render = %v, want the DNS name t2026.10.0.0.0/24.example refused (so the data were rendered as strings)", err)
+	}
+	rule, err := p.Render(pod, &corev1.Node{}, time.Hour)
+	if err == nil {
+		t.Fatalf("Render with an empty node CIDR = %v", rule)
 	}
 }

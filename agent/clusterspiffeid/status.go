@@ -28,7 +28,19 @@ type statusWriter struct {
 
 	mu      sync.Mutex
 	tried   map[types.UID]metav1.Condition // last verdict written or being written
+	off     string                         // why writing stopped for good, if it did
 	running sync.WaitGroup
+}
+
+// forget drops what it tried for objects that are gone.
+func (w *statusWriter) forget(seen map[types.UID]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for uid := range w.tried {
+		if !seen[uid] {
+			delete(w.tried, uid)
+		}
+	}
 }
 
 func newStatusWriter(cfg Config, objs cache.SharedIndexInformer) *statusWriter {
@@ -48,6 +60,9 @@ func verdict(gen int64, p *Parsed, err error) metav1.Condition {
 	case len(p.Unsupported) > 0:
 		c.Reason = ReasonUnsupported
 		c.Message = "in force without " + strings.Join(p.Unsupported, ", ") + ", which sworn does not honour"
+	}
+	if err == nil && len(p.Notes) > 0 {
+		c.Message += "; " + strings.Join(p.Notes, "; ")
 	}
 	return c
 }
@@ -92,7 +107,7 @@ func (w *statusWriter) report(ctx context.Context, u *unstructured.Unstructured,
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if t, ok := w.tried[u.GetUID()]; ok && sameVerdict(t, want) {
+	if t, ok := w.tried[u.GetUID()]; w.off != "" || ok && sameVerdict(t, want) {
 		return
 	}
 	w.tried[u.GetUID()] = want
@@ -140,18 +155,35 @@ func (w *statusWriter) write(ctx context.Context, name string, uid types.UID, wa
 	if err := unstructured.SetNestedSlice(u.Object, raw, "status", "conditions"); err != nil {
 		return "error"
 	}
-	_, err = w.cfg.Dynamic.Resource(Resource).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+	got, err := w.cfg.Dynamic.Resource(Resource).UpdateStatus(ctx, u, metav1.UpdateOptions{})
 	switch {
 	case err == nil:
+		if _, ok := current(got); !ok {
+			// The API server dropped the conditions: SPIRE's own CRD,
+			// whose status has no conditions. Writing again would only
+			// repeat that, on every agent.
+			w.stop("the installed ClusterSPIFFEID CRD has no status.conditions (SPIRE's own); apply sworn's (deploy/kubernetes/base/crd-clusterspiffeid.yaml) to see verdicts in the status")
+		}
 		return "written"
 	case apierrors.IsConflict(err):
 		// Another agent wrote first; the watch brings what it wrote.
 		return "conflict"
+	case apierrors.IsForbidden(err):
+		w.stop("the agent may not update clusterspiffeids/status (RBAC): " + err.Error())
 	case ctx.Err() == nil:
-		w.cfg.Logger.Warn("cannot write a ClusterSPIFFEID's status; may the agent update clusterspiffeids/status (RBAC)?", "name", name, "err", err)
-		w.mu.Lock()
-		delete(w.tried, uid) // the next reconcile tries again
-		w.mu.Unlock()
+		// Not tried again for this verdict: a retry on every event would
+		// be a loop on a broken API server.
+		w.cfg.Logger.Warn("cannot write a ClusterSPIFFEID's status", "name", name, "err", err)
 	}
 	return "error"
+}
+
+// stop ends status writing until the agent restarts, saying why once.
+func (w *statusWriter) stop(why string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.off == "" {
+		w.off = why
+		w.cfg.Logger.Warn("not writing ClusterSPIFFEID status any more: " + why + "; verdicts are still in this log and the sworn_cluster_spiffeids metric")
+	}
 }

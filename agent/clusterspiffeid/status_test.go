@@ -104,7 +104,7 @@ func TestOneAgentOfManyWritesTheStatus(t *testing.T) {
 		seen[i] = reconciles[i].Load()
 	}
 	clk.Step(time.Millisecond)
-	if r := <-results; r != "written" {
+	if r := result(t, results); r != "written" {
 		t.Fatalf("the first agent's write: %s", r)
 	}
 	u, err := dyn.Resource(clusterspiffeid.Resource).Get(ctx, "bad", metav1.GetOptions{})
@@ -125,11 +125,22 @@ func TestOneAgentOfManyWritesTheStatus(t *testing.T) {
 	})
 	clk.Step(8 * time.Second)
 	for range 3 {
-		if r := <-results; r != "skipped" {
+		if r := result(t, results); r != "skipped" {
 			t.Fatalf("a later agent's write: %s, want skipped (it was written)", r)
 		}
 	}
 	if n := updates.Load(); n != 1 {
 		t.Fatalf("%d status writes reached the API server, want 1", n)
+	}
+}
+
+func result(t *testing.T, results <-chan string) string {
+	t.Helper()
+	select {
+	case r := <-results:
+		return r
+	case <-time.After(testutil.WaitTimeout):
+		t.Fatal("no status write ended")
+		return ""
 	}
 }

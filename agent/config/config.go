@@ -128,11 +128,13 @@ type ClusterSPIFFEIDs struct {
 	ClassName      string `yaml:"class_name"`
 	WatchClassless bool   `yaml:"watch_classless"`
 	// IgnoreNamespaces are regular expressions matched against the whole
-	// namespace name; their pods get nothing from objects. Default
-	// kube-system and kube-public; an empty list ignores none.
+	// namespace name (SPIRE's match anywhere in it); their pods get
+	// nothing from objects. Default kube-system, kube-public and
+	// spire-system, as SPIRE's; an empty list ignores none.
 	IgnoreNamespaces []string `yaml:"ignore_namespaces"`
 	// ClusterName and ClusterDomain are given to templates as
-	// .ClusterName and .ClusterDomain.
+	// .ClusterName and .ClusterDomain (default cluster.local); an object
+	// whose templates read an unset one is refused.
 	ClusterName   string `yaml:"cluster_name"`
 	ClusterDomain string `yaml:"cluster_domain"`
 	// StatusDelay bounds the random wait before an agent writes an
@@ -400,8 +402,9 @@ func (k *Kubernetes) setDefaults() {
 	}
 	if c := &k.ClusterSPIFFEIDs; c.Enabled {
 		if c.IgnoreNamespaces == nil {
-			c.IgnoreNamespaces = []string{"kube-system", "kube-public"}
+			c.IgnoreNamespaces = []string{"kube-system", "kube-public", "spire-system"}
 		}
+		field.Default(&c.ClusterDomain, "cluster.local")
 		if c.StatusDelay == nil {
 			d := 5 * time.Second
 			c.StatusDelay = &d

@@ -455,7 +455,7 @@ func TestClusterSPIFFEIDsConfigErrorsNameTheLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Kubernetes.ClusterSPIFFEIDs; strings.Join(got.IgnoreNamespaces, ",") != "kube-system,kube-public" || got.StatusDelay == nil || *got.StatusDelay != 5*time.Second {
+	if got := c.Kubernetes.ClusterSPIFFEIDs; strings.Join(got.IgnoreNamespaces, ",") != "kube-system,kube-public,spire-system" || got.ClusterDomain != "cluster.local" || got.StatusDelay == nil || *got.StatusDelay != 5*time.Second {
 		t.Fatalf("defaults = %+v", got)
 	}
 }

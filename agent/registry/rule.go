@@ -127,6 +127,11 @@ func Compile(td spiffeid.TrustDomain, defaultTTL time.Duration, r Rule) (Compile
 	return c, nil
 }
 
+// StaticID is the rule's SPIFFE ID when it has no placeholders.
+func (c *Compiled) StaticID() (spiffeid.ID, bool) {
+	return c.entry.ID, c.template.static()
+}
+
 // AnySelector, as a rule's only selector, makes the rule apply to every
 // caller. A rule needs it (or a placeholder) to have no other selector.
 const AnySelector = "any"

@@ -106,7 +106,7 @@ func New() *Metrics {
 		Name: "sworn_sds_nacks_total", Help: "SDS requests in which Envoy rejected the secrets last sent (error_detail set); each is logged.",
 	})
 	m.ClusterSPIFFEIDs = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "sworn_cluster_spiffeids", Help: "From ClusterSPIFFEID objects, by state: accepted and refused objects, rules in force for this node's pods, render_failures (object and pod pairs that rendered no identity; each is logged).",
+		Name: "sworn_cluster_spiffeids", Help: "From ClusterSPIFFEID objects, by state: accepted and refused objects, other_class (objects of another className, not read), rules in force for this node's pods, masked (rules dropped: an older object gave the pod the same ID), render_failures (object and pod pairs that rendered no identity; each is logged).",
 	}, []string{"state"})
 	m.ClusterSPIFFEIDStatus = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sworn_cluster_spiffeid_status_writes_total", Help: "ClusterSPIFFEID status writes this agent considered, by result: written, skipped (another agent had written it), conflict, error.",
