@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"time"
@@ -70,7 +71,10 @@ type Config struct {
 	Role       string `yaml:"role"`
 	Mode       Mode   `yaml:"mode"`
 	Auth       Auth   `yaml:"auth"`
-	// BundleRefresh is how often the issuers are re-read.
+	// BundleRefresh is how often, at most, the issuers are re-read: each
+	// wait is drawn from (0.8, 1] of it (the first from (0, 1]), so that
+	// agents started together do not read Vault, nor see a new CA and
+	// start re-issuing, in the same second.
 	BundleRefresh time.Duration `yaml:"bundle_refresh"`
 	// IntermediateTTL is the lifetime asked for in intermediate mode.
 	IntermediateTTL time.Duration `yaml:"intermediate_ttl"`
@@ -82,6 +86,9 @@ type Config struct {
 	KeyType ca.KeyType   `yaml:"-"`
 	Clock   clock.Clock  `yaml:"-"`
 	Logger  *slog.Logger `yaml:"-"`
+	// Rand draws the refresh jitter, uniform in [0, 1); default
+	// math/rand/v2.
+	Rand func() float64 `yaml:"-"`
 	// OnHealth, if set, is told after every exchange with Vault whether it
 	// succeeded (nil) or Vault could not be reached.
 	OnHealth func(error) `yaml:"-"`
@@ -124,6 +131,9 @@ func (c *Config) setDefaults() {
 	field.Default(&c.JWT.TransitMount, DefaultTransitMount)
 	field.Default[clock.Clock](&c.Clock, clock.RealClock{})
 	field.Default(&c.Logger, slog.New(slog.DiscardHandler))
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
 }
 
 // Validate reports every problem with the configuration as New would use
