@@ -2,7 +2,6 @@ package vaulttest
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -109,18 +108,7 @@ func (b *Balancer) forward(c net.Conn) {
 	b.mu.Lock()
 	b.conns[c], b.conns[up] = struct{}{}, struct{}{}
 	b.mu.Unlock()
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		done <- struct{}{}
-	}
-	go pipe(up, c)
-	go pipe(c, up)
-	<-done
-	// Either side ending ends both, as when a node dies under a real
-	// balancer: the client sees its connection cut, not a half-open one.
-	_ = c.Close()
-	_ = up.Close()
+	splice(c, up)
 	b.mu.Lock()
 	delete(b.conns, c)
 	delete(b.conns, up)

@@ -250,6 +250,17 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 	p.mu.Unlock()
+	splice(c, up)
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+// splice copies both ways between c and up until either side ends, then
+// closes both, as when a node dies behind a real proxy or balancer: the
+// client sees its connection cut, not a half-open one.
+func splice(c, up net.Conn) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
@@ -260,8 +271,4 @@ func (p *Proxy) forward(c net.Conn) {
 	<-done
 	_ = c.Close()
 	_ = up.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, up)
-	p.mu.Unlock()
 }
