@@ -20,13 +20,16 @@
 //     once, and their backlogs must not reach the CA in one burst; keys
 //     due at the same instant go in order of their credential's expiry;
 //   - a key is never renewed twice concurrently; Force on a key that is
-//     being renewed renews it once more afterwards;
+//     being renewed renews it once more afterwards, at once even if that
+//     renewal failed (the backoff applies if the forced one fails too);
 //   - Spread (Force paced over a window, for a re-issue of every key after a
 //     CA change) renews the keys most urgent first, evenly window/n apart
 //     from a random phase, so agents that re-issue together interleave; no
 //     key waits past half its credential's remaining life, and one with
 //     little left goes at once.
 //
-// Time comes from an injected clock so tests drive it deterministically. The
+// Time comes from an injected clock so tests drive it deterministically;
+// timers are armed for an instant, not for a wait read a moment earlier
+// (ArmAt), so a renewal is never late by the time it took to arm it. The
 // package imports nothing else of sworn's.
 package rotation

@@ -206,23 +206,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		next, ok := s.dispatch(ctx, &wg)
-		if !timer.Stop() {
-			select {
-			case <-timer.C():
-			default:
-			}
-		}
+		StopTimer(timer)
 		var fire <-chan time.Time
 		if ok {
-			// The wait is taken from the clock as the timer is set, not
-			// from the instant dispatch looked: time that passed in between
-			// (a GC pause, a test stepping its clock) must not make the
-			// timer fire late by that much.
-			wait := next.Sub(s.cfg.Clock.Now())
-			if wait <= 0 {
+			// Armed for the instant, not for a wait from when dispatch
+			// looked: see ArmAt.
+			if !ArmAt(s.cfg.Clock, timer, next) {
 				continue
 			}
-			timer.Reset(wait)
 			fire = timer.C()
 		}
 		select {
@@ -273,6 +264,12 @@ func (s *Scheduler) renew(ctx context.Context, it *item) {
 		it.attempt++
 		now := s.cfg.Clock.Now()
 		next := now.Add(s.cfg.Backoff.Delay(it.attempt, it.validity.NotAfter.Sub(now), s.cfg.Rand()))
+		if it.again {
+			// Forced while this renewal was in flight (a re-issue under a
+			// new CA): that renewal is still owed, now, not after the
+			// failure's backoff; if it fails too, the backoff holds.
+			it.again, next = false, now
+		}
 		if ctx.Err() == nil {
 			s.setDue(it, next)
 		}

@@ -218,6 +218,29 @@ func TestSchedulerForceWhileRunningRenewsAgain(t *testing.T) {
 	})
 }
 
+// TestSchedulerForceWhileRunningSurvivesAFailure: a key forced while its
+// renewal is in flight is renewed again when that renewal returns, even
+// if it failed: the forced renewal (a re-issue under a new CA) must not
+// wait out the failure's backoff.
+func TestSchedulerForceWhileRunningSurvivesAFailure(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	r := &fakeRenewer{clock: clk, lifetime: time.Hour, gate: make(chan struct{})}
+	r.failing.Store(true)
+	s := startScheduler(t, rotation.Config{Renewer: r, Clock: clk, Rand: half,
+		Backoff: rotation.Backoff{Initial: time.Hour, Max: time.Hour}})
+	s.Track("a", rotation.Validity{NotBefore: t0, NotAfter: t0.Add(2 * time.Hour)})
+	s.Force("a")
+	testutil.Eventually(t, "renewal in flight", func() bool { return r.count() == 1 })
+	s.Force("a")
+	r.gate <- struct{}{} // the first renewal fails
+	testutil.Eventually(t, "the forced renewal again, not after the hour's backoff", func() bool { return r.count() == 2 })
+	r.gate <- struct{}{} // and so does this one: then the backoff holds
+	testutil.Eventually(t, "the backoff after the second failure", func() bool {
+		due, _ := s.Due("a")
+		return due.Equal(t0.Add(45 * time.Minute)) // an hour's backoff, jittered at r=0.5
+	})
+}
+
 // TestSchedulerRetryFailedGoesMostUrgentFirst: after an outage every failed
 // key waits out its own backoff; RetryFailed makes them all due now, and
 // they are renewed in order of expiry (expired ones first), whatever order

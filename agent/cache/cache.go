@@ -427,13 +427,18 @@ func (c *Cache) waitRate(ctx context.Context) error {
 	if c.limiter == nil {
 		return nil
 	}
-	r := c.limiter.ReserveN(c.cfg.Clock.Now(), 1)
-	d := r.DelayFrom(c.cfg.Clock.Now())
+	now := c.cfg.Clock.Now()
+	r := c.limiter.ReserveN(now, 1)
+	d := r.DelayFrom(now)
 	if d <= 0 {
 		return nil
 	}
 	timer := c.cfg.Clock.NewTimer(d)
 	defer timer.Stop()
+	// Armed for the instant the reservation allows (see rotation.ArmAt).
+	if !rotation.ArmAt(c.cfg.Clock, timer, now.Add(d)) {
+		return nil
+	}
 	select {
 	case <-timer.C():
 		return nil
