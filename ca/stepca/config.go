@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -35,13 +36,16 @@ type Config struct {
 	// key and is read again at every (re)load.
 	Provisioner  string `yaml:"provisioner"`
 	PasswordFile string `yaml:"provisioner_password_file"`
-	// BundleRefresh is how often the roots are re-read; 0 means
-	// DefaultBundleRefresh.
+	// BundleRefresh is how often, at most, the roots are re-read (each
+	// wait jittered: see ca.RefreshWait); 0 means DefaultBundleRefresh.
 	BundleRefresh time.Duration `yaml:"bundle_refresh"`
 
 	TrustDomain spiffeid.TrustDomain `yaml:"-"`
 	Clock       clock.Clock          `yaml:"-"`
 	Logger      *slog.Logger         `yaml:"-"`
+	// Rand draws the refresh jitter, uniform in [0, 1); default
+	// math/rand/v2.
+	Rand func() float64 `yaml:"-"`
 	// OnHealth, if set, is told after every exchange with step-ca whether
 	// it succeeded (nil) or step-ca could not be reached.
 	OnHealth func(error) `yaml:"-"`
@@ -83,4 +87,7 @@ func (c *Config) setDefaults() {
 	c.ApplyDefaults()
 	field.Default[clock.Clock](&c.Clock, clock.RealClock{})
 	field.Default(&c.Logger, slog.New(slog.DiscardHandler))
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
 }

@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 
 // Run refreshes the roots until ctx ends.
 func (c *CA) Run(ctx context.Context) error {
-	t := c.cfg.Clock.NewTimer(c.cfg.BundleRefresh)
+	t := c.cfg.Clock.NewTimer(ca.RefreshWait(c.cfg.BundleRefresh, c.cfg.Rand(), true))
 	defer t.Stop()
 	for {
 		select {
@@ -104,7 +104,7 @@ func (c *CA) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			c.cfg.Logger.Warn("could not refresh step-ca roots; keeping the last bundle", "error", err)
 		}
-		t.Reset(c.cfg.BundleRefresh)
+		t.Reset(ca.RefreshWait(c.cfg.BundleRefresh, c.cfg.Rand(), false))
 	}
 }
 

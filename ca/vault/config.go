@@ -71,10 +71,8 @@ type Config struct {
 	Role       string `yaml:"role"`
 	Mode       Mode   `yaml:"mode"`
 	Auth       Auth   `yaml:"auth"`
-	// BundleRefresh is how often, at most, the issuers are re-read: each
-	// wait is drawn from (0.8, 1] of it (the first from (0, 1]), so that
-	// agents started together do not read Vault, nor see a new CA and
-	// start re-issuing, in the same second.
+	// BundleRefresh is how often, at most, the issuers are re-read (each
+	// wait jittered: see ca.RefreshWait).
 	BundleRefresh time.Duration `yaml:"bundle_refresh"`
 	// IntermediateTTL is the lifetime asked for in intermediate mode.
 	IntermediateTTL time.Duration `yaml:"intermediate_ttl"`

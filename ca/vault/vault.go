@@ -97,7 +97,7 @@ func (v *CA) Logins() int { return v.c.Logins() }
 // mode) renews the intermediate until ctx ends.
 func (v *CA) Run(ctx context.Context) error {
 	go v.keepToken(ctx)
-	tick := v.cfg.Clock.NewTimer(refreshWait(v.cfg.BundleRefresh, v.cfg.Rand(), true))
+	tick := v.cfg.Clock.NewTimer(ca.RefreshWait(v.cfg.BundleRefresh, v.cfg.Rand(), true))
 	defer tick.Stop()
 	for {
 		select {
@@ -108,20 +108,8 @@ func (v *CA) Run(ctx context.Context) error {
 		if err := v.refresh(ctx); err != nil && ctx.Err() == nil {
 			v.cfg.Logger.Warn("could not refresh CA state from Vault; keeping the last known bundle", "error", err)
 		}
-		tick.Reset(refreshWait(v.cfg.BundleRefresh, v.cfg.Rand(), false))
+		tick.Reset(ca.RefreshWait(v.cfg.BundleRefresh, v.cfg.Rand(), false))
 	}
-}
-
-// refreshWait is the wait before a bundle refresh, r uniform in [0, 1):
-// the first from a random phase in (0, refresh], the next in
-// (0.8, 1] × refresh, so agents started in the same second spread over
-// the period at once and stay apart, while none waits longer than
-// bundle_refresh (which the publish-before-use rules count on).
-func refreshWait(refresh time.Duration, r float64, first bool) time.Duration {
-	if first {
-		return max(time.Duration((1-r)*float64(refresh)), time.Millisecond)
-	}
-	return time.Duration((1 - 0.2*r) * float64(refresh))
 }
 
 // keepToken renews a renewable token with a LifetimeWatcher and logs in

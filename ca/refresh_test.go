@@ -1,8 +1,10 @@
-package vault
+package ca_test
 
 import (
 	"testing"
 	"time"
+
+	"github.com/sworn-id/sworn/ca"
 )
 
 // TestRefreshWaitSpreadsAgentsAndNeverPassesTheRefresh: agents started in
@@ -26,8 +28,8 @@ func TestRefreshWaitSpreadsAgentsAndNeverPassesTheRefresh(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := refreshWait(refresh, tt.r, tt.first); got != tt.want {
-				t.Fatalf("refreshWait = %v, want %v", got, tt.want)
+			if got := ca.RefreshWait(refresh, tt.r, tt.first); got != tt.want {
+				t.Fatalf("RefreshWait = %v, want %v", got, tt.want)
 			}
 		})
 	}
