@@ -22,5 +22,7 @@
 // backend reports that class instead of signing an SVID that outlives its
 // issuer. CheckX509SVID enforces the X.509-SVID profile; a
 // backend whose signer could be misconfigured (Vault) runs every
-// certificate through it before returning it.
+// certificate through it before returning it. Backends that re-read their
+// trust anchors on a timer (Vault, step-ca) draw each wait from RefreshWait,
+// so a fleet's agents never read the CA, nor see a new one, all at once.
 package ca
