@@ -181,7 +181,7 @@ func (p *Parsed) checkClusterFields() error {
 			continue
 		}
 		for _, t := range all {
-			if usesField(t, f.name) {
+			if usesField(t.Tree.Root, f.name) {
 				return fmt.Errorf("%s: uses .%s, and this agent has no kubernetes.cluster_spiffeids.%s (the Helm value kubernetes.clusterSPIFFEIDs.%s)", t.Name(), f.name, f.key, lowerFirst(f.name))
 			}
 		}

@@ -51,74 +51,70 @@ func parseTemplate(field, text string) (*template.Template, error) {
 }
 
 // checkNode walks a template's parse tree and refuses what the subset
-// above leaves out.
+// above leaves out; depth counts the ranges n is in.
 func checkNode(n parse.Node, depth int) error {
 	switch n := n.(type) {
-	case nil, *parse.TextNode, *parse.CommentNode, *parse.BreakNode, *parse.ContinueNode,
+	case *parse.TextNode, *parse.CommentNode, *parse.BreakNode, *parse.ContinueNode,
 		*parse.FieldNode, *parse.VariableNode, *parse.DotNode, *parse.StringNode, *parse.BoolNode,
-		*parse.NilNode, *parse.NumberNode:
-		return nil
-	case *parse.ListNode:
-		if n == nil {
-			return nil
-		}
-		for _, c := range n.Nodes {
-			if err := checkNode(c, depth); err != nil {
-				return err
-			}
-		}
-		return nil
-	case *parse.ActionNode:
-		return checkNode(n.Pipe, depth)
-	case *parse.IfNode:
-		return checkBranch(&n.BranchNode, depth)
-	case *parse.WithNode:
-		return checkBranch(&n.BranchNode, depth)
+		*parse.NilNode, *parse.NumberNode, *parse.ListNode, *parse.ActionNode, *parse.IfNode,
+		*parse.WithNode, *parse.PipeNode, *parse.CommandNode, *parse.ChainNode:
 	case *parse.RangeNode:
-		if depth+1 > maxRangeDepth {
+		if depth++; depth > maxRangeDepth {
 			return fmt.Errorf("range is nested more than %d deep", maxRangeDepth)
 		}
 		if !overData(n.Pipe) {
 			return fmt.Errorf("range over %s: only over a field of the data, such as .PodSpec.Containers", n.Pipe)
 		}
-		return checkBranch(&n.BranchNode, depth+1)
-	case *parse.PipeNode:
-		if n == nil {
-			return nil
-		}
-		for _, c := range n.Cmds {
-			if err := checkNode(c, depth); err != nil {
-				return err
-			}
-		}
-		return nil
-	case *parse.CommandNode:
-		for _, a := range n.Args {
-			if err := checkNode(a, depth); err != nil {
-				return err
-			}
-		}
-		return nil
 	case *parse.IdentifierNode:
 		if !allowedFuncs[n.Ident] {
 			return fmt.Errorf("function %s is not allowed (allowed: and, or, not, eq, ne, lt, le, gt, ge, index, len, slice)", n.Ident)
 		}
-		return nil
-	case *parse.ChainNode:
-		return checkNode(n.Node, depth)
 	case *parse.TemplateNode:
 		return fmt.Errorf("template %q: calling templates is not allowed", n.Name)
+	default:
+		return fmt.Errorf("%s is not allowed", n)
 	}
-	return fmt.Errorf("%s is not allowed", n)
-}
-
-func checkBranch(b *parse.BranchNode, depth int) error {
-	for _, n := range []parse.Node{b.Pipe, b.List, b.ElseList} {
-		if err := checkNode(n, depth); err != nil {
+	for _, c := range children(n) {
+		if err := checkNode(c, depth); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// children are a parse-tree node's direct children, without the nil ones
+// (an if without else has a nil ElseList).
+func children(n parse.Node) []parse.Node {
+	var out []parse.Node
+	add := func(ns ...parse.Node) {
+		for _, c := range ns {
+			if c != nil && !reflect.ValueOf(c).IsNil() {
+				out = append(out, c)
+			}
+		}
+	}
+	branch := func(b *parse.BranchNode) { add(b.Pipe, b.List, b.ElseList) }
+	switch n := n.(type) {
+	case *parse.ListNode:
+		add(n.Nodes...)
+	case *parse.ActionNode:
+		add(n.Pipe)
+	case *parse.IfNode:
+		branch(&n.BranchNode)
+	case *parse.WithNode:
+		branch(&n.BranchNode)
+	case *parse.RangeNode:
+		branch(&n.BranchNode)
+	case *parse.PipeNode:
+		for _, c := range n.Cmds {
+			add(c)
+		}
+	case *parse.CommandNode:
+		add(n.Args...)
+	case *parse.ChainNode:
+		add(n.Node)
+	}
+	return out
 }
 
 // overData reports whether a range's pipeline is a single field of the
@@ -137,52 +133,25 @@ func overData(p *parse.PipeNode) bool {
 	return false
 }
 
-// usesField reports whether t reads the top-level field name (.Name or
-// $.Name).
-func usesField(t *template.Template, name string) bool {
-	found := false
-	var walk func(n parse.Node)
-	walk = func(n parse.Node) {
-		if found || n == nil || reflect.ValueOf(n).IsNil() {
-			return
+// usesField reports whether n or a node under it reads the top-level
+// field name (.Name or $.Name).
+func usesField(n parse.Node, name string) bool {
+	switch n := n.(type) {
+	case *parse.FieldNode:
+		if n.Ident[0] == name {
+			return true
 		}
-		switch n := n.(type) {
-		case *parse.FieldNode:
-			found = n.Ident[0] == name
-		case *parse.VariableNode:
-			found = len(n.Ident) >= 2 && n.Ident[0] == "$" && n.Ident[1] == name
-		case *parse.ListNode:
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.PipeNode:
-			for _, c := range n.Cmds {
-				walk(c)
-			}
-		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
-		case *parse.ChainNode:
-			walk(n.Node)
+	case *parse.VariableNode:
+		if len(n.Ident) >= 2 && n.Ident[0] == "$" && n.Ident[1] == name {
+			return true
 		}
 	}
-	walk(t.Tree.Root)
-	return found
+	for _, c := range children(n) {
+		if usesField(c, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // podData and nodeData are what templates see of a pod and a node.
