@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -58,11 +59,34 @@ func (s *Server) Handler() http.Handler {
 	if s.PProf {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.Handle("GET /debug/pprof/profile", capSeconds(pprof.Profile))
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.Handle("GET /debug/pprof/trace", capSeconds(pprof.Trace))
 	}
 	return mux
+}
+
+// writeTimeout bounds every response of the server; maxProfile is the
+// longest CPU profile or trace that fits in it.
+const (
+	writeTimeout = 30 * time.Second
+	maxProfile   = writeTimeout - 5*time.Second
+)
+
+// capSeconds runs a pprof profile or trace for at most maxProfile:
+// net/http/pprof refuses (400) any duration at or past the server's write
+// timeout, its default of 30 s included, so `go tool pprof <url>` with no
+// seconds= would otherwise always fail.
+func capSeconds(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if sec, err := strconv.ParseFloat(q.Get("seconds"), 64); err != nil || sec <= 0 || sec > maxProfile.Seconds() {
+			q.Set("seconds", strconv.Itoa(int(maxProfile.Seconds())))
+			r = r.Clone(r.Context())
+			r.URL.RawQuery = q.Encode()
+		}
+		h(w, r)
+	})
 }
 
 // Serve serves on l until ctx ends.
@@ -76,7 +100,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	l = netutil.LimitListener(l, maxConns)
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: idle, MaxHeaderBytes: 16 << 10,
+		WriteTimeout: writeTimeout, IdleTimeout: idle, MaxHeaderBytes: 16 << 10,
 		ErrorLog: slog.NewLogLogger(s.logHandler(), slog.LevelDebug)}
 	done := make(chan struct{})
 	go func() {

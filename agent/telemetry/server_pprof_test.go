@@ -1,6 +1,9 @@
 package telemetry_test
 
 import (
+	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,5 +25,28 @@ func TestPProfIsServedOnlyWhenTurnedOn(t *testing.T) {
 				t.Fatalf("debug.pprof off: GET %s = %d %s, want 404", path, rec.Code, strings.TrimSpace(rec.Body.String()))
 			}
 		}
+	}
+}
+
+// TestCPUProfileThroughTheServer: a CPU profile is fetched through the
+// served port, whose write timeout pprof checks the duration against.
+func TestCPUProfileThroughTheServer(t *testing.T) {
+	s := &telemetry.Server{Metrics: telemetry.New(), Ready: func() error { return nil }, PProf: true}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-done })
+	resp, err := http.Get("http://" + l.Addr().String() + "/debug/pprof/profile?seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || len(body) == 0 {
+		t.Fatalf("GET /debug/pprof/profile?seconds=1 = %d %s", resp.StatusCode, body)
 	}
 }
