@@ -124,12 +124,12 @@ func (a *Agent) newAttestor() error {
 	if !k.Enabled {
 		return nil
 	}
-	src, run, synced, err := podSource(k)
+	src, run, synced, rc, err := podSource(k)
 	if err != nil {
 		return err
 	}
 	if inf, ok := src.(*attest.InformerSource); ok && k.ClusterSPIFFEIDs.Enabled {
-		if run, synced, err = a.clusterSPIFFEIDs(k, inf, run, synced); err != nil {
+		if run, synced, err = a.clusterSPIFFEIDs(k, rc, inf); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/sworn-id/sworn/agent/attest"
 	"github.com/sworn-id/sworn/agent/clusterspiffeid"
@@ -15,14 +16,10 @@ import (
 )
 
 // clusterSPIFFEIDs starts the ClusterSPIFFEID controller beside the pod
-// watch it shares: run runs both, synced is true once both have their
-// first view.
-func (a *Agent) clusterSPIFFEIDs(k config.Kubernetes, pods *attest.InformerSource, runPods func(context.Context), podsSynced func() bool) (run func(context.Context), synced func() bool, err error) {
+// watch it shares, on the pod source's API server config: run runs both,
+// synced is true once both have their first view.
+func (a *Agent) clusterSPIFFEIDs(k config.Kubernetes, rc *rest.Config, pods *attest.InformerSource) (run func(context.Context), synced func() bool, err error) {
 	c := k.ClusterSPIFFEIDs
-	rc, err := restConfig(k.Kubeconfig)
-	if err != nil {
-		return nil, nil, err
-	}
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: kubernetes client: %w", err)
@@ -57,8 +54,8 @@ func (a *Agent) clusterSPIFFEIDs(k config.Kubernetes, pods *attest.InformerSourc
 	run = func(ctx context.Context) {
 		var wg sync.WaitGroup
 		wg.Go(func() { ctl.Run(ctx) })
-		runPods(ctx)
+		pods.Run(ctx)
 		wg.Wait()
 	}
-	return run, func() bool { return podsSynced() && ctl.HasSynced() }, nil
+	return run, ctl.HasSynced, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -20,38 +19,35 @@ import (
 
 // podSource builds the configured pod source. run, if not nil, must run
 // for the source to stay current; synced reports when it has its first
-// view of the node's pods.
-func podSource(k config.Kubernetes) (src attest.PodSource, run func(context.Context), synced func() bool, err error) {
+// view of the node's pods. rc, with the apiserver source, is the API
+// server's config, for whoever else watches it (the ClusterSPIFFEID
+// controller), so the credentials are read once.
+func podSource(k config.Kubernetes) (src attest.PodSource, run func(context.Context), synced func() bool, rc *rest.Config, err error) {
 	switch k.PodSource {
 	case "apiserver":
 		rc, err := restConfig(k.Kubeconfig)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		client, err := kubernetes.NewForConfig(rc)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("agent: kubernetes client: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("agent: kubernetes client: %w", err)
 		}
 		inf, err := attest.NewInformerSource(client, k.NodeName)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		var ok atomic.Bool
-		run := func(ctx context.Context) {
-			go func() { ok.Store(inf.WaitForSync(ctx)) }()
-			inf.Run(ctx)
-		}
-		return inf, run, ok.Load, nil
+		return inf, inf.Run, inf.HasSynced, rc, nil
 	case "kubelet":
 		tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: k.Kubelet.InsecureSkipVerify} //nolint:gosec // opt-in, documented
 		if k.Kubelet.CAFile != "" {
 			pem, err := os.ReadFile(k.Kubelet.CAFile)
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("agent: kubelet ca_file: %w", err)
+				return nil, nil, nil, nil, fmt.Errorf("agent: kubelet ca_file: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, nil, nil, fmt.Errorf("agent: kubelet ca_file %s has no certificate", k.Kubelet.CAFile)
+				return nil, nil, nil, nil, fmt.Errorf("agent: kubelet ca_file %s has no certificate", k.Kubelet.CAFile)
 			}
 			tlsCfg.RootCAs = pool
 		}
@@ -61,9 +57,9 @@ func podSource(k config.Kubernetes) (src attest.PodSource, run func(context.Cont
 			TokenFile: k.Kubelet.TokenFile,
 			TTL:       k.Kubelet.CacheTTL,
 		}
-		return src, nil, func() bool { return true }, nil
+		return src, nil, func() bool { return true }, nil, nil
 	}
-	return nil, nil, nil, fmt.Errorf("agent: unknown pod source %q", k.PodSource)
+	return nil, nil, nil, nil, fmt.Errorf("agent: unknown pod source %q", k.PodSource)
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	k8scache "k8s.io/client-go/tools/cache"
 
 	"github.com/sworn-id/sworn/internal/version"
 )
@@ -101,17 +102,10 @@ func (a *Agent) waitForPods(ctx context.Context) {
 	if a.podsReady == nil {
 		return
 	}
-	deadline := time.Now().Add(podSyncWait)
-	for !a.podsReady() {
-		if time.Now().After(deadline) {
-			a.log.Warn("serving before the first view of the node's pods and ClusterSPIFFEID objects; pods are refused identities that need them until it comes (see /ready and the log above)", "waited", podSyncWait)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
+	wait, cancel := context.WithTimeout(ctx, podSyncWait)
+	defer cancel()
+	if !k8scache.WaitForCacheSync(wait.Done(), a.podsReady) && ctx.Err() == nil {
+		a.log.Warn("serving before the first view of the node's pods and ClusterSPIFFEID objects; pods are refused identities that need them until it comes (see /ready and the log above)", "waited", podSyncWait)
 	}
 }
 
