@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sworn-id/sworn/agent/oidc"
+	"github.com/sworn-id/sworn/internal/field"
 	"github.com/sworn-id/sworn/internal/unixsock"
 )
 
@@ -88,7 +89,7 @@ func (o *oidcOptions) validate() (spiffeid.TrustDomain, error) {
 		return td, errors.New("--listen-socket serves plain HTTP: drop --cert-file and --key-file, the proxy in front terminates TLS")
 	}
 	if o.listen != "" {
-		if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		if err := field.HostPort(o.listen); err != nil {
 			return td, fmt.Errorf("--listen: %w", err)
 		}
 	}

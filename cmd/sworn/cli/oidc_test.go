@@ -142,6 +142,7 @@ func TestOIDCCommandRefusesFlagsItCannotServe(t *testing.T) {
 		{name: "both", args: append(slices.Clone(base), "--listen", ":8443", "--cert-file", "c", "--key-file", "k", "--listen-socket", "/tmp/x.sock"), want: "exclude each other"},
 		{name: "HTTPS without a key", args: append(slices.Clone(base), "--listen", ":8443", "--cert-file", "c"), want: "--key-file are required"},
 		{name: "socket with a certificate", args: append(slices.Clone(base), "--listen-socket", "/tmp/x.sock", "--cert-file", "c"), want: "drop --cert-file"},
+		{name: "port out of range", args: append(slices.Clone(base), "--listen", "127.0.0.1:84430", "--cert-file", "c", "--key-file", "k"), want: "--listen: port 84430"},
 		{name: "missing certificate file", args: append(slices.Clone(base), "--listen", "127.0.0.1:0", "--cert-file", "/nonexistent/c.pem", "--key-file", "/nonexistent/k.pem"), want: "/nonexistent/c.pem"},
 	}
 	for _, tt := range tests {

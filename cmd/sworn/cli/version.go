@@ -11,7 +11,7 @@ import (
 )
 
 type versionOptions struct {
-	output string
+	output outputFormat
 }
 
 // newVersionCommand prints the build facts internal/version holds; the
@@ -28,24 +28,21 @@ func newVersionCommand() *cobra.Command {
 			return printVersion(cmd.OutOrStdout(), o.output, version.Get())
 		},
 	}
-	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 
-func printVersion(w io.Writer, output string, info version.Info) error {
-	switch output {
-	case "json":
+func printVersion(w io.Writer, output outputFormat, info version.Info) error {
+	if output == jsonOutput {
 		return writeJSON(w, info)
-	case "text":
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "Version:\t%s\n", info.Version)
-		fmt.Fprintf(tw, "Commit:\t%s\n", info.Commit)
-		fmt.Fprintf(tw, "Modified:\t%t\n", info.Modified)
-		fmt.Fprintf(tw, "Go version:\t%s\n", info.GoVersion)
-		fmt.Fprintf(tw, "Platform:\t%s\n", info.Platform)
-		return tw.Flush()
 	}
-	return fmt.Errorf("version: output %q: want text or json", output)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Version:\t%s\n", info.Version)
+	fmt.Fprintf(tw, "Commit:\t%s\n", info.Commit)
+	fmt.Fprintf(tw, "Modified:\t%t\n", info.Modified)
+	fmt.Fprintf(tw, "Go version:\t%s\n", info.GoVersion)
+	fmt.Fprintf(tw, "Platform:\t%s\n", info.Platform)
+	return tw.Flush()
 }
 
 // setVersionFlag gives the root command --version, printing the one-line

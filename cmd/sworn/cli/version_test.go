@@ -112,7 +112,8 @@ func TestVersionOutputFormats(t *testing.T) {
 		}
 	}
 	err := clitest.Fail(t, "version", "-o", "yaml")
-	if want := `version: output "yaml": want text or json`; err.Error() != want {
+	// The same refusal as every other command's -o (addOutputFlag).
+	if want := `invalid argument "yaml" for "-o, --output" flag: want text or json`; err.Error() != want {
 		t.Errorf("sworn version -o yaml: %v, want %q", err, want)
 	}
 	if out := clitest.Run(t, "--version"); !strings.HasPrefix(out, "sworn ") || !strings.Contains(out, runtime.Version()) {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -134,9 +133,7 @@ func (o *svidOptions) emit(w io.Writer, c *workloadapi.X509Context) error {
 		}
 	}
 	if o.output == jsonOutput {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(views)
+		return writeJSON(w, views)
 	}
 	for _, v := range views {
 		fmt.Fprintf(w, "SPIFFE ID:  %s\n", v.SPIFFEID)
