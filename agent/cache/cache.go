@@ -433,7 +433,7 @@ func (c *Cache) waitRate(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	timer := c.cfg.Clock.NewTimer(d)
+	timer := c.cfg.Clock.NewTimer(time.Hour) // set by ArmAt below
 	defer timer.Stop()
 	// Armed for the instant the reservation allows (see rotation.ArmAt).
 	if !rotation.ArmAt(c.cfg.Clock, timer, now.Add(d)) {

@@ -147,13 +147,23 @@ type ClusterSPIFFEIDs struct {
 func (c ClusterSPIFFEIDs) IgnoredNamespaces() ([]*regexp.Regexp, error) {
 	var out []*regexp.Regexp
 	for _, expr := range c.IgnoreNamespaces {
-		re, err := regexp.Compile("^(?:" + expr + ")$")
+		re, err := namespacePattern(expr)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, re)
 	}
 	return out, nil
+}
+
+// namespacePattern compiles one ignore_namespaces entry as it is used:
+// anchored to the whole name. expr is compiled alone first, so that
+// parentheses in it cannot close the anchoring group.
+func namespacePattern(expr string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(expr); err != nil {
+		return nil, err
+	}
+	return regexp.Compile("^(?:" + expr + ")$")
 }
 
 // Kubelet configures the kubelet pod source.

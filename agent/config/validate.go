@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -253,7 +252,7 @@ func (c ClusterSPIFFEIDs) validate(podSource string) field.List {
 		errs.Add(errors.New("needs kubernetes.pod_source: apiserver (the agent watches the objects, namespaces and its pods there)"), "enabled")
 	}
 	for i, expr := range c.IgnoreNamespaces {
-		if _, err := regexp.Compile(expr); err != nil {
+		if _, err := namespacePattern(expr); err != nil {
 			errs.Add(err, "ignore_namespaces", strconv.Itoa(i))
 		}
 	}

@@ -22,10 +22,11 @@ type Balancer struct {
 	targets []string // host:port
 	l       net.Listener
 
-	mu    sync.Mutex
-	next  int
-	conns map[net.Conn]struct{}
-	sent  []int // connections forwarded, by target
+	mu     sync.Mutex
+	closed bool
+	next   int
+	conns  map[net.Conn]struct{}
+	sent   []int // connections forwarded, by target
 }
 
 // NewBalancer starts a balancer over addrs ("http://host:port", as
@@ -62,6 +63,7 @@ func (b *Balancer) close() {
 	_ = b.l.Close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.closed = true
 	for c := range b.conns {
 		_ = c.Close()
 	}
@@ -106,6 +108,14 @@ func (b *Balancer) forward(c net.Conn) {
 		return
 	}
 	b.mu.Lock()
+	if b.closed {
+		// Accepted just before close: close() has already run, and would
+		// never close this pair.
+		b.mu.Unlock()
+		_ = c.Close()
+		_ = up.Close()
+		return
+	}
 	b.conns[c], b.conns[up] = struct{}{}, struct{}{}
 	b.mu.Unlock()
 	splice(c, up)
